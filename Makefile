@@ -1,0 +1,24 @@
+# The two README commands. Each runs scripts/setup first (fast when all is installed).
+BUILD ?= build
+JOBS ?= $(shell nproc)
+
+.PHONY: demo test build setup bench clean
+
+setup:
+	@scripts/setup
+
+build: setup
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	$(BUILD)/retort demo
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+bench: build
+	bench/run_kd_fashion.sh
+
+clean:
+	rm -rf $(BUILD)

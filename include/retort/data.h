@@ -1,0 +1,79 @@
+// Image datasets: the IDX reader (Fashion-MNIST, MNIST or any IDX set, .gz or
+// plain), normalisation, augmentation and deterministic shuffled batches.
+#pragma once
+#include <torch/types.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace retort {
+
+// A raw IDX array of unsigned bytes (type code 0x08).
+struct IdxArray {
+  std::vector<int64_t> dims;  // e.g. {60000, 28, 28}
+  std::vector<uint8_t> data;  // row-major, product(dims) bytes
+};
+
+// Reads an IDX file; gzip-compressed files are detected and inflated. Throws
+// retort::Error naming the file on a missing file, wrong magic, unsupported
+// type, truncated data or trailing bytes.
+IdxArray read_idx(const std::filesystem::path& path);
+
+struct ImageSet {
+  torch::Tensor images;     // (N, C, H, W) float32, normalised
+  torch::Tensor labels;     // (N) int64 in [0, num_classes)
+  int64_t num_classes = 0;  // max label + 1
+  double black = 0;         // the normalised value of a 0 pixel (padding value)
+  std::string source;       // where it came from, for reports
+  int64_t size() const { return labels.size(0); }
+};
+
+struct ImageSetOptions {
+  std::string dir;          // folder holding {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]
+  std::string split;        // "train" or "test"
+  int64_t subset = 0;       // keep the first `subset` examples (0 = all)
+  double mean = 0.2860;     // of pixel/255 over the training set
+  double std = 0.3530;
+};
+
+ImageSet load_image_set(const ImageSetOptions& opts);
+
+struct AugmentOptions {
+  int64_t crop_padding = 0;  // random crop after zero-padding each side by this many pixels (0 = off)
+  bool hflip = false;        // random horizontal flip with probability 1/2
+  bool enabled() const { return crop_padding > 0 || hflip; }
+};
+
+struct Batch {
+  torch::Tensor x;      // (B, C, H, W) float32
+  torch::Tensor y;      // (B) int64 labels
+  torch::Tensor index;  // (B) int64 positions in the dataset (teacher-cache keys)
+  bool augmented = false;
+};
+
+// Deterministic batches: the order of epoch e and the augmentation of batch b
+// depend only on (seed, e, b), so a resumed run sees exactly the same data.
+class Batcher {
+ public:
+  Batcher(const ImageSet& set, int64_t batch_size, bool shuffle, uint64_t seed,
+          AugmentOptions augment = {}, double pad_value = 0.0);
+  int64_t batches_per_epoch() const;
+  Batch batch(int64_t epoch, int64_t b) const;
+  const ImageSet& set() const { return *set_; }
+
+ private:
+  const ImageSet* set_;
+  int64_t batch_size_;
+  bool shuffle_;
+  uint64_t seed_;
+  AugmentOptions augment_;
+  double pad_value_;  // normalised value of a black pixel
+  mutable int64_t order_epoch_ = -1;
+  mutable torch::Tensor order_;
+};
+
+uint64_t mix_seed(uint64_t a, uint64_t b, uint64_t c = 0);
+
+}  // namespace retort

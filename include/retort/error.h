@@ -1,0 +1,43 @@
+// The one error type retort throws at API boundaries. The CLI turns it into one
+// clear line and a non-zero exit; messages carry the offending values.
+#pragma once
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+namespace retort {
+
+class Error : public std::runtime_error {
+ public:
+  explicit Error(const std::string& what) : std::runtime_error(what) {}
+};
+
+// Thrown when the user asked the run to stop (Ctrl-C); a checkpoint was saved.
+class Interrupted : public Error {
+ public:
+  explicit Interrupted(const std::string& what) : Error(what) {}
+};
+
+namespace detail {
+inline void append(std::ostringstream&) {}
+template <typename T, typename... Rest>
+void append(std::ostringstream& os, const T& v, const Rest&... rest) {
+  os << v;
+  append(os, rest...);
+}
+}  // namespace detail
+
+// cat("batch size is ", n, ", expected ", m) -> std::string
+template <typename... Args>
+std::string cat(const Args&... args) {
+  std::ostringstream os;
+  detail::append(os, args...);
+  return os.str();
+}
+
+template <typename... Args>
+[[noreturn]] void fail(const Args&... args) {
+  throw Error(cat(args...));
+}
+
+}  // namespace retort

@@ -1,0 +1,58 @@
+// Models: torch modules built by name from options through an explicit registry,
+// saved as a folder (model.json: name + options; model.pt: weights).
+#pragma once
+#include <torch/nn/module.h>
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace retort {
+
+struct ModelOutput {
+  torch::Tensor logits;               // (B, V) for classifiers
+  std::vector<torch::Tensor> hidden;  // optional intermediate features, outermost last
+};
+
+// Base of every retort model: input -> predictions. Losses live in Objective.
+class ModelImpl : public torch::nn::Module {
+ public:
+  virtual ModelOutput forward(const torch::Tensor& x) = 0;
+};
+using ModelPtr = std::shared_ptr<ModelImpl>;
+
+// What the registry needs to build a model again: its name and options.
+// Options for classifiers: in_channels, height, width, num_classes, and per model
+// hidden (list), channels (list), dropout.
+struct ModelSpec {
+  std::string name;        // "mlp", "cnn", ...
+  nlohmann::json options;  // model-specific, all fields explicit
+};
+
+using ModelFactory = std::function<ModelPtr(const nlohmann::json& options)>;
+
+// Builds a model by name; an unknown name throws an error listing the known ones.
+ModelPtr make_model(const ModelSpec& spec);
+std::vector<std::string> model_names();
+
+int64_t count_parameters(const torch::nn::Module& m);
+
+// Writes `dir`/model.json and `dir`/model.pt atomically. Returns bytes on disk.
+int64_t save_model(const ModelImpl& model, const ModelSpec& spec, const std::filesystem::path& dir);
+
+struct LoadedModel {
+  ModelPtr model;
+  ModelSpec spec;
+  std::filesystem::path dir;  // the folder holding model.json
+};
+// Accepts a model folder (has model.json) or a run folder (has model/model.json).
+LoadedModel load_model(const std::filesystem::path& path);
+int64_t model_size_on_disk(const std::filesystem::path& dir);
+
+// Weights + buffers as one flat list, for hashing and comparisons.
+std::vector<torch::Tensor> model_state(const torch::nn::Module& m);
+
+}  // namespace retort

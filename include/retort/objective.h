@@ -1,0 +1,79 @@
+// Objective = weighted sum of named terms over (student output, teacher signal,
+// labels). Models make predictions; objectives turn them into a loss.
+#pragma once
+#include <torch/types.h>
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "retort/model.h"
+
+namespace retort {
+
+// What a teacher says about a batch. Only dense logits exist today; top-k and
+// token signals (language models, APIs) will join as further kinds.
+struct TeacherSignal {
+  enum class Kind { Dense };
+  Kind kind = Kind::Dense;
+  torch::Tensor logits;  // Dense: (B, V) raw logits, no temperature applied
+};
+
+// One term of an objective: a scalar loss averaged over the batch.
+class Term {
+ public:
+  virtual ~Term() = default;
+  virtual std::string name() const = 0;
+  virtual bool needs_teacher() const = 0;
+  // logits: (B, V); teacher may be null when !needs_teacher(); labels: (B) int64.
+  virtual torch::Tensor compute(const torch::Tensor& logits, const TeacherSignal* teacher,
+                                const torch::Tensor& labels) const = 0;
+};
+
+// Cross-entropy against the labels, mean over the batch.
+class CrossEntropyTerm : public Term {
+ public:
+  std::string name() const override { return "ce"; }
+  bool needs_teacher() const override { return false; }
+  torch::Tensor compute(const torch::Tensor& logits, const TeacherSignal*,
+                        const torch::Tensor& labels) const override;
+};
+
+// Soft-target forward KL(p_teacher^T || p_student^T) * T^2, summed over classes and
+// averaged over the batch (PyTorch's kl_div with kBatchMean). The T^2 keeps gradient
+// magnitudes comparable across temperatures (Hinton et al., 2015).
+class ForwardKlTerm : public Term {
+ public:
+  explicit ForwardKlTerm(double temperature);
+  std::string name() const override { return "kl"; }
+  bool needs_teacher() const override { return true; }
+  torch::Tensor compute(const torch::Tensor& logits, const TeacherSignal* teacher,
+                        const torch::Tensor& labels) const override;
+  double temperature() const { return temperature_; }
+
+ private:
+  double temperature_;
+};
+
+struct LossParts {
+  torch::Tensor total;                               // scalar, differentiable
+  std::vector<std::pair<std::string, double>> terms;  // each unweighted term's value, for logs
+};
+
+class Objective {
+ public:
+  Objective& add(double weight, std::shared_ptr<Term> term);
+  LossParts compute(const torch::Tensor& logits, const TeacherSignal* teacher,
+                    const torch::Tensor& labels) const;
+  bool needs_teacher() const;
+  std::string describe() const;  // "0.1*ce + 0.9*kl(T=4)"
+
+ private:
+  std::vector<std::pair<double, std::shared_ptr<Term>>> terms_;
+};
+
+// (1 - alpha) * CE + alpha * T^2 * KL; terms with zero weight are left out.
+Objective make_kd_objective(double alpha, double temperature);
+
+}  // namespace retort

@@ -1,0 +1,87 @@
+// A run: one model trained (on labels or from a teacher) in its own folder
+// runs/<name>/ with config.toml, metrics.jsonl, checkpoints/last.pt and model/.
+// Also the translation from config keys to the option structs.
+#pragma once
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "retort/config.h"
+#include "retort/data.h"
+#include "retort/model.h"
+#include "retort/objective.h"
+#include "retort/teacher.h"
+#include "retort/trainer.h"
+
+namespace retort {
+
+// ---- config -> options ----------------------------------------------------------
+ModelSpec model_spec_from(const Config& c, const std::string& prefix, const ImageSet& data);
+TrainOptions train_options_from(const Config& c, const std::string& prefix);
+AugmentOptions augment_options_from(const Config& c);
+ImageSet load_split_from(const Config& c, const std::string& split);  // "train" | "test"
+std::filesystem::path cache_dir_from(const Config& c);
+
+// ---- a run ------------------------------------------------------------------------
+enum class OnMismatch { Fail, Restart };  // a run folder made with another config
+
+struct RunSpec {
+  std::filesystem::path dir;            // run folder
+  ModelSpec model;                      // what to build
+  TrainOptions train;                   // how to optimise it
+  AugmentOptions augment;               // training-batch augmentation
+  int64_t batch_size = 128;             // training batch size
+  Objective objective;                  // loss
+  std::shared_ptr<Teacher> teacher;     // null when the objective needs none
+  torch::Tensor teacher_test_logits;    // (N_test, V) for agreement; optional
+  std::string label = "train";          // progress-bar label
+  int64_t log_every = 50;               // metrics.jsonl step lines
+  bool resume = true;                   // continue from checkpoints/last.pt when present
+  OnMismatch on_mismatch = OnMismatch::Fail;
+  std::string config_toml;              // written as config.toml
+  std::string digest;                   // what must match for a resume to be allowed
+  nlohmann::json extra;                 // merged into run.json (method, temperature, ...)
+};
+
+struct RunResult {
+  std::filesystem::path dir;
+  ModelPtr model;
+  ModelSpec spec;
+  double test_accuracy = 0;
+  double agreement = -1;     // with the teacher's test predictions; -1 when not measured
+  double train_seconds = 0;  // optimisation time, summed across resumes
+  int64_t params = 0;
+  int64_t bytes_on_disk = 0;
+  bool reused = false;       // the folder already held the finished run
+  torch::Tensor test_logits; // (N_test, V)
+};
+
+// Trains (or resumes, or reuses when finished) and evaluates. Writes run.json
+// with the results and model/ with the final weights.
+RunResult execute_run(const RunSpec& spec, const ImageSet& train, const ImageSet& test);
+
+}  // namespace retort
+
+namespace retort {
+
+// A RunSpec that trains config section `model_prefix` ("model", "teacher.model")
+// with `train_prefix` ("train", "teacher.train") on labels alone.
+RunSpec labels_run_spec(const Config& c, const std::string& model_prefix, const std::string& train_prefix,
+                        const ImageSet& train, const std::filesystem::path& dir);
+
+// Turns a labels RunSpec into a distillation one: kd objective from distill.*,
+// the teacher (cached when distill.cache and no augmentation), agreement logits.
+struct PreparedTeacher {
+  std::shared_ptr<ModelTeacher> model;  // the frozen teacher model
+  std::shared_ptr<Teacher> signal;      // what the trainer asks (a cache when enabled)
+  torch::Tensor test_logits;            // (N_test, V)
+  CacheStatus cache;                    // cache.path empty when no cache was used
+};
+PreparedTeacher prepare_teacher(const Config& c, ModelPtr teacher, const std::string& description,
+                                const ImageSet& train, const ImageSet& test);
+void make_distill_spec(RunSpec& spec, const Config& c, const PreparedTeacher& teacher);
+
+// Checks that `model` accepts examples of `data` and predicts data.num_classes classes.
+void check_model_fits(ModelImpl& model, const ImageSet& data, const std::string& who);
+
+}  // namespace retort

@@ -1,0 +1,68 @@
+// Teachers: anything that answers a batch with a TeacherSignal. The trainer never
+// knows whether the answer came from a model, a cache on disk, or elsewhere.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "retort/data.h"
+#include "retort/model.h"
+#include "retort/objective.h"
+
+namespace retort {
+
+class Teacher {
+ public:
+  virtual ~Teacher() = default;
+  virtual TeacherSignal signal(const Batch& batch) = 0;
+  virtual std::string describe() const = 0;
+};
+
+// A local model, frozen (eval mode, no gradients).
+class ModelTeacher : public Teacher {
+ public:
+  explicit ModelTeacher(ModelPtr model, std::string description = "model");
+  TeacherSignal signal(const Batch& batch) override;
+  std::string describe() const override { return description_; }
+  // Logits for a whole set, in order, batch by batch: (N, V).
+  torch::Tensor logits_for(const ImageSet& set, int64_t batch_size = 1000, bool progress = false);
+  // Hash of the weights and architecture: part of every cache key.
+  std::string fingerprint() const;
+  ModelImpl& model() { return *model_; }
+
+ private:
+  ModelPtr model_;
+  std::string description_;
+};
+
+// Serves dense logits from a table computed once on the un-augmented training
+// set; augmented batches are not in the table, so those go to the model.
+class CachedTeacher : public Teacher {
+ public:
+  CachedTeacher(std::shared_ptr<ModelTeacher> model, torch::Tensor table);
+  TeacherSignal signal(const Batch& batch) override;
+  std::string describe() const override { return "cache of " + model_->describe(); }
+  int64_t hits() const { return hits_; }
+  int64_t misses() const { return misses_; }
+
+ private:
+  std::shared_ptr<ModelTeacher> model_;
+  torch::Tensor table_;  // (N, V) float32
+  int64_t hits_ = 0, misses_ = 0;
+};
+
+struct CacheStatus {
+  std::string path;       // the cache file
+  bool hit = false;       // true: read from disk; false: computed and written
+  double seconds = 0;     // time to read or build
+  int64_t bytes = 0;      // size on disk
+};
+
+// The teacher's logits on `set`, read from `cache_dir` when a file with the same
+// key (teacher fingerprint + data hash) exists and verifies, else computed and
+// written atomically. A corrupt file is reported and rebuilt, never trusted.
+torch::Tensor load_or_build_logit_cache(ModelTeacher& teacher, const ImageSet& set,
+                                        const std::filesystem::path& cache_dir, CacheStatus* status = nullptr);
+
+std::string fingerprint_tensors(const std::vector<torch::Tensor>& tensors);
+
+}  // namespace retort

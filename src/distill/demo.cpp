@@ -1,0 +1,175 @@
+// The demo pipeline: teacher, students over seeds, speed, report.
+#include "retort/demo.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstdio>
+
+#include "retort/error.h"
+#include "retort/eval.h"
+#include "retort/fs.h"
+#include "retort/report.h"
+#include "retort/runtime.h"
+#include "retort/run.h"
+
+namespace retort {
+
+namespace {
+
+struct StudentGroup {
+  std::string name, method;
+  std::vector<RunResult> runs;
+  double mean(double RunResult::*field) const {
+    double s = 0;
+    for (const auto& r : runs) s += r.*field;
+    return s / runs.size();
+  }
+  // Sample standard deviation (n - 1); 0 for a single seed.
+  double stddev(double RunResult::*field) const {
+    if (runs.size() < 2) return 0;
+    double m = mean(field), s = 0;
+    for (const auto& r : runs) s += (r.*field - m) * (r.*field - m);
+    return std::sqrt(s / (runs.size() - 1));
+  }
+};
+
+std::string pct(double x, int digits = 2) { return cat(std::fixed, std::setprecision(digits), 100 * x); }
+std::string num(double x, int digits = 2) { return cat(std::fixed, std::setprecision(digits), x); }
+
+}  // namespace
+
+DemoReport run_demo(const Config& c) {
+  fs::path dir = fs::path(c.get_string("run.dir")) / c.get_string("run.name");
+  ensure_writable_dir(dir);
+  atomic_write_text(dir / "config.toml", c.to_toml());
+  ImageSet train = load_split_from(c, "train"), test = load_split_from(c, "test");
+  std::fprintf(stderr, "data: %s; %s\n", train.source.c_str(), test.source.c_str());
+
+  // ---- teacher: trained once, reused while its configuration is unchanged ----
+  RunSpec tspec = labels_run_spec(c, "teacher.model", "teacher.train", train, dir / "teacher");
+  tspec.label = "teacher";
+  tspec.on_mismatch = OnMismatch::Restart;
+  RunResult teacher = execute_run(tspec, train, test);
+  std::fprintf(stderr, "teacher: %s, %lld params, test accuracy %.2f%%%s\n", teacher.spec.name.c_str(),
+               (long long)teacher.params, 100 * teacher.test_accuracy, teacher.reused ? " (reused)" : "");
+  PreparedTeacher prepared = prepare_teacher(c, teacher.model, tspec.dir.string(), train, test);
+  std::fprintf(stderr, "teacher cache: %s (%s, %.1f s)\n", prepared.cache.path.c_str(),
+               prepared.cache.hit ? "hit" : "built", prepared.cache.seconds);
+
+  // ---- students: baseline (labels) and distilled (kd), several seeds each ----
+  int64_t seeds = c.get_int("demo.seeds"), base_seed = c.get_int("run.seed");
+  StudentGroup baseline{"baseline", "labels", {}}, distilled{"distilled", "kd", {}};
+  for (int64_t k = 0; k < seeds; ++k) {
+    Config ck = c;
+    ck.set_value("run.seed", base_seed + k);
+    for (StudentGroup* g : {&baseline, &distilled}) {
+      RunSpec s = labels_run_spec(ck, "model", "train", train, dir / "students" / g->name / cat("seed-", k));
+      if (g == &distilled) make_distill_spec(s, ck, prepared);
+      s.teacher_test_logits = prepared.test_logits;
+      s.resume = false;  // students are cheap: retrain them on every demo run
+      s.label = cat(g->name, " seed ", k);
+      g->runs.push_back(execute_run(s, train, test));
+    }
+  }
+  for (StudentGroup* g : {&baseline, &distilled})
+    save_model(*g->runs.front().model, g->runs.front().spec, dir / "students" / g->name / "model");
+
+  // ---- speed ----
+  auto example = test.images.sizes().slice(1);
+  SpeedStats tspeed = measure_speed(*teacher.model, example), sspeed = measure_speed(*distilled.runs[0].model, example);
+
+  // ---- report.json ----
+  using json = nlohmann::json;
+  double T = c.get_float("distill.temperature"), alpha = c.get_float("distill.alpha");
+  auto group_json = [&](const StudentGroup& g) {
+    json j = {{"name", g.name},
+              {"method", g.method},
+              {"model", g.runs[0].spec.name},
+              {"params", g.runs[0].params},
+              {"bytes_on_disk", g.runs[0].bytes_on_disk},
+              {"accuracy_mean", g.mean(&RunResult::test_accuracy)},
+              {"accuracy_std", g.stddev(&RunResult::test_accuracy)},
+              {"seeds", g.runs.size()},
+              {"agreement_mean", g.mean(&RunResult::agreement)},
+              {"train_seconds", g.mean(&RunResult::train_seconds)},
+              {"epochs", c.get_int("train.epochs")},
+              {"accuracy_per_seed", json::array()}};
+    for (const auto& r : g.runs) j["accuracy_per_seed"].push_back(r.test_accuracy);
+    if (g.method == "kd") j["temperature"] = T, j["alpha"] = alpha;
+    return j;
+  };
+  double gain = distilled.mean(&RunResult::test_accuracy) - baseline.mean(&RunResult::test_accuracy);
+  json report = {
+      {"task", c.get_string("data.dataset")},
+      {"teacher",
+       {{"model", teacher.spec.name},
+        {"params", teacher.params},
+        {"bytes_on_disk", teacher.bytes_on_disk},
+        {"accuracy", teacher.test_accuracy},
+        {"train_seconds", teacher.train_seconds},
+        {"reused", teacher.reused}}},
+      {"students", {group_json(baseline), group_json(distilled)}},
+      {"latency",
+       {{"teacher_ms", tspeed.single_ms},
+        {"student_ms", sspeed.single_ms},
+        {"teacher_throughput", tspeed.batch_throughput},
+        {"student_throughput", sspeed.batch_throughput},
+        {"throughput_batch", tspeed.batch}}},
+      {"distillation_gain", gain},
+      {"compression", double(teacher.params) / double(distilled.runs[0].params)},
+      {"cache", {{"path", prepared.cache.path}, {"hit", prepared.cache.hit}, {"bytes", prepared.cache.bytes},
+                 {"seconds", prepared.cache.seconds}}},
+      {"environment", {{"threads", at::get_num_threads()}, {"blas", blas_backend()}}},
+      {"data", {{"train", train.source}, {"test", test.source}}},
+  };
+  DemoReport out;
+  out.json_path = (dir / "report.json").string();
+  atomic_write_text(out.json_path, report.dump(2) + "\n");
+
+  // ---- tables and report.html ----
+  std::vector<std::vector<std::string>> rows = {
+      {"model", "method", "params", "size KiB", "test acc %", "agreement %", "latency ms", "train s"}};
+  rows.push_back({cat("teacher (", teacher.spec.name, ")"), "labels", cat(teacher.params),
+                  num(teacher.bytes_on_disk / 1024.0, 0), pct(teacher.test_accuracy), "-", num(tspeed.single_ms, 3),
+                  num(teacher.train_seconds, 1)});
+  for (const StudentGroup* g : {&baseline, &distilled}) {
+    std::string method = g->method == "kd" ? cat("kd T=", T, " a=", alpha) : g->method;
+    rows.push_back({cat(g->name, " (", g->runs[0].spec.name, ")"), method, cat(g->runs[0].params),
+                    num(g->runs[0].bytes_on_disk / 1024.0, 0),
+                    pct(g->mean(&RunResult::test_accuracy)) + " +- " + pct(g->stddev(&RunResult::test_accuracy)),
+                    pct(g->mean(&RunResult::agreement)), num(sspeed.single_ms, 3),
+                    num(g->mean(&RunResult::train_seconds), 1)});
+  }
+  out.table = render_text_table(rows) +
+              cat("\ndistillation gain: ", gain >= 0 ? "+" : "", pct(gain), " points of test accuracy (mean of ",
+                  seeds, " seeds), student is 1/", num(double(teacher.params) / distilled.runs[0].params, 1),
+                  " of the teacher's parameters\n");
+
+  Plot curves{"Test accuracy per epoch", "epoch", "test accuracy (%)", {}, false};
+  Series tcurve{"teacher", epoch_curve(dir / "teacher" / "metrics.jsonl", "test_accuracy"), {}};
+  for (auto& p : tcurve.xy) p.second *= 100;
+  curves.series.push_back(tcurve);
+  for (const StudentGroup* g : {&baseline, &distilled})
+    for (size_t k = 0; k < g->runs.size(); ++k) {
+      Series s{cat(g->name, " seed ", k), epoch_curve(g->runs[k].dir / "metrics.jsonl", "test_accuracy"), {}};
+      for (auto& p : s.xy) p.second *= 100;
+      curves.series.push_back(s);
+    }
+  Plot size_plot{"Accuracy vs size", "parameters (log scale)", "test accuracy (%)", {}, true};
+  size_plot.series.push_back({"teacher", {{double(teacher.params), 100 * teacher.test_accuracy}}, {0.0}});
+  for (const StudentGroup* g : {&baseline, &distilled})
+    size_plot.series.push_back({cat(g->name, " (mean +- std)"),
+                                {{double(g->runs[0].params), 100 * g->mean(&RunResult::test_accuracy)}},
+                                {100 * g->stddev(&RunResult::test_accuracy)}});
+  std::string notes = cat("Teacher ", teacher.spec.name, " distilled into ", distilled.runs[0].spec.name, " (1/",
+                          num(double(teacher.params) / distilled.runs[0].params, 1), " of the parameters). ",
+                          "Students: ", seeds, " seeds each, mean +- sample std. Distillation gain: ", pct(gain),
+                          " points.");
+  out.html_path = (dir / "report.html").string();
+  atomic_write_text(out.html_path, render_html("retort demo: " + c.get_string("data.dataset"), rows,
+                                                {curves, size_plot}, report, notes));
+  return out;
+}
+
+}  // namespace retort

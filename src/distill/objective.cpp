@@ -1,0 +1,78 @@
+// Loss terms and their weighted sum.
+#include "retort/objective.h"
+
+#include <torch/torch.h>
+
+#include "retort/error.h"
+
+namespace retort {
+
+torch::Tensor CrossEntropyTerm::compute(const torch::Tensor& logits, const TeacherSignal*,
+                                        const torch::Tensor& labels) const {
+  if (logits.size(0) != labels.size(0))
+    fail("cross-entropy: logits have batch size ", logits.size(0), ", labels have ", labels.size(0));
+  return torch::nn::functional::cross_entropy(logits, labels);
+}
+
+ForwardKlTerm::ForwardKlTerm(double temperature) : temperature_(temperature) {
+  if (!(temperature > 0)) fail("distillation temperature must be > 0, got ", temperature);
+}
+
+torch::Tensor ForwardKlTerm::compute(const torch::Tensor& logits, const TeacherSignal* teacher,
+                                     const torch::Tensor& labels) const {
+  if (!teacher) fail("the kl term needs a teacher signal, but none was given");
+  const torch::Tensor& t = teacher->logits;
+  if (!t.defined() || t.sizes() != logits.sizes())
+    fail("kl: teacher logits have shape ", t.defined() ? t.sizes() : c10::IntArrayRef{}, ", student logits ",
+         logits.sizes());
+  double T = temperature_;
+  torch::Tensor log_ps = torch::log_softmax(logits / T, -1);
+  torch::Tensor log_pt = torch::log_softmax(t.to(logits.dtype()) / T, -1);
+  torch::Tensor pt = log_pt.exp();
+  // Classes the teacher rules out (p = 0, e.g. -inf logits) contribute nothing.
+  torch::Tensor pointwise = torch::where(pt > 0, pt * (log_pt - log_ps), torch::zeros_like(pt));
+  return pointwise.sum() / logits.size(0) * (T * T);
+}
+
+Objective& Objective::add(double weight, std::shared_ptr<Term> term) {
+  if (!std::isfinite(weight) || weight < 0) fail("objective weight for ", term->name(), " must be >= 0, got ", weight);
+  terms_.emplace_back(weight, std::move(term));
+  return *this;
+}
+
+LossParts Objective::compute(const torch::Tensor& logits, const TeacherSignal* teacher,
+                             const torch::Tensor& labels) const {
+  if (terms_.empty()) fail("objective has no terms");
+  LossParts out;
+  for (const auto& [w, term] : terms_) {
+    torch::Tensor v = term->compute(logits, teacher, labels);
+    out.terms.emplace_back(term->name(), v.item<double>());
+    out.total = out.total.defined() ? out.total + w * v : w * v;
+  }
+  return out;
+}
+
+bool Objective::needs_teacher() const {
+  for (const auto& [w, t] : terms_)
+    if (t->needs_teacher()) return true;
+  return false;
+}
+
+std::string Objective::describe() const {
+  std::string s;
+  for (const auto& [w, t] : terms_) {
+    s += (s.empty() ? "" : " + ") + cat(w, "*", t->name());
+    if (auto* kl = dynamic_cast<const ForwardKlTerm*>(t.get())) s += cat("(T=", kl->temperature(), ")");
+  }
+  return s;
+}
+
+Objective make_kd_objective(double alpha, double temperature) {
+  if (!(alpha >= 0 && alpha <= 1)) fail("distill.alpha must be in [0, 1], got ", alpha);
+  Objective o;
+  if (alpha < 1) o.add(1 - alpha, std::make_shared<CrossEntropyTerm>());
+  if (alpha > 0) o.add(alpha, std::make_shared<ForwardKlTerm>(temperature));
+  return o;
+}
+
+}  // namespace retort

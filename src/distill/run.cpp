@@ -1,0 +1,131 @@
+// Run folders: set-up, resume, training, final evaluation, run.json.
+#include "retort/run.h"
+
+#include <torch/torch.h>
+
+#include "retort/error.h"
+#include "retort/eval.h"
+#include "retort/fs.h"
+#include "retort/observers.h"
+
+namespace retort {
+
+// ---- config -> options ----------------------------------------------------------
+
+ModelSpec model_spec_from(const Config& c, const std::string& p, const ImageSet& data) {
+  ModelSpec s;
+  s.name = c.get_string(p + ".name");
+  s.options = {{"in_channels", data.images.size(1)}, {"height", data.images.size(2)},
+               {"width", data.images.size(3)},        {"num_classes", data.num_classes},
+               {"hidden", c.get_ints(p + ".hidden")}, {"dropout", c.get_float(p + ".dropout")}};
+  if (s.name == "cnn") s.options["channels"] = c.get_ints(p + ".channels");
+  return s;
+}
+
+TrainOptions train_options_from(const Config& c, const std::string& p) {
+  TrainOptions o;
+  o.epochs = c.get_int(p + ".epochs");
+  o.optimizer = c.get_string(p + ".optimizer");
+  o.lr = c.get_float(p + ".lr");
+  o.weight_decay = c.get_float(p + ".weight_decay");
+  o.momentum = c.get_float(p + ".momentum");
+  o.warmup_steps = c.get_int(p + ".warmup_steps");
+  o.schedule = c.get_string(p + ".schedule");
+  o.seed = static_cast<uint64_t>(c.get_int("run.seed"));
+  return o;
+}
+
+AugmentOptions augment_options_from(const Config& c) {
+  AugmentOptions a;
+  a.crop_padding = c.get_int("data.crop_padding");
+  a.hflip = c.get_bool("data.hflip");
+  return a;
+}
+
+ImageSet load_split_from(const Config& c, const std::string& split) {
+  ImageSetOptions o;
+  o.dir = c.get_string("data.path");
+  o.split = split;
+  o.subset = c.get_int(split == "train" ? "data.train_subset" : "data.test_subset");
+  o.mean = c.get_float("data.mean");
+  o.std = c.get_float("data.std");
+  return load_image_set(o);
+}
+
+std::filesystem::path cache_dir_from(const Config& c) {
+  const std::string& d = c.get_string("run.cache_dir");
+  return d.empty() ? default_cache_dir() : fs::path(d);
+}
+
+// ---- a run ------------------------------------------------------------------------
+
+RunResult execute_run(const RunSpec& spec, const ImageSet& train, const ImageSet& test) {
+  ensure_writable_dir(spec.dir);
+  fs::path ckpt = spec.dir / "checkpoints" / "last.pt";
+  fs::path meta_path = spec.dir / "run.json";
+
+  // A resume is only allowed into a folder made by the same configuration.
+  if (fs::exists(meta_path)) {
+    auto meta = nlohmann::json::parse(read_text(meta_path), nullptr, false);
+    std::string old = meta.is_discarded() ? "" : meta.value("digest", "");
+    if (old != spec.digest || !spec.resume) {
+      if (spec.resume && spec.on_mismatch == OnMismatch::Fail && fs::exists(ckpt))
+        fail("run folder ", spec.dir.string(), " holds a run with a different configuration; ",
+             "pick another run.name or pass --fresh to start over");
+      std::error_code ec;
+      fs::remove_all(spec.dir / "checkpoints", ec);
+      fs::remove(spec.dir / "metrics.jsonl", ec);
+      fs::remove_all(spec.dir / "model", ec);
+      fs::remove(meta_path, ec);
+    }
+  }
+  atomic_write_text(spec.dir / "config.toml", spec.config_toml);
+  nlohmann::json meta = {{"digest", spec.digest}, {"status", "training"}, {"model", spec.model.name}};
+  for (auto& [k, v] : spec.extra.items()) meta[k] = v;
+  atomic_write_text(meta_path, meta.dump(2) + "\n");
+
+  torch::manual_seed(mix_seed(spec.train.seed, 0x1417));  // initialisation
+  RunResult r;
+  r.dir = spec.dir;
+  r.spec = spec.model;
+  r.model = make_model(spec.model);
+  Batcher batches(train, spec.batch_size, /*shuffle=*/true, spec.train.seed, spec.augment, train.black);
+  Trainer trainer(r.model, batches, spec.objective, spec.teacher, spec.train);
+  bool resumed = false;
+  if (spec.resume && fs::exists(ckpt)) {
+    trainer.load_checkpoint(ckpt);
+    resumed = true;
+  }
+  r.reused = resumed && trainer.finished();
+  if (!r.reused) {
+    if (resumed)
+      std::fprintf(stderr, "%s: resuming from %s (epoch %lld, step %lld)\n", spec.label.c_str(), ckpt.c_str(),
+                   (long long)trainer.epoch() + 1, (long long)trainer.step());
+    auto eval = std::make_shared<EvalObserver>(test, spec.teacher_test_logits);
+    trainer.add_observer(eval);
+    trainer.add_observer(std::make_shared<MetricsObserver>(spec.dir / "metrics.jsonl", spec.log_every));
+    trainer.add_observer(std::make_shared<ProgressObserver>(spec.label));
+    trainer.add_observer(std::make_shared<CheckpointObserver>(ckpt));
+    trainer.run();
+  }
+  r.train_seconds = trainer.train_seconds();
+  r.test_logits = predict_logits(*r.model, test);
+  r.test_accuracy = accuracy(r.test_logits, test.labels);
+  if (spec.teacher_test_logits.defined()) r.agreement = agreement(r.test_logits, spec.teacher_test_logits);
+  r.params = count_parameters(*r.model);
+  r.bytes_on_disk = save_model(*r.model, spec.model, spec.dir / "model");
+
+  meta["status"] = "finished";
+  meta["test_accuracy"] = r.test_accuracy;
+  if (r.agreement >= 0) meta["agreement"] = r.agreement;
+  meta["train_seconds"] = r.train_seconds;
+  meta["params"] = r.params;
+  meta["bytes_on_disk"] = r.bytes_on_disk;
+  meta["epochs"] = spec.train.epochs;
+  meta["steps"] = trainer.step();
+  meta["objective"] = spec.objective.describe();
+  atomic_write_text(meta_path, meta.dump(2) + "\n");
+  return r;
+}
+
+}  // namespace retort

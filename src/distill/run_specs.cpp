@@ -1,0 +1,67 @@
+// Building RunSpecs from config: labels runs, teachers, distillation runs.
+#include <torch/torch.h>
+
+#include "retort/error.h"
+#include "retort/eval.h"
+#include "retort/run.h"
+
+namespace retort {
+
+RunSpec labels_run_spec(const Config& c, const std::string& model_prefix, const std::string& train_prefix,
+                        const ImageSet& train, const std::filesystem::path& dir) {
+  RunSpec s;
+  s.dir = dir;
+  s.model = model_spec_from(c, model_prefix, train);
+  s.train = train_options_from(c, train_prefix);
+  s.augment = augment_options_from(c);
+  s.batch_size = c.get_int("data.batch_size");
+  s.objective = make_kd_objective(/*alpha=*/0.0, /*temperature=*/1.0);
+  s.log_every = c.get_int("run.log_every");
+  s.config_toml = c.to_toml();
+  s.digest = c.digest(model_prefix + ".") + c.digest(train_prefix + ".") + c.digest("data.") + c.digest("run.seed");
+  s.extra = {{"method", "labels"}};
+  return s;
+}
+
+void check_model_fits(ModelImpl& model, const ImageSet& data, const std::string& who) {
+  torch::NoGradGuard no_grad;
+  bool was_training = model.is_training();
+  model.eval();
+  torch::Tensor x = data.images.narrow(0, 0, 1);
+  torch::Tensor logits;
+  try {
+    logits = model.forward(x).logits;
+  } catch (const c10::Error& e) {
+    std::string m = e.what_without_backtrace();
+    fail(who, " cannot take inputs of shape ", x.sizes(), ": ", m.substr(0, m.find('\n')));
+  }
+  model.train(was_training);
+  if (logits.dim() != 2 || logits.size(1) != data.num_classes)
+    fail(who, " predicts logits of shape ", logits.sizes(), ", but the data has ", data.num_classes,
+         " classes (expected [1, ", data.num_classes, "])");
+}
+
+PreparedTeacher prepare_teacher(const Config& c, ModelPtr teacher, const std::string& description,
+                                const ImageSet& train, const ImageSet& test) {
+  check_model_fits(*teacher, train, "the teacher");
+  PreparedTeacher p;
+  p.model = std::make_shared<ModelTeacher>(teacher, description);
+  p.signal = p.model;
+  if (c.get_bool("distill.cache")) {
+    torch::Tensor table = load_or_build_logit_cache(*p.model, train, cache_dir_from(c), &p.cache);
+    p.signal = std::make_shared<CachedTeacher>(p.model, table);
+  }
+  p.test_logits = predict_logits(p.model->model(), test, c.get_int("data.eval_batch_size"));
+  return p;
+}
+
+void make_distill_spec(RunSpec& s, const Config& c, const PreparedTeacher& t) {
+  double alpha = c.get_float("distill.alpha"), T = c.get_float("distill.temperature");
+  s.objective = make_kd_objective(alpha, T);
+  s.teacher = t.signal;
+  s.teacher_test_logits = t.test_logits;
+  s.digest += c.digest("distill.") + t.model->fingerprint();
+  s.extra = {{"method", "kd"}, {"temperature", T}, {"alpha", alpha}, {"teacher", t.model->describe()}};
+}
+
+}  // namespace retort

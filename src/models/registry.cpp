@@ -1,0 +1,139 @@
+// The model registry (filled once, explicitly) and model folders on disk.
+#include <torch/serialize.h>
+
+#include "cnn.h"
+#include "mlp.h"
+#include "retort/error.h"
+#include "retort/fs.h"
+#include "retort/model.h"
+
+namespace retort {
+
+namespace {
+
+using json = nlohmann::json;
+
+template <typename T>
+T opt(const json& o, const char* key, T def) {
+  if (!o.contains(key)) return def;
+  try {
+    return o.at(key).get<T>();
+  } catch (const json::exception&) {
+    fail("model option '", key, "' has the wrong type: ", o.at(key).dump());
+  }
+}
+
+void check_positive(const std::string& model, const char* what, const std::vector<int64_t>& v) {
+  for (auto x : v)
+    if (x <= 0) fail(model, ": every entry of ", what, " must be >= 1, got ", x);
+}
+
+const std::map<std::string, ModelFactory>& registry() {
+  static const std::map<std::string, ModelFactory> r = {
+      {"mlp",
+       [](const json& o) -> ModelPtr {
+         MlpOptions m;
+         m.in_features(opt<int64_t>(o, "in_channels", 1) * opt<int64_t>(o, "height", 28) *
+                       opt<int64_t>(o, "width", 28))
+             .hidden(opt(o, "hidden", m.hidden()))
+             .num_classes(opt<int64_t>(o, "num_classes", 10))
+             .dropout(opt<double>(o, "dropout", 0.0));
+         check_positive("mlp", "hidden", m.hidden());
+         return std::make_shared<MlpImpl>(m);
+       }},
+      {"cnn",
+       [](const json& o) -> ModelPtr {
+         CnnOptions c;
+         c.in_channels(opt<int64_t>(o, "in_channels", 1))
+             .height(opt<int64_t>(o, "height", 28))
+             .width(opt<int64_t>(o, "width", 28))
+             .channels(opt(o, "channels", c.channels()))
+             .hidden(opt(o, "hidden", c.hidden()))
+             .num_classes(opt<int64_t>(o, "num_classes", 10))
+             .dropout(opt<double>(o, "dropout", 0.0));
+         check_positive("cnn", "channels", c.channels());
+         check_positive("cnn", "hidden", c.hidden());
+         return std::make_shared<CnnImpl>(c);
+       }},
+  };
+  return r;
+}
+
+}  // namespace
+
+std::vector<std::string> model_names() {
+  std::vector<std::string> out;
+  for (const auto& [k, _] : registry()) out.push_back(k);
+  return out;
+}
+
+ModelPtr make_model(const ModelSpec& spec) {
+  auto it = registry().find(spec.name);
+  if (it == registry().end()) {
+    std::string known;
+    for (const auto& n : model_names()) known += (known.empty() ? "" : ", ") + n;
+    fail("unknown model '", spec.name, "'; known models: ", known);
+  }
+  return it->second(spec.options);
+}
+
+int64_t count_parameters(const torch::nn::Module& m) {
+  int64_t n = 0;
+  for (const auto& p : m.parameters()) n += p.numel();
+  return n;
+}
+
+std::vector<torch::Tensor> model_state(const torch::nn::Module& m) {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : m.named_parameters()) out.push_back(p.value());
+  for (const auto& b : m.named_buffers()) out.push_back(b.value());
+  return out;
+}
+
+int64_t save_model(const ModelImpl& model, const ModelSpec& spec, const std::filesystem::path& dir) {
+  json meta = {{"format", "retort-model"}, {"version", 1}, {"name", spec.name},
+               {"options", spec.options}, {"params", count_parameters(model)}};
+  atomic_write(dir / "model.pt", [&](const fs::path& tmp) {
+    torch::serialize::OutputArchive archive;
+    model.save(archive);
+    archive.save_to(tmp.string());
+  });
+  atomic_write_text(dir / "model.json", meta.dump(2) + "\n");
+  return model_size_on_disk(dir);
+}
+
+int64_t model_size_on_disk(const std::filesystem::path& dir) {
+  std::error_code ec;
+  auto n = fs::file_size(dir / "model.pt", ec);
+  return ec ? 0 : static_cast<int64_t>(n);
+}
+
+LoadedModel load_model(const std::filesystem::path& path) {
+  fs::path dir = path;
+  if (!fs::exists(dir / "model.json") && fs::exists(dir / "model" / "model.json")) dir = dir / "model";
+  if (!fs::exists(dir / "model.json"))
+    fail("no model at '", path.string(), "': expected model.json there or in its model/ folder");
+  json meta;
+  try {
+    meta = json::parse(read_text(dir / "model.json"));
+  } catch (const json::exception& e) {
+    fail("model file ", (dir / "model.json").string(), " is not valid JSON: ", e.what());
+  }
+  if (meta.value("format", "") != "retort-model")
+    fail((dir / "model.json").string(), " is not a retort model description");
+  LoadedModel out;
+  out.spec = {meta.at("name").get<std::string>(), meta.at("options")};
+  out.model = make_model(out.spec);
+  out.dir = dir;
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from((dir / "model.pt").string());
+    out.model->load(archive);
+  } catch (const c10::Error& e) {
+    fail("model weights ", (dir / "model.pt").string(), " cannot be loaded (corrupt or from another model): ",
+         e.what_without_backtrace());
+  }
+  return out;
+}
+
+}  // namespace retort

@@ -1,0 +1,60 @@
+// Local-model teachers and the cache-backed teacher.
+#include <torch/torch.h>
+
+#include "retort/error.h"
+#include "retort/hash.h"
+#include "retort/eval.h"
+#include "retort/teacher.h"
+
+namespace retort {
+
+std::string fingerprint_tensors(const std::vector<torch::Tensor>& tensors) {
+  Hasher h;
+  for (const auto& t0 : tensors) {
+    torch::Tensor t = t0.detach().to(torch::kCPU).contiguous();
+    for (auto s : t.sizes()) h.update(&s, sizeof s);
+    h.update(t.data_ptr(), t.numel() * t.element_size());
+  }
+  return h.hex();
+}
+
+ModelTeacher::ModelTeacher(ModelPtr model, std::string description)
+    : model_(std::move(model)), description_(std::move(description)) {
+  model_->eval();
+  for (auto& p : model_->parameters()) p.set_requires_grad(false);
+}
+
+TeacherSignal ModelTeacher::signal(const Batch& batch) {
+  torch::NoGradGuard no_grad;
+  TeacherSignal s;
+  s.logits = model_->forward(batch.x).logits;
+  return s;
+}
+
+torch::Tensor ModelTeacher::logits_for(const ImageSet& set, int64_t batch_size, bool progress) {
+  return predict_logits(*model_, set, batch_size, progress ? "teacher logits" : nullptr);
+}
+
+std::string ModelTeacher::fingerprint() const {
+  Hasher h;
+  h.update(fingerprint_tensors(model_state(*model_)));
+  return h.hex();
+}
+
+CachedTeacher::CachedTeacher(std::shared_ptr<ModelTeacher> model, torch::Tensor table)
+    : model_(std::move(model)), table_(std::move(table)) {}
+
+TeacherSignal CachedTeacher::signal(const Batch& batch) {
+  if (batch.augmented) {
+    ++misses_;
+    return model_->signal(batch);
+  }
+  if (batch.index.max().item<int64_t>() >= table_.size(0))
+    fail("teacher cache holds ", table_.size(0), " rows but the batch asks for index ", batch.index.max().item<int64_t>());
+  ++hits_;
+  TeacherSignal s;
+  s.logits = table_.index_select(0, batch.index);
+  return s;
+}
+
+}  // namespace retort

@@ -1,0 +1,45 @@
+// `retort distill`: a student (model.*) from a trained teacher (teacher.path).
+#include <cstdio>
+
+#include "retort/error.h"
+#include "retort/run.h"
+#include "run_args.h"
+
+namespace retort::cli {
+
+void register_distill(CLI::App& app) {
+  static RunArgs args;
+  static std::string teacher;
+  auto* cmd = app.add_subcommand(
+      "distill",
+      "Distil a student (model.*, train.*) from a trained teacher.\n"
+      "Loss: (1 - distill.alpha) * CE(labels) + distill.alpha * T^2 * KL(teacher_T || student_T).\n"
+      "The teacher's logits on the training set are cached on disk (distill.cache) unless\n"
+      "augmentation is on, in which case the teacher sees each augmented batch.\n"
+      "Example: retort distill --teacher runs/demo/teacher --set distill.temperature=2");
+  add_run_args(cmd, args);
+  cmd->add_option("--teacher", teacher, "folder of a trained teacher (a run or its model/ folder); same as "
+                                        "--set teacher.path=...");
+  cmd->callback([] {
+    Config c = resolve_config(args.config);
+    if (!teacher.empty()) c.set_value("teacher.path", teacher);
+    if (c.get_string("teacher.path").empty()) fail("distill needs a teacher: --teacher PATH or teacher.path");
+    std::filesystem::path dir = run_dir_for(c, args, "distill");
+    setup_runtime(c);
+    ImageSet train = load_split_from(c, "train"), test = load_split_from(c, "test");
+    LoadedModel t = load_model(c.get_string("teacher.path"));
+    PreparedTeacher prepared = prepare_teacher(c, t.model, t.dir.string(), train, test);
+    if (!prepared.cache.path.empty())
+      std::fprintf(stderr, "teacher cache: %s (%s)\n", prepared.cache.path.c_str(),
+                   prepared.cache.hit ? "hit" : "built");
+    RunSpec spec = labels_run_spec(c, "model", "train", train, dir);
+    make_distill_spec(spec, c, prepared);
+    spec.label = "distill";
+    RunResult r = execute_run(spec, train, test);
+    std::printf("%s: %s, %lld params, test accuracy %.2f%%, agreement with teacher %.2f%%, %.1f s training\n",
+                dir.c_str(), r.spec.name.c_str(), (long long)r.params, 100 * r.test_accuracy, 100 * r.agreement,
+                r.train_seconds);
+  });
+}
+
+}  // namespace retort::cli

@@ -1,0 +1,28 @@
+// Pieces every subcommand shares: --config/--set, runtime set-up, run folders.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
+
+#include "retort/config.h"
+
+namespace retort::cli {
+
+struct ConfigArgs {
+  std::string file;               // --config
+  std::vector<std::string> sets;  // --set key=value (repeatable)
+};
+
+void add_config_args(CLI::App* cmd, ConfigArgs& args);
+Config resolve_config(const ConfigArgs& args);
+// Threads, the BLAS warning, Ctrl-C handling. Prints one line about the set-up.
+void setup_runtime(const Config& c);
+
+// Registration of each subcommand (defined in cmd_<name>.cpp).
+void register_demo(CLI::App& app);
+void register_train(CLI::App& app);
+void register_distill(CLI::App& app);
+void register_eval(CLI::App& app);
+void register_config(CLI::App& app);
+
+}  // namespace retort::cli

@@ -1,0 +1,42 @@
+// retort: the command-line entry point. Each subcommand lives in cmd_<name>.cpp.
+#include <c10/util/Exception.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "common.h"
+#include "retort/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "retort - knowledge distillation: train a small student to behave like a large teacher.\n\n"
+      "Start with `retort demo` (Fashion-MNIST: CNN teacher -> MLP student, with a report).\n"
+      "Every command reads the same keys: defaults <- --config FILE.toml <- --set key=value.\n"
+      "`retort config` lists every key with its default and meaning."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "retort 0.1.0");
+  retort::cli::register_demo(app);
+  retort::cli::register_train(app);
+  retort::cli::register_distill(app);
+  retort::cli::register_eval(app);
+  retort::cli::register_config(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const retort::Interrupted& e) {
+    std::fprintf(stderr, "retort: interrupted: %s; checkpoint saved, rerun with --resume to continue\n", e.what());
+    return 130;
+  } catch (const retort::Error& e) {
+    std::fprintf(stderr, "retort: error: %s\n", e.what());
+    return 1;
+  } catch (const c10::Error& e) {
+    std::string msg = e.what_without_backtrace();
+    std::fprintf(stderr, "retort: error (torch): %s\n", msg.substr(0, msg.find('\n')).c_str());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "retort: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
