@@ -1,5 +1,5 @@
 // The one progress bar: on a terminal a redrawn line with rate and ETA; when
-// stderr is not a terminal, a plain line every ~10% so logs stay readable.
+// stderr is not a terminal, a plain line every 10 s and one at the end, so logs stay readable.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -22,7 +22,6 @@ class ProgressBar {
   void draw(bool final);
   std::string label_, unit_, status_;
   int64_t total_, done_ = 0, items_ = 0;
-  int last_decile_ = -1;
   bool finished_ = false, tty_;
   std::chrono::steady_clock::time_point start_, last_draw_;
 };

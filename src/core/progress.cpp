@@ -40,9 +40,9 @@ void ProgressBar::update(int64_t done, int64_t items, const std::string& status)
     last_draw_ = now;
     draw(false);
   } else {
-    int decile = total_ > 0 ? static_cast<int>(10 * done_ / total_) : 0;
-    if (decile != last_decile_ && decile < 10) {
-      last_decile_ = decile;
+    // Logs: a line at most every 10 s; the final line always comes from finish().
+    if (now - last_draw_ >= std::chrono::seconds(10) && done_ < total_) {
+      last_draw_ = now;
       draw(false);
     }
   }
@@ -59,7 +59,7 @@ void ProgressBar::finish(const std::string& status) {
 void ProgressBar::draw(bool final) {
   double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   double frac = total_ > 0 ? std::min(1.0, double(done_) / double(total_)) : 1.0;
-  double rate = elapsed > 0 ? items_ / elapsed : 0;
+  double rate = elapsed > 0.02 ? items_ / elapsed : 0;  // too early to tell before that
   double eta = frac > 0 ? elapsed * (1 - frac) / frac : NAN;
   char rate_buf[64];
   std::snprintf(rate_buf, sizeof rate_buf, "%.0f %s/s", rate, unit_.c_str());
