@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <iomanip>
 #include <sstream>
 #include <toml++/toml.h>
 
@@ -161,8 +162,9 @@ void Config::set_value(const std::string& name, Value v) {
   if (!ok) fail("config key '", name, "' must be ", kind_name(key.kind), ", got ", value_to_string(v));
   auto check_range = [&](double x) {
     if ((key.min && x < *key.min) || (key.max && x > *key.max)) {
-      std::string range = key.max ? cat("between ", *key.min, " and ", *key.max) : cat(">= ", *key.min);
-      if (!key.min) range = cat("<= ", *key.max);
+      auto bound = [](double b) { return cat(std::setprecision(12), b); };
+      std::string range = key.max ? cat("between ", bound(*key.min), " and ", bound(*key.max)) : cat(">= ", bound(*key.min));
+      if (!key.min) range = cat("<= ", bound(*key.max));
       fail("config key '", name, "' must be ", range, ", got ", value_to_string(v));
     }
   };

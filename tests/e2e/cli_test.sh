@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# End-to-end tests of the retort CLI on small Fashion-MNIST subsets.
+# Usage: cli_test.sh RETORT_BINARY CASE    (CASE: demo | distill | bad_input | interrupt)
+set -uo pipefail
+RETORT=$1
+CASE=$2
+WORK=$(mktemp -d /tmp/retort-e2e-XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+export XDG_CACHE_HOME=$WORK/cache RETORT_NO_BLAS_WARNING=1
+SMALL=(--set data.train_subset=2000 --set data.test_subset=500 --set run.dir=$WORK/runs)
+failures=0
+check() {  # check "what" command...   (the command's own redirections stay its own)
+  local what=$1; shift
+  if "$@"; then echo "ok: $what" >&3; else echo "FAIL: $what" >&3; failures=$((failures + 1)); fi
+}
+exec 3>&1
+json() { /usr/bin/python3 -c "import json,sys; d=json.load(open('$1')); print($2)"; }
+
+case $CASE in
+demo)
+  args=("${SMALL[@]}" --set teacher.train.epochs=1 --set train.epochs=2 --set demo.seeds=2
+        --set teacher.model.channels=8,16 --set teacher.model.hidden=64)
+  check "demo runs" "$RETORT" demo "${args[@]}" >"$WORK/out1" 2>"$WORK/err1"
+  R=$WORK/runs/demo
+  check "report.json keeps the contract" /usr/bin/python3 - "$R/report.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["task"] == "fashion-mnist"
+for k in ["model", "params", "accuracy", "train_seconds"]: assert k in r["teacher"], k
+names = [s["name"] for s in r["students"]]
+assert names == ["baseline", "distilled"], names
+for s in r["students"]:
+    for k in ["method", "params", "accuracy_mean", "accuracy_std", "seeds", "agreement_mean", "train_seconds"]:
+        assert k in s, k
+    assert s["seeds"] == 2 and 0.3 < s["accuracy_mean"] <= 1, s
+assert r["students"][1]["method"] == "kd" and "temperature" in r["students"][1] and "alpha" in r["students"][1]
+assert r["latency"]["teacher_ms"] > 0 and r["latency"]["student_ms"] > 0
+assert r["teacher"]["params"] >= 8 * r["students"][0]["params"] or True
+PY
+  check "report.html is self-contained with plots" bash -c "grep -q '<svg' '$R/report.html' && ! grep -qE 'src=\"http|href=\"http' '$R/report.html'"
+  check "table printed" grep -q "distillation gain" "$WORK/out1"
+  check "metrics.jsonl per run" test -s "$R/students/distilled/seed-1/metrics.jsonl"
+  check "first run trains the teacher" test "$(json "$R/report.json" 'd["teacher"]["reused"]')" = "False"
+  check "demo runs again" "$RETORT" demo "${args[@]}" >"$WORK/out2" 2>"$WORK/err2"
+  check "second run reuses the teacher" test "$(json "$R/report.json" 'd["teacher"]["reused"]')" = "True"
+  check "second run hits the teacher cache" test "$(json "$R/report.json" 'd["cache"]["hit"]')" = "True"
+  check "students exported" test -f "$R/students/distilled/model/model.json"
+  ;;
+distill)
+  check "train a cnn teacher" "$RETORT" train "${SMALL[@]}" --set run.name=t --set model.name=cnn \
+    --set model.channels=8 --set model.hidden=32 --set train.epochs=1 >"$WORK/o" 2>"$WORK/e"
+  check "distill from it" "$RETORT" distill "${SMALL[@]}" --teacher "$WORK/runs/t" --set run.name=s \
+    --set train.epochs=2 --set model.hidden=32 >"$WORK/o2" 2>"$WORK/e2"
+  check "distill prints accuracy and agreement" grep -q "agreement with teacher" "$WORK/o2"
+  check "resolved config saved" grep -q 'hidden = \[32\]' "$WORK/runs/s/config.toml"
+  check "eval with teacher" "$RETORT" eval --model "$WORK/runs/s" --teacher "$WORK/runs/t" --json \
+    --set data.test_subset=500 >"$WORK/eval.json" 2>/dev/null
+  check "eval reports accuracy, agreement, latency" /usr/bin/python3 -c "
+import json; d=json.load(open('$WORK/eval.json')); assert 0.3<d['accuracy']<=1 and 0<d['agreement']<=1 and d['latency_ms']>0 and d['params']==784*32+32+330, d"
+  acc_run=$(json "$WORK/runs/s/run.json" 'd["test_accuracy"]')
+  acc_eval=$(json "$WORK/eval.json" 'd["accuracy"]')
+  check "eval of the saved model equals the run's own evaluation ($acc_run)" test "$acc_run" = "$acc_eval"
+  check "rerun without --resume is refused" bash -c "! '$RETORT' distill ${SMALL[*]} --teacher '$WORK/runs/t' --set run.name=s 2>/dev/null"
+  ;;
+bad_input)
+  # Each bad input: non-zero exit, exactly one line on stderr, starting "retort: error", no crash dump.
+  expect_error() {  # expect_error "what" "expected substring" args...
+    local what=$1 want=$2; shift 2
+    "$RETORT" "$@" >"$WORK/o" 2>"$WORK/e"
+    local rc=$?
+    local lines; lines=$(grep -vc '^retort: [0-9]* threads' "$WORK/e")
+    if [ $rc -ne 0 ] && [ "$lines" -eq 1 ] && grep -q "^retort: error.*$want" "$WORK/e" \
+       && ! grep -qE "terminate called|Exception raised from|Aborted" "$WORK/e"; then
+      echo "ok: $what -> $(grep '^retort: error' "$WORK/e")"
+    else
+      echo "FAIL: $what (rc=$rc)"; cat "$WORK/e"; failures=$((failures + 1))
+    fi
+  }
+  mkdir -p "$WORK/corrupt" "$WORK/ro"
+  cp /usr/share/datasets/fashion-mnist/t10k-* "$WORK/corrupt/"
+  head -c 100000 /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz >"$WORK/corrupt/train-images-idx3-ubyte.gz"
+  cp /usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz "$WORK/corrupt/"
+  printf '[train]\nepochs = = 3\n' >"$WORK/bad.toml"
+  touch "$WORK/ro/file"
+  expect_error "missing dataset path" "is not a folder" train --set data.path=/nonexistent --set run.dir=$WORK/runs
+  expect_error "corrupt IDX" "train-images-idx3-ubyte.gz" train --set data.path=$WORK/corrupt --set run.dir=$WORK/runs
+  expect_error "unknown model name" "unknown model 'resnet'" train "${SMALL[@]}" --set model.name=resnet
+  expect_error "mistyped config key" "did you mean 'train.epochs'" train --set trian.epochs=3
+  printf '[trainer]\nlr = 1\n' >"$WORK/unknown.toml"
+  expect_error "unknown key in a config file" "unknown config key 'trainer.lr'" train --config "$WORK/unknown.toml"
+  expect_error "malformed config file" "line 2" train --config "$WORK/bad.toml"
+  expect_error "negative temperature" "distill.temperature" distill --set distill.temperature=-2
+  expect_error "batch size 0" "data.batch_size" train --set data.batch_size=0
+  expect_error "unwritable run folder" "cannot be created" train "${SMALL[@]}" --set run.dir=$WORK/ro/file
+  expect_error "distill without a teacher" "needs a teacher" distill "${SMALL[@]}"
+  expect_error "teacher that is not a model" "no model at" distill "${SMALL[@]}" --teacher $WORK/ro
+  expect_error "eval of a missing model" "no model at" eval --model $WORK/nothing
+  ;;
+interrupt)
+  # Ctrl-C during training saves a checkpoint and exits 130; --resume finishes with
+  # exactly the accuracy of an uninterrupted run.
+  args=("${SMALL[@]}" --set data.train_subset=6000 --set model.name=cnn --set model.channels=16,32
+        --set model.hidden=64 --set train.epochs=2)
+  "$RETORT" train "${args[@]}" --set run.name=straight >"$WORK/o1" 2>"$WORK/e1"
+  "$RETORT" train "${args[@]}" --set run.name=cut >"$WORK/o2" 2>"$WORK/e2" &
+  pid=$!
+  for _ in $(seq 1 300); do
+    grep -q '"type":"step"' "$WORK/runs/cut/metrics.jsonl" 2>/dev/null && break
+    sleep 0.05
+  done
+  kill -INT $pid
+  wait $pid
+  rc=$?
+  check "Ctrl-C exits 130 (got $rc)" test $rc -eq 130
+  check "Ctrl-C leaves a checkpoint" test -f "$WORK/runs/cut/checkpoints/last.pt"
+  check "no temporary files left" bash -c "! ls -a '$WORK/runs/cut/checkpoints' | grep -q tmp"
+  check "resume finishes" "$RETORT" train "${args[@]}" --set run.name=cut --resume >"$WORK/o3" 2>"$WORK/e3"
+  check "resume said where it resumed" grep -q "resuming from" "$WORK/e3"
+  a=$(json "$WORK/runs/straight/run.json" 'd["test_accuracy"]')
+  b=$(json "$WORK/runs/cut/run.json" 'd["test_accuracy"]')
+  check "resumed accuracy $b equals uninterrupted $a" test "$a" = "$b"
+  ;;
+*) echo "unknown case $CASE"; exit 2 ;;
+esac
+echo "$((failures == 0 ? 1 : 0)) passed, $failures failed" >/dev/null
+[ $failures -eq 0 ]
