@@ -43,11 +43,19 @@ std::string plot_svg(const Plot& plot) {
   if (!::mkdtemp(tmpl)) fail("cannot make a temporary folder for gnuplot");
   fs::path dir(tmpl);
   std::ostringstream gp;
-  gp << "set terminal svg size 640,400 dynamic enhanced font 'sans,11' background rgb 'white'\n"
+  gp << "set terminal svg size 640,400 enhanced font 'sans,11' background rgb 'white'\n"
      << "set output " << gp_quote((dir / "plot.svg").string()) << "\n"
      << "set title " << gp_quote(plot.title) << "\nset xlabel " << gp_quote(plot.xlabel) << "\nset ylabel "
      << gp_quote(plot.ylabel) << "\nset grid\nset key bottom right\n";
-  if (plot.logx) gp << "set logscale x\n";
+  gp << "set offsets graph 0.05, graph 0.05, graph 0.1, graph 0.1\n";
+  if (plot.logx) {
+    // Points may sit at a handful of x values: give the log axis room on both sides.
+    double lo = 1e300, hi = 0;
+    for (const auto& s : plot.series)
+      for (const auto& [x, y] : s.xy) lo = std::min(lo, x), hi = std::max(hi, x);
+    gp << "set logscale x\n";
+    if (hi > 0) gp << "set xrange [" << lo / 3 << ":" << hi * 3 << "]\n";
+  }
   std::string plots;
   for (size_t i = 0; i < plot.series.size(); ++i) {
     const Series& s = plot.series[i];
