@@ -39,6 +39,8 @@ ModelPtr make_model(const ModelSpec& spec);
 std::vector<std::string> model_names();
 
 int64_t count_parameters(const torch::nn::Module& m);
+// The device of the model's first parameter (CPU for a model without parameters).
+torch::Device model_device(const torch::nn::Module& m);
 
 // Writes `dir`/model.json and `dir`/model.pt atomically. Returns bytes on disk.
 int64_t save_model(const ModelImpl& model, const ModelSpec& spec, const std::filesystem::path& dir);

@@ -38,6 +38,7 @@ struct RunSpec {
   int64_t log_every = 50;               // metrics.jsonl step lines
   bool resume = true;                   // continue from checkpoints/last.pt when present
   OnMismatch on_mismatch = OnMismatch::Fail;
+  torch::Device device = torch::kCPU;   // where the model trains
   std::string config_toml;              // written as config.toml
   std::string digest;                   // what must match for a resume to be allowed
   nlohmann::json extra;                 // merged into run.json (method, temperature, ...)

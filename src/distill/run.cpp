@@ -89,6 +89,7 @@ RunResult execute_run(const RunSpec& spec, const ImageSet& train, const ImageSet
   r.dir = spec.dir;
   r.spec = spec.model;
   r.model = make_model(spec.model);
+  r.model->to(spec.device);
   Batcher batches(train, spec.batch_size, /*shuffle=*/true, spec.train.seed, spec.augment, train.black);
   Trainer trainer(r.model, batches, spec.objective, spec.teacher, spec.train);
   bool resumed = false;
@@ -113,6 +114,7 @@ RunResult execute_run(const RunSpec& spec, const ImageSet& train, const ImageSet
   r.test_accuracy = accuracy(r.test_logits, test.labels);
   if (spec.teacher_test_logits.defined()) r.agreement = agreement(r.test_logits, spec.teacher_test_logits);
   r.params = count_parameters(*r.model);
+  r.model->to(torch::kCPU);  // saved and reported from the CPU
   r.bytes_on_disk = save_model(*r.model, spec.model, spec.dir / "model");
 
   meta["status"] = "finished";

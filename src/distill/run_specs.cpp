@@ -17,6 +17,7 @@ RunSpec labels_run_spec(const Config& c, const std::string& model_prefix, const 
   s.batch_size = c.get_int("data.batch_size");
   s.objective = make_kd_objective(/*alpha=*/0.0, /*temperature=*/1.0);
   s.log_every = c.get_int("run.log_every");
+  s.device = torch::Device(c.get_string("run.device"));
   s.config_toml = c.to_toml();
   s.digest = c.digest(model_prefix + ".") + c.digest(train_prefix + ".") + c.digest("data.") + c.digest("run.seed");
   s.extra = {{"method", "labels"}};
@@ -27,7 +28,7 @@ void check_model_fits(ModelImpl& model, const ImageSet& data, const std::string&
   torch::NoGradGuard no_grad;
   bool was_training = model.is_training();
   model.eval();
-  torch::Tensor x = data.images.narrow(0, 0, 1);
+  torch::Tensor x = data.images.narrow(0, 0, 1).to(model_device(model));
   torch::Tensor logits;
   try {
     logits = model.forward(x).logits;
@@ -44,6 +45,7 @@ void check_model_fits(ModelImpl& model, const ImageSet& data, const std::string&
 PreparedTeacher prepare_teacher(const Config& c, ModelPtr teacher, const std::string& description,
                                 const ImageSet& train, const ImageSet& test) {
   check_model_fits(*teacher, train, "the teacher");
+  teacher->to(torch::Device(c.get_string("run.device")));
   PreparedTeacher p;
   p.model = std::make_shared<ModelTeacher>(teacher, description);
   p.signal = p.model;

@@ -26,6 +26,7 @@ void Trainer::run() {
   for (auto& o : observers_) o->on_start(*this);
   const int64_t nb = train_.batches_per_epoch(), total = total_steps();
   int64_t steps_this_call = 0;
+  const torch::Device device = model_device(*model_);
   while (epoch_ < options_.epochs) {
     auto epoch_start = std::chrono::steady_clock::now();
     model_->train();
@@ -40,8 +41,9 @@ void Trainer::run() {
       Batch batch = train_.batch(epoch_, batch_);
       TeacherSignal signal;
       if (teacher_ && objective_.needs_teacher()) signal = teacher_->signal(batch);
-      torch::Tensor logits = model_->forward(batch.x).logits;  // (B, V)
-      LossParts loss = objective_.compute(logits, teacher_ ? &signal : nullptr, batch.y);
+      if (signal.logits.defined()) signal.logits = signal.logits.to(device);
+      torch::Tensor logits = model_->forward(batch.x.to(device)).logits;  // (B, V)
+      LossParts loss = objective_.compute(logits, teacher_ ? &signal : nullptr, batch.y.to(device));
       double loss_value = loss.total.item<double>();
       if (!std::isfinite(loss_value))
         fail("loss became ", loss_value, " at epoch ", epoch_ + 1, ", step ", step_,

@@ -13,13 +13,14 @@ torch::Tensor predict_logits(ModelImpl& model, const ImageSet& set, int64_t batc
   bool was_training = model.is_training();
   model.eval();
   Batcher batches(set, batch_size, /*shuffle=*/false, /*seed=*/0);
+  const torch::Device device = model_device(model);
   std::unique_ptr<ProgressBar> bar;
   if (label) bar = std::make_unique<ProgressBar>(label, batches.batches_per_epoch(), "ex");
   std::vector<torch::Tensor> parts;
   int64_t done = 0;
   for (int64_t b = 0; b < batches.batches_per_epoch(); ++b) {
     Batch batch = batches.batch(0, b);
-    parts.push_back(model.forward(batch.x).logits);
+    parts.push_back(model.forward(batch.x.to(device)).logits.to(torch::kCPU));
     done += batch.y.size(0);
     if (bar) bar->update(b + 1, done);
   }
@@ -48,7 +49,7 @@ SpeedStats measure_speed(ModelImpl& model, at::IntArrayRef example_shape, int64_
   };
   SpeedStats out;
   out.batch = batch;
-  torch::Tensor one = torch::randn(shape(1)), many = torch::randn(shape(batch));
+  torch::Tensor one = torch::randn(shape(1)).to(model_device(model)), many = torch::randn(shape(batch)).to(model_device(model));
   for (int i = 0; i < 5; ++i) model.forward(one);  // warm-up
   std::vector<double> ms;
   auto start = clock::now();

@@ -83,6 +83,11 @@ int64_t count_parameters(const torch::nn::Module& m) {
   return n;
 }
 
+torch::Device model_device(const torch::nn::Module& m) {
+  auto params = m.parameters();
+  return params.empty() ? torch::Device(torch::kCPU) : params.front().device();
+}
+
 std::vector<torch::Tensor> model_state(const torch::nn::Module& m) {
   std::vector<torch::Tensor> out;
   for (const auto& p : m.named_parameters()) out.push_back(p.value());

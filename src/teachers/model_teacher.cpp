@@ -27,7 +27,7 @@ ModelTeacher::ModelTeacher(ModelPtr model, std::string description)
 TeacherSignal ModelTeacher::signal(const Batch& batch) {
   torch::NoGradGuard no_grad;
   TeacherSignal s;
-  s.logits = model_->forward(batch.x).logits;
+  s.logits = model_->forward(batch.x.to(model_device(*model_))).logits;
   return s;
 }
 
@@ -53,7 +53,7 @@ TeacherSignal CachedTeacher::signal(const Batch& batch) {
     fail("teacher cache holds ", table_.size(0), " rows but the batch asks for index ", batch.index.max().item<int64_t>());
   ++hits_;
   TeacherSignal s;
-  s.logits = table_.index_select(0, batch.index);
+  s.logits = table_.index_select(0, batch.index.to(table_.device()));
   return s;
 }
 
