@@ -21,7 +21,7 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
 
 bench: build
-	bench/run_kd_fashion.sh
+	/usr/bin/python3 bench/kd_fashion_vs_pytorch.py
 
 clean:
 	rm -rf $(BUILD)

@@ -6,7 +6,8 @@ RETORT=$1
 CASE=$2
 WORK=$(mktemp -d /tmp/retort-e2e-XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
-export XDG_CACHE_HOME=$WORK/cache RETORT_NO_BLAS_WARNING=1
+# ctest runs two tests at once on two cores: one thread each.
+export XDG_CACHE_HOME=$WORK/cache RETORT_NO_BLAS_WARNING=1 OMP_NUM_THREADS=1
 SMALL=(--set data.train_subset=2000 --set data.test_subset=500 --set run.dir=$WORK/runs)
 failures=0
 check() {  # check "what" command...   (the command's own redirections stay its own)

@@ -1,13 +1,24 @@
 // retort: the command-line entry point. Each subcommand lives in cmd_<name>.cpp.
 #include <c10/util/Exception.h>
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
 #include "common.h"
 #include "retort/error.h"
 
 int main(int argc, char** argv) {
+  // libgomp reads OMP_WAIT_POLICY once, when it loads. Its default busy-waiting makes
+  // 2-thread training up to ~25x slower when the cores are shared (a compiler, a
+  // second run); passive waiting costs little on an idle machine. So set it and
+  // start again, unless the user chose a policy.
+  if (!std::getenv("OMP_WAIT_POLICY")) {
+    ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    ::execv("/proc/self/exe", argv);  // returns only on failure: then carry on as we are
+  }
   CLI::App app{
       "retort - knowledge distillation: train a small student to behave like a large teacher.\n\n"
       "Start with `retort demo` (Fashion-MNIST: CNN teacher -> MLP student, with a report).\n"
