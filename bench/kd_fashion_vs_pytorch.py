@@ -27,6 +27,8 @@ def reference_args(c):
         sys.exit("the reference script trains with adamw and a cosine schedule")
     if s["weight_decay"] != t["weight_decay"] or s["warmup_steps"] != t["warmup_steps"]:
         sys.exit("the reference script shares weight_decay and warmup_steps between teacher and student")
+    if d["test_subset"]:
+        sys.exit("the reference script evaluates on the whole test set: leave data.test_subset at 0")
     if d["crop_padding"] not in (0, 2) or bool(d["crop_padding"]) != d["hflip"]:
         sys.exit("the reference script augments with crop padding 2 + flip, or not at all")
     j = lambda v: ",".join(str(x) for x in v)

@@ -9,16 +9,9 @@
 
 using namespace retort;
 using retort::testing::TempDir;
+using retort::testing::error_of;
 
 namespace {
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 void write(const std::filesystem::path& p, const std::string& s) { std::ofstream(p) << s; }
 }  // namespace
 

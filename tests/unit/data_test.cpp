@@ -11,6 +11,7 @@
 
 using namespace retort;
 using retort::testing::TempDir;
+using retort::testing::error_of;
 
 namespace {
 
@@ -33,15 +34,6 @@ void write_gz(const std::filesystem::path& p, const std::vector<uint8_t>& b) {
   gzFile f = gzopen(p.c_str(), "wb");
   gzwrite(f, b.data(), b.size());
   gzclose(f);
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 }  // namespace

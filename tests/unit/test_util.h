@@ -6,7 +6,10 @@
 #include <random>
 #include <string>
 
+#include <functional>
+
 #include "retort/data.h"
+#include "retort/error.h"
 
 namespace retort::testing {
 
@@ -43,6 +46,16 @@ inline ImageSet tiny_image_set(int64_t n, uint64_t seed = 7) {
   s.black = -1;
   s.source = "synthetic";
   return s;
+}
+
+// The message of the retort::Error that f throws, or "(no error)".
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
 }
 
 }  // namespace retort::testing
