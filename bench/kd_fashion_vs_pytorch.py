@@ -29,7 +29,9 @@ def reference_args(c):
         sys.exit("the reference script shares weight_decay and warmup_steps between teacher and student")
     if d["test_subset"]:
         sys.exit("the reference script evaluates on the whole test set: leave data.test_subset at 0")
-    if d["crop_padding"] not in (0, 2) or bool(d["crop_padding"]) != d["hflip"]:
+    if t["crop_padding"] or t["hflip"]:
+        sys.exit("the reference script trains its teacher without augmentation")
+    if s["crop_padding"] not in (0, 2) or bool(s["crop_padding"]) != s["hflip"]:
         sys.exit("the reference script augments with crop padding 2 + flip, or not at all")
     j = lambda v: ",".join(str(x) for x in v)
     args = ["--data", d["path"], "--threads", str(c["run"]["threads"] or os.cpu_count()),
@@ -40,7 +42,7 @@ def reference_args(c):
             "--weight-decay", str(s["weight_decay"]), "--warmup-steps", str(s["warmup_steps"]),
             "--temperature", str(c["distill"]["temperature"]), "--alpha", str(c["distill"]["alpha"]),
             "--seeds", str(c["demo"]["seeds"]), "--train-subset", str(d["train_subset"])]
-    if d["hflip"]:
+    if s["hflip"]:
         args.append("--augment")
     return args
 

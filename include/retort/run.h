@@ -18,7 +18,7 @@ namespace retort {
 // ---- config -> options ----------------------------------------------------------
 ModelSpec model_spec_from(const Config& c, const std::string& prefix, const ImageSet& data);
 TrainOptions train_options_from(const Config& c, const std::string& prefix);
-AugmentOptions augment_options_from(const Config& c);
+AugmentOptions augment_options_from(const Config& c, const std::string& train_prefix);
 ImageSet load_split_from(const Config& c, const std::string& split);  // "train" | "test"
 std::filesystem::path cache_dir_from(const Config& c);
 

@@ -25,6 +25,8 @@ void add_train_keys(ConfigSchema& s, const std::string& p, int64_t epochs, doubl
   s.add({p + ".momentum", ValueKind::Float, 0.9, "sgd momentum", 0.0, 1.0});
   s.add({p + ".warmup_steps", ValueKind::Int, warmup, "linear warm-up steps before the schedule", 0, {}});
   s.add({p + ".schedule", ValueKind::String, std::string("cosine"), "learning-rate schedule: cosine | constant", {}, {}, {"cosine", "constant"}});
+  s.add({p + ".crop_padding", ValueKind::Int, int64_t{0}, "augmentation: random crop after padding by N black pixels (0: off)", 0, 64});
+  s.add({p + ".hflip", ValueKind::Bool, false, "augmentation: random horizontal flip"});
 }
 
 ConfigSchema build() {
@@ -46,8 +48,6 @@ ConfigSchema build() {
   s.add({"data.std", ValueKind::Float, 0.3530, "normalisation standard deviation of pixel/255", 1e-6, {}});
   s.add({"data.batch_size", ValueKind::Int, int64_t{128}, "training batch size", 1, 1 << 20});
   s.add({"data.eval_batch_size", ValueKind::Int, int64_t{1000}, "evaluation batch size", 1, 1 << 20});
-  s.add({"data.crop_padding", ValueKind::Int, int64_t{0}, "augmentation: random crop after padding by N pixels (0: off)", 0, 64});
-  s.add({"data.hflip", ValueKind::Bool, false, "augmentation: random horizontal flip"});
 
   // The model a command trains (the student, for distill and demo).
   add_model_keys(s, "model", "mlp", V{128}, V{32, 64}, 0.0, "model trained (the student when distilling)");

@@ -35,10 +35,10 @@ TrainOptions train_options_from(const Config& c, const std::string& p) {
   return o;
 }
 
-AugmentOptions augment_options_from(const Config& c) {
+AugmentOptions augment_options_from(const Config& c, const std::string& p) {
   AugmentOptions a;
-  a.crop_padding = c.get_int("data.crop_padding");
-  a.hflip = c.get_bool("data.hflip");
+  a.crop_padding = c.get_int(p + ".crop_padding");
+  a.hflip = c.get_bool(p + ".hflip");
   return a;
 }
 

@@ -13,7 +13,7 @@ RunSpec labels_run_spec(const Config& c, const std::string& model_prefix, const 
   s.dir = dir;
   s.model = model_spec_from(c, model_prefix, train);
   s.train = train_options_from(c, train_prefix);
-  s.augment = augment_options_from(c);
+  s.augment = augment_options_from(c, train_prefix);
   s.batch_size = c.get_int("data.batch_size");
   s.objective = make_kd_objective(/*alpha=*/0.0, /*temperature=*/1.0);
   s.log_every = c.get_int("run.log_every");

@@ -18,12 +18,12 @@ void write(const std::filesystem::path& p, const std::string& s) { std::ofstream
 TEST(Config, FileThenSetOverridesInOrder) {
   TempDir tmp;
   write(tmp / "c.toml", "[train]\nepochs = 7\nlr = 1\n[model]\nhidden = [32, 16]\n[teacher.model]\nname = \"mlp\"\n");
-  Config c = Config::load(retort_schema(), (tmp / "c.toml").string(), {"train.epochs=9", "data.hflip=true"});
+  Config c = Config::load(retort_schema(), (tmp / "c.toml").string(), {"train.epochs=9", "train.hflip=true"});
   EXPECT_EQ(c.get_int("train.epochs"), 9);
   EXPECT_DOUBLE_EQ(c.get_float("train.lr"), 1.0);  // an integer is accepted for a number
   EXPECT_EQ(c.get_ints("model.hidden"), (std::vector<int64_t>{32, 16}));
   EXPECT_EQ(c.get_string("teacher.model.name"), "mlp");
-  EXPECT_TRUE(c.get_bool("data.hflip"));
+  EXPECT_TRUE(c.get_bool("train.hflip"));
   EXPECT_EQ(c.get_int("data.batch_size"), 128);  // default kept
 }
 
