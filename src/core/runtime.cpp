@@ -1,7 +1,8 @@
 // Threads, BLAS detection and signal handling.
 #include "retort/runtime.h"
 
-#include <dlfcn.h>
+#include <climits>
+#include <cstdlib>
 #include <link.h>
 #include <unistd.h>
 
@@ -27,36 +28,29 @@ int configure_threads(int requested) {
   return n;
 }
 
+namespace {
+int find_libblas(struct dl_phdr_info* info, size_t, void* out) {
+  std::string name = info->dlpi_name ? info->dlpi_name : "";
+  if (name.find("libblas.so") == std::string::npos) return 0;
+  *static_cast<std::string*>(out) = name;
+  return 1;
+}
+}  // namespace
+
 std::string blas_backend() {
-  // Find the file that provides a BLAS symbol; fall back to the libblas.so.3 link.
-  std::string path;
-  if (void* sym = dlsym(RTLD_DEFAULT, "sgemm_")) {
-    Dl_info info;
-    if (dladdr(sym, &info) && info.dli_fname) path = info.dli_fname;
-  }
-  char buf[4096];
-  if (!path.empty()) {
-    ssize_t n = readlink(path.c_str(), buf, sizeof buf - 1);
-    if (n > 0) {
-      buf[n] = 0;
-      path += std::string(" -> ") + buf;
-    }
-  }
-  for (const char* link : {"/etc/alternatives/libblas.so.3-x86_64-linux-gnu",
-                           "/usr/lib/x86_64-linux-gnu/libblas.so.3"}) {
-    if (!path.empty() && path.find("libblas") == std::string::npos) break;
-    ssize_t n = readlink(link, buf, sizeof buf - 1);
-    if (n > 0) {
-      buf[n] = 0;
-      path += std::string(" ") + buf;
-    }
-  }
+  // libtorch calls whatever libblas.so.3 resolves to: find the loaded object of that
+  // name and follow its links (Debian's alternatives) to the real file.
+  std::string loaded;
+  dl_iterate_phdr(find_libblas, &loaded);
+  if (loaded.empty()) return "unknown (no libblas.so.3 loaded)";
+  char real[PATH_MAX];
+  std::string path = ::realpath(loaded.c_str(), real) ? real : loaded;
   if (path.find("openblas") != std::string::npos) return "openblas";
   if (path.find("blis") != std::string::npos) return "blis";
   if (path.find("mkl") != std::string::npos) return "mkl";
   if (path.find("atlas") != std::string::npos) return "atlas";
   if (path.find("/blas/") != std::string::npos) return "reference";
-  return path.empty() ? "unknown" : "unknown (" + path + ")";
+  return "unknown (" + path + ")";
 }
 
 void warn_if_reference_blas() {

@@ -96,6 +96,16 @@ bad_input)
   expect_error "distill without a teacher" "needs a teacher" distill "${SMALL[@]}"
   expect_error "teacher that is not a model" "no model at" distill "${SMALL[@]}" --teacher $WORK/ro
   expect_error "eval of a missing model" "no model at" eval --model $WORK/nothing
+  # With Debian's reference BLAS behind libblas.so.3, start-up warns loudly.
+  if [ -f /usr/lib/x86_64-linux-gnu/blas/libblas.so.3 ]; then
+    env -u RETORT_NO_BLAS_WARNING LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/blas \
+      "$RETORT" train --set data.path=/nonexistent >/dev/null 2>"$WORK/blas"
+    check "reference BLAS warning" grep -q "WARNING: libtorch is using Debian's REFERENCE BLAS" "$WORK/blas"
+  else
+    echo "skipped: reference BLAS warning (libblas3 not installed)"
+  fi
+  env -u RETORT_NO_BLAS_WARNING "$RETORT" train --set data.path=/nonexistent >/dev/null 2>"$WORK/blas"
+  check "no BLAS warning with OpenBLAS" bash -c "! grep -q WARNING '$WORK/blas' && grep -q 'BLAS openblas' '$WORK/blas'"
   ;;
 interrupt)
   # Ctrl-C during training saves a checkpoint and exits 130; --resume finishes with
