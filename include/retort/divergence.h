@@ -1,0 +1,132 @@
+// Divergences between a student's and a teacher's token distributions, for distilling
+// language models (one distribution per position), and objective terms wrapping them.
+// Pure functions of dense logits; top-k and token signals are not handled here.
+#pragma once
+#include <torch/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "retort/objective.h"
+
+namespace retort {
+
+// ---- conventions shared by every divergence below -------------------------------------
+//
+// student, teacher: (N, V) raw logits, N = flattened batch * positions, V = vocabulary.
+//   Both are softened to p = softmax(logits / T); the teacher is cast to the student's dtype.
+// mask: (N) bool, false = padding: such a row never counts, whatever it holds (even NaN),
+//   and gets an exactly zero gradient. Undefined (the default) = every row counts.
+// Result: a scalar, T^2 * (sum over unmasked rows of the row's divergence) / (unmasked rows),
+//   0 when every row is masked (never NaN). At T = 1 this is the plain divergence averaged
+//   over positions (PyTorch's kl_div with kBatchMean). The T^2 keeps gradient magnitudes
+//   comparable across temperatures (Hinton et al., 2015), as ForwardKlTerm does; TRL's GKD
+//   applies T but not T^2, so values differ from TRL's by T^2 when T != 1.
+// Ruled-out tokens: a logit may be -inf (a token ruled out, e.g. padded vocabulary or a
+//   top-k teacher); +inf and NaN are not allowed, and an unmasked row must allow at least
+//   one token. Values and gradients stay finite: the mixtures below are computed in log
+//   space and cover both supports, so JSD, TVD and skew KL are exact. KL(p || q) is infinite
+//   when q rules out a token p allows; retort then leaves that token out of the sum, as
+//   MiniLLM and DistiLLM do, so forward KL (student rules out what the teacher allows) and
+//   reverse KL (the other way round) become sums over the tokens both allow; such a sum is
+//   no longer a divergence and can fall below 0. Prefer JSD or skew KL when supports differ.
+
+// Forward KL(p_t || p_s): mass-covering; the classic soft-target distillation loss.
+torch::Tensor forward_kl(const torch::Tensor& student, const torch::Tensor& teacher,
+                         double temperature, const torch::Tensor& mask = {});
+
+// Reverse KL(p_s || p_t): mode-seeking (MiniLLM).
+torch::Tensor reverse_kl(const torch::Tensor& student, const torch::Tensor& teacher,
+                         double temperature, const torch::Tensor& mask = {});
+
+// Generalized Jensen-Shannon divergence, as in GKD (Agarwal et al., 2024) and TRL:
+//   beta * KL(p_t || m) + (1 - beta) * KL(p_s || m),  m = beta * p_t + (1 - beta) * p_s.
+// beta in [0, 1]; 0.5 gives the symmetric JSD, bounded by log 2 (times T^2). The formula
+// itself is 0 at both ends, so as TRL does, beta = 0 means forward KL(p_t || p_s) and
+// beta = 1 means reverse KL(p_s || p_t), the two divergences the family runs between.
+// Swapping student and teacher maps beta to 1 - beta.
+torch::Tensor generalized_jsd(const torch::Tensor& student, const torch::Tensor& teacher,
+                              double temperature, double beta, const torch::Tensor& mask = {});
+
+// Total variation distance 0.5 * sum_v |p_t - p_s|, in [0, 1] (times T^2).
+torch::Tensor total_variation(const torch::Tensor& student, const torch::Tensor& teacher,
+                              double temperature, const torch::Tensor& mask = {});
+
+// Skew forward KL (DistiLLM, Ko et al., 2024): KL(p_t || alpha * p_t + (1 - alpha) * p_s).
+// alpha in [0, 1]: 0 is forward KL, 1 gives 0; DistiLLM uses 0.1. For alpha > 0 the
+// mixture covers the teacher's support, so the value is exact whatever -inf logits hold.
+torch::Tensor skew_forward_kl(const torch::Tensor& student, const torch::Tensor& teacher,
+                              double temperature, double alpha, const torch::Tensor& mask = {});
+
+// Skew reverse KL (DistiLLM): KL(p_s || alpha * p_s + (1 - alpha) * p_t).
+// alpha in [0, 1]: 0 is reverse KL, 1 gives 0.
+torch::Tensor skew_reverse_kl(const torch::Tensor& student, const torch::Tensor& teacher,
+                              double temperature, double alpha, const torch::Tensor& mask = {});
+
+// ---- the divergences as objective terms ----------------------------------------------
+
+// Rows whose label is this value are padding (PyTorch's ignore_index, which
+// CrossEntropyTerm skips too); divergence terms leave them out.
+constexpr int64_t kIgnoreLabel = -100;
+
+// The divergences above that a DivergenceTerm can be (forward KL is ForwardKlTerm).
+enum class DivergenceKind { kReverseKl, kJsd, kTotalVariation, kSkewForwardKl, kSkewReverseKl };
+
+// The mixture weight a term of `kind` gets when none is given: beta = 0.5 for JSD (the
+// symmetric one), alpha = 0.1 for the skew KLs (DistiLLM's choice), unused (0) otherwise.
+constexpr double default_weight(DivergenceKind kind) {
+  if (kind == DivergenceKind::kJsd) return 0.5;
+  if (kind == DivergenceKind::kSkewForwardKl || kind == DivergenceKind::kSkewReverseKl) return 0.1;
+  return 0.0;
+}
+
+// A divergence between student and teacher as an objective term. compute() takes
+// logits (B, V) or (B, T, V), the teacher's dense logits of the same shape, and labels
+// (B) or (B, T) int64 (undefined: no padding); it flattens to (N, V), masks the rows
+// labelled kIgnoreLabel and returns the divergence's value. Made as one of the named
+// terms below, or by make_divergence_term.
+class DivergenceTerm : public Term {
+ public:
+  std::string name() const override;  // "rkl", "jsd", "tvd", "skl" or "srkl"
+  bool needs_teacher() const override { return true; }
+  torch::Tensor compute(const torch::Tensor& logits, const TeacherSignal* teacher,
+                        const torch::Tensor& labels) const final;
+  DivergenceKind kind() const { return kind_; }
+  double temperature() const { return temperature_; }
+  double weight() const { return weight_; }
+
+ protected:
+  // Checks temperature > 0 and, for the kinds that use it, weight in [0, 1].
+  DivergenceTerm(DivergenceKind kind, double temperature, double weight);
+
+ private:
+  DivergenceKind kind_;
+  double temperature_;  // softmax temperature T > 0; the term is scaled by T^2
+  double weight_;       // beta for JSD, alpha for the skew KLs, unused otherwise
+};
+
+// A DivergenceTerm of one kind; the named terms below are its instances, e.g.
+// JsdTerm(/*temperature=*/2.0, /*beta=*/0.3). weight is beta for JsdTerm, alpha for the
+// skew terms, and ignored by ReverseKlTerm and TotalVariationTerm.
+template <DivergenceKind kKind>
+class DivergenceTermOf : public DivergenceTerm {
+ public:
+  explicit DivergenceTermOf(double temperature, double weight = default_weight(kKind))
+      : DivergenceTerm(kKind, temperature, weight) {}
+};
+
+using ReverseKlTerm = DivergenceTermOf<DivergenceKind::kReverseKl>;            // "rkl"
+using JsdTerm = DivergenceTermOf<DivergenceKind::kJsd>;                        // "jsd"
+using TotalVariationTerm = DivergenceTermOf<DivergenceKind::kTotalVariation>;  // "tvd"
+using SkewForwardKlTerm = DivergenceTermOf<DivergenceKind::kSkewForwardKl>;    // "skl"
+using SkewReverseKlTerm = DivergenceTermOf<DivergenceKind::kSkewReverseKl>;    // "srkl"
+
+// A divergence term by name: "kl" (the existing ForwardKlTerm, which masks no rows and
+// averages over the first dimension), "rkl", "jsd", "tvd", "skl", "srkl". beta_or_alpha is
+// beta for "jsd", alpha for "skl" and "srkl", and is ignored by the others. Throws
+// retort::Error naming the known divergences otherwise.
+std::shared_ptr<Term> make_divergence_term(const std::string& name, double temperature,
+                                           double beta_or_alpha);
+
+}  // namespace retort
