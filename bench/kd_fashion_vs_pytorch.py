@@ -23,16 +23,16 @@ def resolve(retort, sets):
 def reference_args(c):
     """The reference script's options for the resolved retort config `c`."""
     t, tm, s, m, d = c["teacher"]["train"], c["teacher"]["model"], c["train"], c["model"], c["data"]
-    if s["optimizer"] != "adamw" or t["optimizer"] != "adamw" or s["schedule"] != "cosine":
-        sys.exit("the reference script trains with adamw and a cosine schedule")
+    if t["optimizer"] != "adamw" or s["schedule"] != "cosine" or t["schedule"] != "cosine":
+        sys.exit("the reference script trains its teacher with adamw, both with a cosine schedule")
     if s["weight_decay"] != t["weight_decay"] or s["warmup_steps"] != t["warmup_steps"]:
         sys.exit("the reference script shares weight_decay and warmup_steps between teacher and student")
     if d["test_subset"]:
         sys.exit("the reference script evaluates on the whole test set: leave data.test_subset at 0")
-    if t["crop_padding"] or t["hflip"]:
-        sys.exit("the reference script trains its teacher without augmentation")
-    if s["crop_padding"] not in (0, 2) or bool(s["crop_padding"]) != s["hflip"]:
-        sys.exit("the reference script augments with crop padding 2 + flip, or not at all")
+    if t["crop_padding"]:
+        sys.exit("the reference script's teacher can only be trained with flips (teacher.train.hflip)")
+    if s["crop_padding"] not in (0, 2) or (s["crop_padding"] and not s["hflip"]):
+        sys.exit("the reference script's students use crop padding 2 + flip, flip alone, or nothing")
     j = lambda v: ",".join(str(x) for x in v)
     args = ["--data", d["path"], "--threads", str(c["run"]["threads"] or os.cpu_count()),
             "--teacher-epochs", str(t["epochs"]), "--student-epochs", str(s["epochs"]),
@@ -41,9 +41,15 @@ def reference_args(c):
             "--batch-size", str(d["batch_size"]), "--teacher-lr", str(t["lr"]), "--student-lr", str(s["lr"]),
             "--weight-decay", str(s["weight_decay"]), "--warmup-steps", str(s["warmup_steps"]),
             "--temperature", str(c["distill"]["temperature"]), "--alpha", str(c["distill"]["alpha"]),
-            "--seeds", str(c["demo"]["seeds"]), "--train-subset", str(d["train_subset"])]
-    if s["hflip"]:
+            "--seeds", str(c["demo"]["seeds"]), "--train-subset", str(d["train_subset"]),
+            "--student-optimizer", s["optimizer"], "--student-momentum", str(s["momentum"]),
+            "--student-dropout", str(m["dropout"])]
+    if s["crop_padding"]:
         args.append("--augment")
+    elif s["hflip"]:
+        args.append("--hflip")
+    if t["hflip"]:
+        args.append("--teacher-hflip")
     return args
 
 

@@ -113,11 +113,28 @@ def kd_loss(s_logits, labels, t_logits, temperature, alpha):
     return (1.0 - alpha) * ce + alpha * kl
 
 
+def make_optimizer(name, params, lr, weight_decay, momentum):
+    """adamw: decoupled weight decay; adam: no weight decay at all; sgd: heavy-ball momentum
+    (dampening 0, nesterov off) with weight decay as L2 added to the gradient (torch/libtorch SGD)."""
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=0.0)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
 def train(model, x, y, epochs, batch_size, lr, weight_decay, warmup_steps,
-          teacher=None, teacher_logits=None, temperature=1.0, alpha=0.0, do_augment=False):
+          teacher=None, teacher_logits=None, temperature=1.0, alpha=0.0, do_augment=False,
+          optimizer="adamw", momentum=0.9, hflip=False, x_flipped=None, teacher_logits_flipped=None):
     """Train `model` in place. With alpha>0 the soft targets come from `teacher_logits`
-    (precomputed, no augmentation) or, when augmenting, from `teacher` run on the same batch."""
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    (precomputed, no augmentation) or, when augmenting, from `teacher` run on the same batch.
+    hflip: each sample of a batch is mirrored left-right with probability 0.5 (one
+    torch.rand(batch) draw per batch, after the epoch's randperm); the soft target of a
+    mirrored sample is the cached teacher logit of the mirrored image (`teacher_logits_flipped`,
+    same row index), so no teacher forward runs per batch."""
+    opt = make_optimizer(optimizer, model.parameters(), lr, weight_decay, momentum)
     n = x.shape[0]
     steps_per_epoch = math.ceil(n / batch_size)  # last partial batch is kept
     total = epochs * steps_per_epoch
@@ -128,6 +145,10 @@ def train(model, x, y, epochs, batch_size, lr, weight_decay, warmup_steps,
         for i in range(steps_per_epoch):
             idx = perm[i * batch_size:(i + 1) * batch_size]
             xb, yb = x[idx], y[idx]
+            flip = None
+            if hflip:
+                flip = torch.rand(idx.shape[0]) < 0.5
+                xb = torch.where(flip[:, None, None, None], x_flipped[idx], xb)
             if do_augment:
                 xb = augment(xb)
             tb = None
@@ -137,6 +158,8 @@ def train(model, x, y, epochs, batch_size, lr, weight_decay, warmup_steps,
                         tb = teacher(xb)
                 else:
                     tb = teacher_logits[idx]
+                    if flip is not None:
+                        tb = torch.where(flip[:, None], teacher_logits_flipped[idx], tb)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, total, warmup_steps, lr)
             loss = kd_loss(model(xb), yb, tb, temperature, alpha)
@@ -176,12 +199,22 @@ def parse_args(argv=None):
     p.add_argument("--student-hidden", type=int_list, default=[128])
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--teacher-lr", type=float, default=2e-3)
-    p.add_argument("--student-lr", type=float, default=2e-3)
+    p.add_argument("--student-lr", type=float, default=0.15)
+    p.add_argument("--student-optimizer", choices=["adamw", "adam", "sgd"], default="sgd",
+                   help="the teacher always trains with adamw")
+    p.add_argument("--student-momentum", type=float, default=0.9, help="sgd only")
+    p.add_argument("--student-dropout", type=float, default=0.0)
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--warmup-steps", type=int, default=100)
     p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--alpha", type=float, default=0.5)
-    p.add_argument("--augment", action="store_true")
+    p.add_argument("--alpha", type=float, default=0.9)
+    p.add_argument("--augment", action="store_true",
+                   help="random crop (pad 2) + flip for teacher and students; teacher runs per batch")
+    p.add_argument("--hflip", action="store_true",
+                   help="students: random horizontal flip only, teacher logits of the original and "
+                        "the mirrored training images cached")
+    p.add_argument("--teacher-hflip", action="store_true",
+                   help="teacher training: random horizontal flip only")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--train-subset", type=int, default=0, help="0 = all 60000")
     p.add_argument("--teacher-seed", type=int, default=0)
@@ -190,6 +223,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     a = parse_args(argv)
+    if a.augment and (a.hflip or a.teacher_hflip):
+        raise SystemExit("--augment already flips: do not combine it with --hflip/--teacher-hflip")
     torch.set_num_threads(a.threads)
     t_start = time.time()
 
@@ -202,9 +237,13 @@ def main(argv=None):
     t0 = time.time()
     torch.manual_seed(a.teacher_seed)
     teacher = make_cnn(a.teacher_channels, a.teacher_hidden, a.teacher_dropout)
+    x_train_flipped = x_train.flip(3)  # mirrored left-right (width axis)
     train(teacher, x_train, y_train, a.teacher_epochs, a.batch_size, a.teacher_lr,
-          a.weight_decay, a.warmup_steps, do_augment=a.augment)
+          a.weight_decay, a.warmup_steps, do_augment=a.augment,
+          hflip=a.teacher_hflip, x_flipped=x_train_flipped)
     teacher_train_logits = predict(teacher, x_train)  # eval mode, no augmentation; cached
+    # with --hflip, also the logits of every mirrored training image (row i = image i mirrored)
+    teacher_flipped_logits = predict(teacher, x_train_flipped) if a.hflip else None
     teacher_seconds = time.time() - t0
     teacher_test_top1 = predict(teacher, x_test).argmax(1)
     teacher_acc = (teacher_test_top1 == y_test).float().mean().item()
@@ -219,12 +258,14 @@ def main(argv=None):
         for s in range(a.seeds):
             t1 = time.time()
             torch.manual_seed(s)
-            student = make_mlp(a.student_hidden)
+            student = make_mlp(a.student_hidden, a.student_dropout)
             student_params = n_params(student)
             train(student, x_train, y_train, a.student_epochs, a.batch_size, a.student_lr,
                   a.weight_decay, a.warmup_steps, teacher=teacher,
                   teacher_logits=teacher_train_logits, temperature=a.temperature,
-                  alpha=alpha, do_augment=a.augment)
+                  alpha=alpha, do_augment=a.augment, optimizer=a.student_optimizer,
+                  momentum=a.student_momentum, hflip=a.hflip, x_flipped=x_train_flipped,
+                  teacher_logits_flipped=teacher_flipped_logits)
             logits = predict(student, x_test)
             acc = accuracy(logits, y_test)
             agree = (logits.argmax(1) == teacher_test_top1).float().mean().item()

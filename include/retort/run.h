@@ -78,8 +78,9 @@ struct PreparedTeacher {
   torch::Tensor test_logits;            // (N_test, V)
   CacheStatus cache;                    // cache.path empty when no cache was used
 };
+// `test_logits`: the teacher's logits on `test` when already known (else computed).
 PreparedTeacher prepare_teacher(const Config& c, ModelPtr teacher, const std::string& description,
-                                const ImageSet& train, const ImageSet& test);
+                                const ImageSet& train, const ImageSet& test, torch::Tensor test_logits = {});
 void make_distill_spec(RunSpec& spec, const Config& c, const PreparedTeacher& teacher);
 
 // Checks that `model` accepts examples of `data` and predicts data.num_classes classes.

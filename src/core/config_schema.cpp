@@ -16,10 +16,10 @@ void add_model_keys(ConfigSchema& s, const std::string& p, const std::string& na
   s.add({p + ".dropout", ValueKind::Float, dropout, "dropout probability after each hidden layer", 0.0, 0.95});
 }
 
-void add_train_keys(ConfigSchema& s, const std::string& p, int64_t epochs, double lr, double wd, int64_t warmup,
-                    const std::string& who) {
+void add_train_keys(ConfigSchema& s, const std::string& p, const std::string& optimizer, int64_t epochs, double lr,
+                    double wd, int64_t warmup, const std::string& who) {
   s.add({p + ".epochs", ValueKind::Int, epochs, "passes over the training set for the " + who, 1, 100000});
-  s.add({p + ".optimizer", ValueKind::String, std::string("adamw"), "adam | adamw | sgd", {}, {}, {"adam", "adamw", "sgd"}});
+  s.add({p + ".optimizer", ValueKind::String, optimizer, "adam | adamw | sgd", {}, {}, {"adam", "adamw", "sgd"}});
   s.add({p + ".lr", ValueKind::Float, lr, "peak learning rate", 1e-12, 100.0});
   s.add({p + ".weight_decay", ValueKind::Float, wd, "weight decay (decoupled for adamw)", 0.0, 10.0});
   s.add({p + ".momentum", ValueKind::Float, 0.9, "sgd momentum", 0.0, 1.0});
@@ -51,15 +51,15 @@ ConfigSchema build() {
 
   // The model a command trains (the student, for distill and demo).
   add_model_keys(s, "model", "mlp", V{128}, V{32, 64}, 0.0, "model trained (the student when distilling)");
-  add_train_keys(s, "train", 10, 2e-3, 1e-4, 200, "model trained (the student when distilling)");
+  add_train_keys(s, "train", "sgd", 8, 0.15, 1e-4, 100, "model trained (the student when distilling)");
 
   // The teacher: a trained model on disk for distill; what demo trains first.
   s.add({"teacher.path", ValueKind::String, std::string(""), "distill: folder of a trained teacher model or run"});
-  add_model_keys(s, "teacher.model", "cnn", V{256}, V{32, 64}, 0.3, "teacher (demo)");
-  add_train_keys(s, "teacher.train", 8, 2e-3, 1e-4, 200, "teacher (demo)");
+  add_model_keys(s, "teacher.model", "cnn", V{512}, V{32, 64}, 0.3, "teacher (demo)");
+  add_train_keys(s, "teacher.train", "adamw", 6, 2e-3, 1e-4, 100, "teacher (demo)");
 
-  s.add({"distill.temperature", ValueKind::Float, 4.0, "softmax temperature T of the soft targets (loss scaled by T^2)", 1e-3, 1000.0});
-  s.add({"distill.alpha", ValueKind::Float, 0.5, "weight of the soft-target KL; cross-entropy gets 1 - alpha", 0.0, 1.0});
+  s.add({"distill.temperature", ValueKind::Float, 1.0, "softmax temperature T of the soft targets (loss scaled by T^2)", 1e-3, 1000.0});
+  s.add({"distill.alpha", ValueKind::Float, 0.9, "weight of the soft-target KL; cross-entropy gets 1 - alpha", 0.0, 1.0});
   s.add({"distill.cache", ValueKind::Bool, true, "cache the teacher's logits on the training set on disk"});
 
   s.add({"demo.seeds", ValueKind::Int, int64_t{3}, "seeds per student (report mean +- std)", 1, 100});

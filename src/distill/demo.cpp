@@ -53,7 +53,7 @@ DemoReport run_demo(const Config& c) {
   RunResult teacher = execute_run(tspec, train, test);
   std::fprintf(stderr, "teacher: %s, %lld params, test accuracy %.2f%%%s\n", teacher.spec.name.c_str(),
                (long long)teacher.params, 100 * teacher.test_accuracy, teacher.reused ? " (reused)" : "");
-  PreparedTeacher prepared = prepare_teacher(c, teacher.model, tspec.dir.string(), train, test);
+  PreparedTeacher prepared = prepare_teacher(c, teacher.model, tspec.dir.string(), train, test, teacher.test_logits);
   std::fprintf(stderr, "teacher cache: %s (%s, %.1f s)\n", prepared.cache.path.c_str(),
                prepared.cache.hit ? "hit" : "built", prepared.cache.seconds);
 

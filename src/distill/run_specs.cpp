@@ -43,7 +43,7 @@ void check_model_fits(ModelImpl& model, const ImageSet& data, const std::string&
 }
 
 PreparedTeacher prepare_teacher(const Config& c, ModelPtr teacher, const std::string& description,
-                                const ImageSet& train, const ImageSet& test) {
+                                const ImageSet& train, const ImageSet& test, torch::Tensor test_logits) {
   check_model_fits(*teacher, train, "the teacher");
   teacher->to(torch::Device(c.get_string("run.device")));
   PreparedTeacher p;
@@ -53,7 +53,8 @@ PreparedTeacher prepare_teacher(const Config& c, ModelPtr teacher, const std::st
     torch::Tensor table = load_or_build_logit_cache(*p.model, train, cache_dir_from(c), &p.cache);
     p.signal = std::make_shared<CachedTeacher>(p.model, table);
   }
-  p.test_logits = predict_logits(p.model->model(), test, c.get_int("data.eval_batch_size"));
+  p.test_logits = test_logits.defined() ? test_logits
+                                        : predict_logits(p.model->model(), test, c.get_int("data.eval_batch_size"));
   return p;
 }
 
