@@ -201,6 +201,7 @@ void Config::set(const std::string& name, const std::string& raw) {
       if (text == "true" || text == "1") return set_value(name, true);
       if (text == "false" || text == "0") return set_value(name, false);
       bad();
+      return;
     case ValueKind::String:
       if (text.size() >= 2 && text.front() == '"' && text.back() == '"') text = text.substr(1, text.size() - 2);
       return set_value(name, text);
