@@ -9,7 +9,7 @@ namespace retort {
 
 // The model's logits on every example of `set`, in order: (N, V). Eval mode, no grad;
 // the model's train/eval mode is restored afterwards.
-torch::Tensor predict_logits(ModelImpl& model, const ImageSet& set, int64_t batch_size = 1000,
+torch::Tensor predict_logits(ModelImpl& model, const ImageSet& set, int64_t batch_size = 256,
                              const char* progress_label = nullptr);
 
 double accuracy(const torch::Tensor& logits, const torch::Tensor& labels);    // fraction in [0, 1]

@@ -24,7 +24,7 @@ class ModelTeacher : public Teacher {
   TeacherSignal signal(const Batch& batch) override;
   std::string describe() const override { return description_; }
   // Logits for a whole set, in order, batch by batch: (N, V).
-  torch::Tensor logits_for(const ImageSet& set, int64_t batch_size = 1000, bool progress = false);
+  torch::Tensor logits_for(const ImageSet& set, int64_t batch_size = 256, bool progress = false);
   // Hash of the weights and architecture: part of every cache key.
   std::string fingerprint() const;
   ModelImpl& model() { return *model_; }

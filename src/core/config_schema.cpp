@@ -47,7 +47,7 @@ ConfigSchema build() {
   s.add({"data.mean", ValueKind::Float, 0.2860, "normalisation mean of pixel/255"});
   s.add({"data.std", ValueKind::Float, 0.3530, "normalisation standard deviation of pixel/255", 1e-6, {}});
   s.add({"data.batch_size", ValueKind::Int, int64_t{128}, "training batch size", 1, 1 << 20});
-  s.add({"data.eval_batch_size", ValueKind::Int, int64_t{1000}, "evaluation batch size", 1, 1 << 20});
+  s.add({"data.eval_batch_size", ValueKind::Int, int64_t{256}, "evaluation batch size (256 ran a CNN 1.7x faster than 1000 here)", 1, 1 << 20});
 
   // The model a command trains (the student, for distill and demo).
   add_model_keys(s, "model", "mlp", V{128}, V{32, 64}, 0.0, "model trained (the student when distilling)");

@@ -55,7 +55,7 @@ torch::Tensor load_or_build_logit_cache(ModelTeacher& teacher, const ImageSet& s
   if (!hit) {
     if (!why.empty())
       std::fprintf(stderr, "retort: teacher cache %s is unusable (%s); rebuilding it\n", path.c_str(), why.c_str());
-    table = teacher.logits_for(set, 1000, /*progress=*/true).contiguous();
+    table = teacher.logits_for(set, 256, /*progress=*/true).contiguous();
     if (!torch::isfinite(table).all().item<bool>())
       fail("the teacher produced NaN or infinite logits on ", set.source, "; refusing to cache them");
     nlohmann::json h = {{"kind", "dense-logits"}, {"key", key}, {"shape", table.sizes().vec()},
