@@ -35,11 +35,7 @@ torch::Tensor ModelTeacher::logits_for(const ImageSet& set, int64_t batch_size, 
   return predict_logits(*model_, set, batch_size, progress ? "teacher logits" : nullptr);
 }
 
-std::string ModelTeacher::fingerprint() const {
-  Hasher h;
-  h.update(fingerprint_tensors(model_state(*model_)));
-  return h.hex();
-}
+std::string ModelTeacher::fingerprint() const { return fingerprint_tensors(model_state(*model_)); }
 
 CachedTeacher::CachedTeacher(std::shared_ptr<ModelTeacher> model, torch::Tensor table)
     : model_(std::move(model)), table_(std::move(table)) {}
