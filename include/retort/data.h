@@ -46,21 +46,32 @@ struct AugmentOptions {
   bool enabled() const { return crop_padding > 0 || hflip; }
 };
 
+// One training batch. Images: x (B, C, H, W) float32, y (B) labels. Text: x (B, T)
+// int64 token ids, y (B, T) int64 next tokens, kIgnoreLabel (-100) where nothing counts.
 struct Batch {
-  torch::Tensor x;      // (B, C, H, W) float32
-  torch::Tensor y;      // (B) int64 labels
-  torch::Tensor index;  // (B) int64 positions in the dataset (teacher-cache keys)
-  bool augmented = false;
+  torch::Tensor x;
+  torch::Tensor y;
+  torch::Tensor index;     // (B) int64 positions in the dataset (teacher-cache keys)
+  bool augmented = false;  // x is not the stored example (augmented or generated): no cache hit
 };
 
-// Deterministic batches: the order of epoch e and the augmentation of batch b
-// depend only on (seed, e, b), so a resumed run sees exactly the same data.
-class Batcher {
+// What the trainer draws batches from. Batch (epoch, b) must depend only on
+// (seed, epoch, b), so that a resumed run sees exactly the same data.
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  virtual int64_t batches_per_epoch() const = 0;
+  virtual Batch batch(int64_t epoch, int64_t b) const = 0;
+};
+
+// Deterministic image batches: the order of epoch e and the augmentation of batch b
+// depend only on (seed, e, b).
+class Batcher : public BatchSource {
  public:
   Batcher(const ImageSet& set, int64_t batch_size, bool shuffle, uint64_t seed,
           AugmentOptions augment = {}, double pad_value = 0.0);
-  int64_t batches_per_epoch() const;
-  Batch batch(int64_t epoch, int64_t b) const;
+  int64_t batches_per_epoch() const override;
+  Batch batch(int64_t epoch, int64_t b) const override;
   const ImageSet& set() const { return *set_; }
 
  private:

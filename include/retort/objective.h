@@ -12,13 +12,29 @@
 
 namespace retort {
 
-// What a teacher says about a batch. Only dense logits exist today; top-k and
-// token signals (language models, APIs) will join as further kinds.
+// What a teacher says about a batch. A signal says what it is; a term that cannot
+// use a kind refuses it with an error naming both.
+//   Dense:  logits (B, V) or (B, T, V), raw, no temperature applied.
+//   TopK:   the teacher's k most likely tokens per position: ids (B, T, k) int64 and
+//           their log-probabilities logprobs (B, T, k) float (at temperature 1, sorted
+//           descending); the rest of the vocabulary is one tail bucket with mass
+//           1 - sum(exp(logprobs)), so divergences over k + 1 buckets are well defined.
+//   Tokens: teacher-written sequences (B, T) int64 (sequence-level KD): the batch's x/y
+//           already hold them, so terms that need a distribution refuse this kind.
 struct TeacherSignal {
-  enum class Kind { Dense };
+  enum class Kind { Dense, TopK, Tokens };
   Kind kind = Kind::Dense;
-  torch::Tensor logits;  // Dense: (B, V) raw logits, no temperature applied
+  torch::Tensor logits;    // Dense
+  torch::Tensor ids;       // TopK
+  torch::Tensor logprobs;  // TopK
+  torch::Tensor tokens;    // Tokens
+
+  static TeacherSignal dense(torch::Tensor logits);
+  static TeacherSignal top_k(torch::Tensor ids, torch::Tensor logprobs);
+  TeacherSignal to(const torch::Device& device) const;  // every defined tensor moved
+  int64_t k() const { return ids.defined() ? ids.size(-1) : 0; }
 };
+const char* kind_name(TeacherSignal::Kind kind);  // "dense", "top-k", "tokens"
 
 // One term of an objective: a scalar loss averaged over the batch.
 class Term {
@@ -31,7 +47,8 @@ class Term {
                                 const torch::Tensor& labels) const = 0;
 };
 
-// Cross-entropy against the labels, mean over the batch.
+// Cross-entropy against the labels, mean over the scored targets: logits (B, V) with
+// labels (B), or (B, T, V) with labels (B, T); labels equal to -100 are not scored.
 class CrossEntropyTerm : public Term {
  public:
   std::string name() const override { return "ce"; }

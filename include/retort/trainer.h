@@ -38,7 +38,8 @@ struct StepInfo {
   int64_t epoch = 0, batch = 0;      // position: epoch (0-based), batch within it
   int64_t step = 0, total_steps = 0; // global optimizer steps done (after this one) / planned
   int64_t batches_per_epoch = 0;
-  int64_t examples = 0;              // examples in this batch
+  int64_t examples = 0;              // examples (images, windows) in this batch
+  int64_t targets = 0;               // predictions scored: examples, or tokens for text
   double loss = 0, lr = 0;
   std::vector<std::pair<std::string, double>> terms;
 };
@@ -65,7 +66,7 @@ class Observer {
 class Trainer {
  public:
   // `teacher` may be null when the objective needs none. `train` outlives the trainer.
-  Trainer(ModelPtr model, const Batcher& train, Objective objective, std::shared_ptr<Teacher> teacher,
+  Trainer(ModelPtr model, const BatchSource& train, Objective objective, std::shared_ptr<Teacher> teacher,
           TrainOptions options);
   void add_observer(std::shared_ptr<Observer> o) { observers_.push_back(std::move(o)); }
 
@@ -90,7 +91,7 @@ class Trainer {
 
  private:
   ModelPtr model_;
-  const Batcher& train_;
+  const BatchSource& train_;
   Objective objective_;
   std::shared_ptr<Teacher> teacher_;
   TrainOptions options_;

@@ -7,11 +7,47 @@
 
 namespace retort {
 
+TeacherSignal TeacherSignal::dense(torch::Tensor logits) {
+  TeacherSignal s;
+  s.kind = Kind::Dense;
+  s.logits = std::move(logits);
+  return s;
+}
+
+TeacherSignal TeacherSignal::top_k(torch::Tensor ids, torch::Tensor logprobs) {
+  if (!ids.defined() || !logprobs.defined() || ids.sizes() != logprobs.sizes())
+    fail("top-k signal: ids and logprobs must have the same shape, got ", ids.defined() ? ids.sizes() : c10::IntArrayRef{},
+         " and ", logprobs.defined() ? logprobs.sizes() : c10::IntArrayRef{});
+  TeacherSignal s;
+  s.kind = Kind::TopK;
+  s.ids = std::move(ids);
+  s.logprobs = std::move(logprobs);
+  return s;
+}
+
+TeacherSignal TeacherSignal::to(const torch::Device& device) const {
+  TeacherSignal s = *this;
+  for (torch::Tensor* t : {&s.logits, &s.ids, &s.logprobs, &s.tokens})
+    if (t->defined()) *t = t->to(device);
+  return s;
+}
+
+const char* kind_name(TeacherSignal::Kind kind) {
+  switch (kind) {
+    case TeacherSignal::Kind::Dense: return "dense";
+    case TeacherSignal::Kind::TopK: return "top-k";
+    case TeacherSignal::Kind::Tokens: return "tokens";
+  }
+  return "?";
+}
+
 torch::Tensor CrossEntropyTerm::compute(const torch::Tensor& logits, const TeacherSignal*,
                                         const torch::Tensor& labels) const {
-  if (logits.size(0) != labels.size(0))
-    fail("cross-entropy: logits have batch size ", logits.size(0), ", labels have ", labels.size(0));
-  return torch::nn::functional::cross_entropy(logits, labels);
+  if (logits.dim() != labels.dim() + 1 || logits.sizes().slice(0, labels.dim()) != labels.sizes())
+    fail("cross-entropy: logits of shape ", logits.sizes(), " do not match labels of shape ", labels.sizes());
+  torch::Tensor flat = logits.reshape({-1, logits.size(-1)}), y = labels.reshape({-1});
+  if (!(y != -100).any().item<bool>()) return flat.sum() * 0;  // nothing scored: 0, not NaN
+  return torch::nn::functional::cross_entropy(flat, y);         // ignore_index -100, mean over scored
 }
 
 ForwardKlTerm::ForwardKlTerm(double temperature) : temperature_(temperature) {

@@ -78,11 +78,11 @@ void MetricsObserver::on_interrupt(Trainer&) {
 void ProgressObserver::on_step(Trainer& t, const StepInfo& s) {
   if (!bar_) {
     bar_ = std::make_unique<ProgressBar>(cat(label_, " epoch ", s.epoch + 1, "/", t.options().epochs),
-                                         s.batches_per_epoch, "ex");
+                                         s.batches_per_epoch, s.targets != s.examples ? "tok" : "ex");
     examples_ = 0;
     loss_ema_ = s.loss;
   }
-  examples_ += s.examples;
+  examples_ += s.targets;  // tokens for text, examples for images
   loss_ema_ = 0.95 * loss_ema_ + 0.05 * s.loss;
   char status[64];
   std::snprintf(status, sizeof status, "loss %.4f", loss_ema_);

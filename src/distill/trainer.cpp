@@ -12,7 +12,7 @@
 
 namespace retort {
 
-Trainer::Trainer(ModelPtr model, const Batcher& train, Objective objective, std::shared_ptr<Teacher> teacher,
+Trainer::Trainer(ModelPtr model, const BatchSource& train, Objective objective, std::shared_ptr<Teacher> teacher,
                  TrainOptions options)
     : model_(std::move(model)), train_(train), objective_(std::move(objective)), teacher_(std::move(teacher)),
       options_(std::move(options)) {
@@ -41,8 +41,8 @@ void Trainer::run() {
       Batch batch = train_.batch(epoch_, batch_);
       TeacherSignal signal;
       if (teacher_ && objective_.needs_teacher()) signal = teacher_->signal(batch);
-      if (signal.logits.defined()) signal.logits = signal.logits.to(device);
-      torch::Tensor logits = model_->forward(batch.x.to(device)).logits;  // (B, V)
+      signal = signal.to(device);
+      torch::Tensor logits = model_->forward(batch.x.to(device)).logits;  // (B, V) or (B, T, V)
       LossParts loss = objective_.compute(logits, teacher_ ? &signal : nullptr, batch.y.to(device));
       double loss_value = loss.total.item<double>();
       if (!std::isfinite(loss_value))
@@ -58,7 +58,7 @@ void Trainer::run() {
       ++steps_this_call;
       epoch_loss_sum_ += loss_value;
       ++epoch_loss_count_;
-      StepInfo info{epoch_, batch_, step_, total, nb, batch.y.size(0), loss_value, lr, loss.terms};
+      StepInfo info{epoch_, batch_, step_, total, nb, batch.y.size(0), batch.y.numel(), loss_value, lr, loss.terms};
       for (auto& o : observers_) o->on_step(*this, info);
     }
     EpochInfo e;
