@@ -41,9 +41,10 @@ const ConfigSchema& retort_schema();
 
 class Config {
  public:
-  // defaults <- file (if given) <- each "key=value" in `sets`, in order.
+  // defaults <- recipe (TOML text, if given) <- file (if given) <- each "key=value" in
+  // `sets`, in order.
   static Config load(const ConfigSchema& schema, const std::string& file,
-                     const std::vector<std::string>& sets);
+                     const std::vector<std::string>& sets, const std::string& recipe = "");
   static Config defaults(const ConfigSchema& schema);
 
   void set(const std::string& name, const std::string& text);  // parses per schema

@@ -14,4 +14,10 @@ struct DemoReport {
 
 DemoReport run_demo(const Config& c);
 
+// The language-model job on the King James Bible: a gpt teacher, a baseline student on
+// labels and a distilled one (distill.*), generation samples -> runs/demo-lm/report.*.
+DemoReport run_demo_lm(const Config& c);
+// The settings `retort demo lm` starts from (configs/kjv-lm.toml holds the same), as TOML.
+const std::string& lm_recipe_toml();
+
 }  // namespace retort

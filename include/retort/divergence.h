@@ -1,6 +1,7 @@
 // Divergences between a student's and a teacher's token distributions, for distilling
 // language models (one distribution per position), and objective terms wrapping them.
-// Pure functions of dense logits; top-k and token signals are not handled here.
+// The functions take dense logits; the terms also take top-k teacher signals, which they
+// compare over k + 1 buckets (the teacher's k tokens and one tail bucket for the rest).
 #pragma once
 #include <torch/types.h>
 
@@ -21,8 +22,8 @@ namespace retort {
 // Result: a scalar, T^2 * (sum over unmasked rows of the row's divergence) / (unmasked rows),
 //   0 when every row is masked (never NaN). At T = 1 this is the plain divergence averaged
 //   over positions (PyTorch's kl_div with kBatchMean). The T^2 keeps gradient magnitudes
-//   comparable across temperatures (Hinton et al., 2015), as ForwardKlTerm does; TRL's GKD
-//   applies T but not T^2, so values differ from TRL's by T^2 when T != 1.
+//   comparable across temperatures (Hinton et al., 2015); TRL's GKD applies T but not T^2,
+//   so values differ from TRL's by T^2 when T != 1.
 // Ruled-out tokens: a logit may be -inf (a token ruled out, e.g. padded vocabulary or a
 //   top-k teacher); +inf and NaN are not allowed, and an unmasked row must allow at least
 //   one token. Values and gradients stay finite: the mixtures below are computed in log
@@ -70,8 +71,15 @@ torch::Tensor skew_reverse_kl(const torch::Tensor& student, const torch::Tensor&
 // CrossEntropyTerm skips too); divergence terms leave them out.
 constexpr int64_t kIgnoreLabel = -100;
 
-// The divergences above that a DivergenceTerm can be (forward KL is ForwardKlTerm).
-enum class DivergenceKind { kReverseKl, kJsd, kTotalVariation, kSkewForwardKl, kSkewReverseKl };
+// The divergences above that a DivergenceTerm can be.
+enum class DivergenceKind {
+  kForwardKl,
+  kReverseKl,
+  kJsd,
+  kTotalVariation,
+  kSkewForwardKl,
+  kSkewReverseKl
+};
 
 // The mixture weight a term of `kind` gets when none is given: beta = 0.5 for JSD (the
 // symmetric one), alpha = 0.1 for the skew KLs (DistiLLM's choice), unused (0) otherwise.
@@ -82,13 +90,25 @@ constexpr double default_weight(DivergenceKind kind) {
 }
 
 // A divergence between student and teacher as an objective term. compute() takes
-// logits (B, V) or (B, T, V), the teacher's dense logits of the same shape, and labels
-// (B) or (B, T) int64 (undefined: no padding); it flattens to (N, V), masks the rows
-// labelled kIgnoreLabel and returns the divergence's value. Made as one of the named
-// terms below, or by make_divergence_term.
+// logits (B, V) or (B, T, V), labels (B) or (B, T) int64 (undefined: no padding; rows
+// labelled kIgnoreLabel are left out) and a teacher signal of kind
+//   Dense: logits of the student's shape; the divergence over the V tokens, as above.
+//   TopK:  ids and logprobs (B, k) or (B, T, k) (teacher log-probabilities at T = 1); the
+//          divergence over k + 1 buckets: the k teacher tokens and one tail bucket holding
+//          the rest of the vocabulary. Teacher: [logprobs, log(1 - sum exp(logprobs))];
+//          student: log_softmax(logits / T) at ids and the log of the rest's mass (summed
+//          over the other tokens, so it stays exact when the k tokens hold nearly all of
+//          it). At temperature T the teacher's k + 1 log-masses are divided by T and
+//          renormalised: exact at T = 1 and whenever the tail is empty, otherwise the tail
+//          is softened as if it were one token. A teacher tail below the rounding noise of
+//          its sum (16 * k * epsilon of the dtype) counts as empty. With k = V this is the
+//          dense divergence. ids must lie in [0, V) on every row that counts.
+// Any other kind (tokens) is refused with an Error naming it. The value is T^2 times the
+// mean over the rows that count, 0 (not NaN) when none does.
 class DivergenceTerm : public Term {
  public:
-  std::string name() const override;  // "rkl", "jsd", "tvd", "skl" or "srkl"
+  std::string name() const override;      // "kl", "rkl", "jsd", "tvd", "skl" or "srkl"
+  std::string describe() const override;  // "kl(T=4)", "jsd(T=1, beta=0.5)", "skl(T=2, alpha=0.1)"
   bool needs_teacher() const override { return true; }
   torch::Tensor compute(const torch::Tensor& logits, const TeacherSignal* teacher,
                         const torch::Tensor& labels) const final;
@@ -108,7 +128,7 @@ class DivergenceTerm : public Term {
 
 // A DivergenceTerm of one kind; the named terms below are its instances, e.g.
 // JsdTerm(/*temperature=*/2.0, /*beta=*/0.3). weight is beta for JsdTerm, alpha for the
-// skew terms, and ignored by ReverseKlTerm and TotalVariationTerm.
+// skew terms, and ignored by ForwardKlTerm, ReverseKlTerm and TotalVariationTerm.
 template <DivergenceKind kKind>
 class DivergenceTermOf : public DivergenceTerm {
  public:
@@ -116,17 +136,23 @@ class DivergenceTermOf : public DivergenceTerm {
       : DivergenceTerm(kKind, temperature, weight) {}
 };
 
+using ForwardKlTerm = DivergenceTermOf<DivergenceKind::kForwardKl>;            // "kl"
 using ReverseKlTerm = DivergenceTermOf<DivergenceKind::kReverseKl>;            // "rkl"
 using JsdTerm = DivergenceTermOf<DivergenceKind::kJsd>;                        // "jsd"
 using TotalVariationTerm = DivergenceTermOf<DivergenceKind::kTotalVariation>;  // "tvd"
 using SkewForwardKlTerm = DivergenceTermOf<DivergenceKind::kSkewForwardKl>;    // "skl"
 using SkewReverseKlTerm = DivergenceTermOf<DivergenceKind::kSkewReverseKl>;    // "srkl"
 
-// A divergence term by name: "kl" (the existing ForwardKlTerm, which masks no rows and
-// averages over the first dimension), "rkl", "jsd", "tvd", "skl", "srkl". beta_or_alpha is
+// A divergence term by name: "kl", "rkl", "jsd", "tvd", "skl", "srkl". beta_or_alpha is
 // beta for "jsd", alpha for "skl" and "srkl", and is ignored by the others. Throws
 // retort::Error naming the known divergences otherwise.
 std::shared_ptr<Term> make_divergence_term(const std::string& name, double temperature,
                                            double beta_or_alpha);
+
+// (1 - alpha) * cross-entropy + alpha * the divergence `loss` (a make_divergence_term name)
+// at `temperature`; terms of weight 0 are left out. alpha in [0, 1]. make_kd_objective(a, T)
+// is make_distill_objective("kl", a, T, 0).
+Objective make_distill_objective(const std::string& loss, double alpha, double temperature,
+                                 double beta_or_alpha);
 
 }  // namespace retort

@@ -13,8 +13,9 @@
 namespace retort {
 
 struct ModelOutput {
-  torch::Tensor logits;               // (B, V) for classifiers
-  std::vector<torch::Tensor> hidden;  // optional intermediate features, outermost last
+  torch::Tensor logits;               // (B, V) for classifiers, (B, T, V) for language models (gpt)
+  std::vector<torch::Tensor> hidden;  // optional intermediate features, outermost last (gpt: final
+                                      // normed states (B, T, D))
 };
 
 // Base of every retort model: input -> predictions. Losses live in Objective.
@@ -26,7 +27,8 @@ using ModelPtr = std::shared_ptr<ModelImpl>;
 
 // What the registry needs to build a model again: its name and options.
 // Options for classifiers: in_channels, height, width, num_classes, and per model
-// hidden (list), channels (list), dropout.
+// hidden (list), channels (list), dropout. For gpt: vocab_size, d_model, n_layers, n_heads,
+// n_kv_heads, d_ff, max_seq_len, rope_theta, tie_embeddings, dropout, norm_eps (GptOptions).
 struct ModelSpec {
   std::string name;        // "mlp", "cnn", ...
   nlohmann::json options;  // model-specific, all fields explicit
@@ -56,5 +58,12 @@ int64_t model_size_on_disk(const std::filesystem::path& dir);
 
 // Weights + buffers as one flat list, for hashing and comparisons.
 std::vector<torch::Tensor> model_state(const torch::nn::Module& m);
+
+// Copies what shapes allow from teacher to student (DistilBERT-style): embeddings, final
+// norm, head, and student layer i <- teacher layer i * Lt / Ls (every other layer when the
+// student has half the layers). Both must be gpt with equal vocab_size, d_model, n_heads,
+// n_kv_heads and d_ff; otherwise throws retort::Error naming the first mismatch (both values).
+// Returns a one-line description, e.g. "layers 0,2,4,6 of 8".
+std::string init_student_from_teacher(ModelImpl& student, ModelImpl& teacher);
 
 }  // namespace retort

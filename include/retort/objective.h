@@ -36,11 +36,16 @@ struct TeacherSignal {
 };
 const char* kind_name(TeacherSignal::Kind kind);  // "dense", "top-k", "tokens"
 
+// The top-k signal of dense logits (..., V): log_softmax at temperature 1, then the k most
+// likely tokens, sorted descending; k is clamped to V (k >= 1). No gradient flows back.
+TeacherSignal top_k_signal(const torch::Tensor& logits, int64_t k);
+
 // One term of an objective: a scalar loss averaged over the batch.
 class Term {
  public:
   virtual ~Term() = default;
   virtual std::string name() const = 0;
+  virtual std::string describe() const { return name(); }  // name and parameters: "kl(T=4)"
   virtual bool needs_teacher() const = 0;
   // logits: (B, V); teacher may be null when !needs_teacher(); labels: (B) int64.
   virtual torch::Tensor compute(const torch::Tensor& logits, const TeacherSignal* teacher,
@@ -57,21 +62,8 @@ class CrossEntropyTerm : public Term {
                         const torch::Tensor& labels) const override;
 };
 
-// Soft-target forward KL(p_teacher^T || p_student^T) * T^2, summed over classes and
-// averaged over the batch (PyTorch's kl_div with kBatchMean). The T^2 keeps gradient
-// magnitudes comparable across temperatures (Hinton et al., 2015).
-class ForwardKlTerm : public Term {
- public:
-  explicit ForwardKlTerm(double temperature);
-  std::string name() const override { return "kl"; }
-  bool needs_teacher() const override { return true; }
-  torch::Tensor compute(const torch::Tensor& logits, const TeacherSignal* teacher,
-                        const torch::Tensor& labels) const override;
-  double temperature() const { return temperature_; }
-
- private:
-  double temperature_;
-};
+// Divergences between student and teacher (forward KL with temperature and T^2, reverse
+// KL, JSD, ...) are terms too: DivergenceTerm and ForwardKlTerm in retort/divergence.h.
 
 struct LossParts {
   torch::Tensor total;                               // scalar, differentiable
@@ -90,7 +82,8 @@ class Objective {
   std::vector<std::pair<double, std::shared_ptr<Term>>> terms_;
 };
 
-// (1 - alpha) * CE + alpha * T^2 * KL; terms with zero weight are left out.
+// (1 - alpha) * CE + alpha * T^2 * KL; terms with zero weight are left out. Other
+// divergences: make_distill_objective in retort/divergence.h.
 Objective make_kd_objective(double alpha, double temperature);
 
 }  // namespace retort

@@ -27,9 +27,10 @@ std::string plot_svg(const Plot& plot);
 std::vector<std::pair<double, double>> epoch_curve(const std::filesystem::path& metrics, const std::string& key);
 
 // A full HTML page: a title, a summary table (rows of cells, first row is the header),
-// the plots, and the report JSON at the end.
+// the plots, text samples (heading, text) when given, and the report JSON at the end.
 std::string render_html(const std::string& title, const std::vector<std::vector<std::string>>& table,
-                        const std::vector<Plot>& plots, const nlohmann::json& report, const std::string& notes);
+                        const std::vector<Plot>& plots, const nlohmann::json& report, const std::string& notes,
+                        const std::vector<std::pair<std::string, std::string>>& samples = {});
 
 // Text table with aligned columns for the terminal.
 std::string render_text_table(const std::vector<std::vector<std::string>>& rows);

@@ -33,7 +33,7 @@ struct RunSpec {
   int64_t batch_size = 128;             // training batch size
   Objective objective;                  // loss
   std::shared_ptr<Teacher> teacher;     // null when the objective needs none
-  torch::Tensor teacher_test_logits;    // (N_test, V) for agreement; optional
+  torch::Tensor teacher_test_logits;    // agreement: images (N_test, V) logits; text (W, T) top-1 ids; optional
   std::string label = "train";          // progress-bar label
   int64_t log_every = 50;               // metrics.jsonl step lines
   bool resume = true;                   // continue from checkpoints/last.pt when present
@@ -42,6 +42,13 @@ struct RunSpec {
   std::string config_toml;              // written as config.toml
   std::string digest;                   // what must match for a resume to be allowed
   nlohmann::json extra;                 // merged into run.json (method, temperature, ...)
+  // Language models only:
+  int64_t eval_every = 0;               // validation every N steps (0: 8 times per run)
+  int64_t eval_batch_size = 32;         // windows per validation forward pass
+  double on_policy = 0;                 // share of batches sampled from the student (GKD lambda)
+  int64_t prompt_tokens = 16;           // on-policy: prompt length kept from each window
+  double sample_temperature = 1.0;      // on-policy sampling
+  double sample_top_p = 1.0;
 };
 
 struct RunResult {
@@ -56,6 +63,18 @@ struct RunResult {
   bool reused = false;       // the folder already held the finished run
   torch::Tensor test_logits; // (N_test, V)
 };
+
+// ---- the phases every run shares (classifier and language-model runs) ----
+// Prepares spec.dir: a folder made by another configuration is cleared (or refused, per
+// on_mismatch, when it holds a checkpoint); writes config.toml and run.json with status
+// "training". Returns the run.json object to finish.
+nlohmann::json begin_run(const RunSpec& spec);
+// Resumes from checkpoints/last.pt when allowed, then trains with `evaluators` (added first,
+// so the others see their metrics), metrics.jsonl, progress and checkpoints. Returns true when
+// the folder already held the finished run (nothing trained).
+bool train_in_folder(Trainer& trainer, const RunSpec& spec, const std::vector<std::shared_ptr<Observer>>& evaluators);
+// Writes run.json with status "finished", `results` and the training totals.
+void finish_run(const RunSpec& spec, const Trainer& trainer, nlohmann::json meta, const nlohmann::json& results);
 
 // Trains (or resumes, or reuses when finished) and evaluates. Writes run.json
 // with the results and model/ with the final weights.

@@ -17,10 +17,11 @@ class Teacher {
   virtual std::string describe() const = 0;
 };
 
-// A local model, frozen (eval mode, no gradients).
+// A local model, frozen (eval mode, no gradients). Answers with dense logits, or with
+// its top-k tokens when top_k > 0 (language models: what an API or a cache would give).
 class ModelTeacher : public Teacher {
  public:
-  explicit ModelTeacher(ModelPtr model, std::string description = "model");
+  explicit ModelTeacher(ModelPtr model, std::string description = "model", int64_t top_k = 0);
   TeacherSignal signal(const Batch& batch) override;
   std::string describe() const override { return description_; }
   // Logits for a whole set, in order, batch by batch: (N, V).
@@ -28,10 +29,13 @@ class ModelTeacher : public Teacher {
   // Hash of the weights and architecture: part of every cache key.
   std::string fingerprint() const;
   ModelImpl& model() { return *model_; }
+  ModelPtr model_ptr() { return model_; }
+  int64_t top_k() const { return top_k_; }
 
  private:
   ModelPtr model_;
   std::string description_;
+  int64_t top_k_ = 0;
 };
 
 // Serves dense logits from a table computed once on the un-augmented training

@@ -220,9 +220,48 @@ void Config::set(const std::string& name, const std::string& raw) {
   }
 }
 
-Config Config::load(const ConfigSchema& schema, const std::string& file,
-                    const std::vector<std::string>& sets) {
+namespace {
+
+// Applies every key of a parsed TOML table to `c`; `origin` names where it came from.
+void apply_table(Config& c, const ConfigSchema& schema, const toml::table& table, const std::string& origin) {
+  std::vector<std::pair<std::string, const toml::node*>> items;
+  flatten(table, "", items);
+  for (const auto& [name, node] : items) {
+    known_key(schema, name);
+    try {
+      if (auto i = node->value_exact<int64_t>()) c.set_value(name, *i);
+      else if (auto d = node->value_exact<double>()) c.set_value(name, *d);
+      else if (auto b = node->value_exact<bool>()) c.set_value(name, *b);
+      else if (auto s = node->value_exact<std::string>()) c.set_value(name, *s);
+      else if (const toml::array* a = node->as_array()) {
+        std::vector<int64_t> list;
+        for (const auto& el : *a) {
+          auto i = el.value_exact<int64_t>();
+          if (!i) fail("config key '", name, "' must be a list of integers");
+          list.push_back(*i);
+        }
+        c.set_value(name, list);
+      } else {
+        fail("config key '", name, "' has a value of an unsupported type");
+      }
+    } catch (const Error& e) {
+      fail(e.what(), " (in ", origin, ")");
+    }
+  }
+}
+
+}  // namespace
+
+Config Config::load(const ConfigSchema& schema, const std::string& file, const std::vector<std::string>& sets,
+                    const std::string& recipe) {
   Config c = defaults(schema);
+  if (!recipe.empty()) {
+    try {
+      apply_table(c, schema, toml::parse(recipe), "the built-in recipe");
+    } catch (const toml::parse_error& e) {
+      fail("built-in recipe line ", e.source().begin.line, ": ", e.description());
+    }
+  }
   if (!file.empty()) {
     toml::table table;
     try {
@@ -233,30 +272,7 @@ Config Config::load(const ConfigSchema& schema, const std::string& file,
         fail("config file '", file, "' cannot be opened");
       fail("config file '", file, "' line ", where.line, ", column ", where.column, ": ", e.description());
     }
-    std::vector<std::pair<std::string, const toml::node*>> items;
-    flatten(table, "", items);
-    for (const auto& [name, node] : items) {
-      known_key(schema, name);
-      try {
-        if (auto i = node->value_exact<int64_t>()) c.set_value(name, *i);
-        else if (auto d = node->value_exact<double>()) c.set_value(name, *d);
-        else if (auto b = node->value_exact<bool>()) c.set_value(name, *b);
-        else if (auto s = node->value_exact<std::string>()) c.set_value(name, *s);
-        else if (const toml::array* a = node->as_array()) {
-          std::vector<int64_t> list;
-          for (const auto& el : *a) {
-            auto i = el.value_exact<int64_t>();
-            if (!i) fail("config key '", name, "' must be a list of integers");
-            list.push_back(*i);
-          }
-          c.set_value(name, list);
-        } else {
-          fail("config key '", name, "' has a value of an unsupported type");
-        }
-      } catch (const Error& e) {
-        fail(e.what(), " (in ", file, ")");
-      }
-    }
+    apply_table(c, schema, table, file);
   }
   for (const auto& s : sets) {
     auto eq = s.find('=');

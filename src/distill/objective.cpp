@@ -3,6 +3,7 @@
 
 #include <torch/torch.h>
 
+#include "retort/divergence.h"
 #include "retort/error.h"
 
 namespace retort {
@@ -32,6 +33,17 @@ TeacherSignal TeacherSignal::to(const torch::Device& device) const {
   return s;
 }
 
+TeacherSignal top_k_signal(const torch::Tensor& logits, int64_t k) {
+  if (!logits.defined() || logits.dim() < 1 || logits.size(-1) < 1)
+    fail("top_k_signal: logits must be (..., V) with V >= 1, got shape ",
+         logits.defined() ? logits.sizes() : c10::IntArrayRef{});
+  if (k < 1) fail("top_k_signal: k must be >= 1, got ", k);
+  torch::NoGradGuard no_grad;
+  auto [logprobs, ids] = torch::log_softmax(logits.detach(), -1)
+                             .topk(std::min(k, logits.size(-1)), -1, /*largest=*/true, /*sorted=*/true);
+  return TeacherSignal::top_k(ids, logprobs);
+}
+
 const char* kind_name(TeacherSignal::Kind kind) {
   switch (kind) {
     case TeacherSignal::Kind::Dense: return "dense";
@@ -48,26 +60,6 @@ torch::Tensor CrossEntropyTerm::compute(const torch::Tensor& logits, const Teach
   torch::Tensor flat = logits.reshape({-1, logits.size(-1)}), y = labels.reshape({-1});
   if (!(y != -100).any().item<bool>()) return flat.sum() * 0;  // nothing scored: 0, not NaN
   return torch::nn::functional::cross_entropy(flat, y);         // ignore_index -100, mean over scored
-}
-
-ForwardKlTerm::ForwardKlTerm(double temperature) : temperature_(temperature) {
-  if (!(temperature > 0)) fail("distillation temperature must be > 0, got ", temperature);
-}
-
-torch::Tensor ForwardKlTerm::compute(const torch::Tensor& logits, const TeacherSignal* teacher,
-                                     const torch::Tensor& labels) const {
-  if (!teacher) fail("the kl term needs a teacher signal, but none was given");
-  const torch::Tensor& t = teacher->logits;
-  if (!t.defined() || t.sizes() != logits.sizes())
-    fail("kl: teacher logits have shape ", t.defined() ? t.sizes() : c10::IntArrayRef{}, ", student logits ",
-         logits.sizes());
-  double T = temperature_;
-  torch::Tensor log_ps = torch::log_softmax(logits / T, -1);
-  torch::Tensor log_pt = torch::log_softmax(t.to(logits.dtype()) / T, -1);
-  torch::Tensor pt = log_pt.exp();
-  // Classes the teacher rules out (p = 0, e.g. -inf logits) contribute nothing.
-  torch::Tensor pointwise = torch::where(pt > 0, pt * (log_pt - log_ps), torch::zeros_like(pt));
-  return pointwise.sum() / logits.size(0) * (T * T);
 }
 
 Objective& Objective::add(double weight, std::shared_ptr<Term> term) {
@@ -97,18 +89,13 @@ bool Objective::needs_teacher() const {
 std::string Objective::describe() const {
   std::string s;
   for (const auto& [w, t] : terms_) {
-    s += (s.empty() ? "" : " + ") + cat(w, "*", t->name());
-    if (auto* kl = dynamic_cast<const ForwardKlTerm*>(t.get())) s += cat("(T=", kl->temperature(), ")");
+    s += (s.empty() ? "" : " + ") + cat(w, "*", t->describe());
   }
   return s;
 }
 
 Objective make_kd_objective(double alpha, double temperature) {
-  if (!(alpha >= 0 && alpha <= 1)) fail("distill.alpha must be in [0, 1], got ", alpha);
-  Objective o;
-  if (alpha < 1) o.add(1 - alpha, std::make_shared<CrossEntropyTerm>());
-  if (alpha > 0) o.add(alpha, std::make_shared<ForwardKlTerm>(temperature));
-  return o;
+  return make_distill_objective("kl", alpha, temperature, /*beta_or_alpha=*/0);
 }
 
 }  // namespace retort

@@ -59,7 +59,7 @@ std::filesystem::path cache_dir_from(const Config& c) {
 
 // ---- a run ------------------------------------------------------------------------
 
-RunResult execute_run(const RunSpec& spec, const ImageSet& train, const ImageSet& test) {
+nlohmann::json begin_run(const RunSpec& spec) {
   ensure_writable_dir(spec.dir);
   fs::path ckpt = spec.dir / "checkpoints" / "last.pt";
   fs::path meta_path = spec.dir / "run.json";
@@ -83,7 +83,40 @@ RunResult execute_run(const RunSpec& spec, const ImageSet& train, const ImageSet
   nlohmann::json meta = {{"digest", spec.digest}, {"status", "training"}, {"model", spec.model.name}};
   for (auto& [k, v] : spec.extra.items()) meta[k] = v;
   atomic_write_text(meta_path, meta.dump(2) + "\n");
+  return meta;
+}
 
+bool train_in_folder(Trainer& trainer, const RunSpec& spec, const std::vector<std::shared_ptr<Observer>>& evaluators) {
+  fs::path ckpt = spec.dir / "checkpoints" / "last.pt";
+  bool resumed = false;
+  if (spec.resume && fs::exists(ckpt)) {
+    trainer.load_checkpoint(ckpt);
+    resumed = true;
+  }
+  if (resumed && trainer.finished()) return true;
+  if (resumed)
+    std::fprintf(stderr, "%s: resuming from %s (epoch %lld, step %lld)\n", spec.label.c_str(), ckpt.c_str(),
+                 (long long)trainer.epoch() + 1, (long long)trainer.step());
+  for (const auto& e : evaluators) trainer.add_observer(e);
+  trainer.add_observer(std::make_shared<MetricsObserver>(spec.dir / "metrics.jsonl", spec.log_every));
+  trainer.add_observer(std::make_shared<ProgressObserver>(spec.label));
+  trainer.add_observer(std::make_shared<CheckpointObserver>(ckpt));
+  trainer.run();
+  return false;
+}
+
+void finish_run(const RunSpec& spec, const Trainer& trainer, nlohmann::json meta, const nlohmann::json& results) {
+  meta["status"] = "finished";
+  for (auto& [k, v] : results.items()) meta[k] = v;
+  meta["train_seconds"] = trainer.train_seconds();
+  meta["epochs"] = spec.train.epochs;
+  meta["steps"] = trainer.step();
+  meta["objective"] = spec.objective.describe();
+  atomic_write_text(spec.dir / "run.json", meta.dump(2) + "\n");
+}
+
+RunResult execute_run(const RunSpec& spec, const ImageSet& train, const ImageSet& test) {
+  nlohmann::json meta = begin_run(spec);
   torch::manual_seed(mix_seed(spec.train.seed, 0x1417));  // initialisation
   RunResult r;
   r.dir = spec.dir;
@@ -92,23 +125,7 @@ RunResult execute_run(const RunSpec& spec, const ImageSet& train, const ImageSet
   r.model->to(spec.device);
   Batcher batches(train, spec.batch_size, /*shuffle=*/true, spec.train.seed, spec.augment, train.black);
   Trainer trainer(r.model, batches, spec.objective, spec.teacher, spec.train);
-  bool resumed = false;
-  if (spec.resume && fs::exists(ckpt)) {
-    trainer.load_checkpoint(ckpt);
-    resumed = true;
-  }
-  r.reused = resumed && trainer.finished();
-  if (!r.reused) {
-    if (resumed)
-      std::fprintf(stderr, "%s: resuming from %s (epoch %lld, step %lld)\n", spec.label.c_str(), ckpt.c_str(),
-                   (long long)trainer.epoch() + 1, (long long)trainer.step());
-    auto eval = std::make_shared<EvalObserver>(test, spec.teacher_test_logits);
-    trainer.add_observer(eval);
-    trainer.add_observer(std::make_shared<MetricsObserver>(spec.dir / "metrics.jsonl", spec.log_every));
-    trainer.add_observer(std::make_shared<ProgressObserver>(spec.label));
-    trainer.add_observer(std::make_shared<CheckpointObserver>(ckpt));
-    trainer.run();
-  }
+  r.reused = train_in_folder(trainer, spec, {std::make_shared<EvalObserver>(test, spec.teacher_test_logits)});
   r.train_seconds = trainer.train_seconds();
   r.test_logits = predict_logits(*r.model, test);
   r.test_accuracy = accuracy(r.test_logits, test.labels);
@@ -116,17 +133,9 @@ RunResult execute_run(const RunSpec& spec, const ImageSet& train, const ImageSet
   r.params = count_parameters(*r.model);
   r.model->to(torch::kCPU);  // saved and reported from the CPU
   r.bytes_on_disk = save_model(*r.model, spec.model, spec.dir / "model");
-
-  meta["status"] = "finished";
-  meta["test_accuracy"] = r.test_accuracy;
-  if (r.agreement >= 0) meta["agreement"] = r.agreement;
-  meta["train_seconds"] = r.train_seconds;
-  meta["params"] = r.params;
-  meta["bytes_on_disk"] = r.bytes_on_disk;
-  meta["epochs"] = spec.train.epochs;
-  meta["steps"] = trainer.step();
-  meta["objective"] = spec.objective.describe();
-  atomic_write_text(meta_path, meta.dump(2) + "\n");
+  nlohmann::json results = {{"test_accuracy", r.test_accuracy}, {"params", r.params}, {"bytes_on_disk", r.bytes_on_disk}};
+  if (r.agreement >= 0) results["agreement"] = r.agreement;
+  finish_run(spec, trainer, meta, results);
   return r;
 }
 

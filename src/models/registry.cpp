@@ -2,6 +2,7 @@
 #include <torch/serialize.h>
 
 #include "cnn.h"
+#include "gpt.h"
 #include "mlp.h"
 #include "retort/error.h"
 #include "retort/fs.h"
@@ -54,6 +55,22 @@ const std::map<std::string, ModelFactory>& registry() {
          check_positive("cnn", "channels", c.channels());
          check_positive("cnn", "hidden", c.hidden());
          return std::make_shared<CnnImpl>(c);
+       }},
+      {"gpt",
+       [](const json& o) -> ModelPtr {
+         GptOptions g;  // GptImpl validates (resolve_gpt_options) and names the bad value
+         g.vocab_size(opt(o, "vocab_size", g.vocab_size()))
+             .d_model(opt(o, "d_model", g.d_model()))
+             .n_layers(opt(o, "n_layers", g.n_layers()))
+             .n_heads(opt(o, "n_heads", g.n_heads()))
+             .n_kv_heads(opt(o, "n_kv_heads", g.n_kv_heads()))
+             .d_ff(opt(o, "d_ff", g.d_ff()))
+             .max_seq_len(opt(o, "max_seq_len", g.max_seq_len()))
+             .rope_theta(opt(o, "rope_theta", g.rope_theta()))
+             .tie_embeddings(opt(o, "tie_embeddings", g.tie_embeddings()))
+             .dropout(opt(o, "dropout", g.dropout()))
+             .norm_eps(opt(o, "norm_eps", g.norm_eps()));
+         return std::make_shared<GptImpl>(g);
        }},
   };
   return r;

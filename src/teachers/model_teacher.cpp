@@ -4,6 +4,7 @@
 #include "retort/error.h"
 #include "retort/hash.h"
 #include "retort/eval.h"
+#include "retort/divergence.h"
 #include "retort/teacher.h"
 
 namespace retort {
@@ -18,17 +19,17 @@ std::string fingerprint_tensors(const std::vector<torch::Tensor>& tensors) {
   return h.hex();
 }
 
-ModelTeacher::ModelTeacher(ModelPtr model, std::string description)
-    : model_(std::move(model)), description_(std::move(description)) {
+ModelTeacher::ModelTeacher(ModelPtr model, std::string description, int64_t top_k)
+    : model_(std::move(model)), description_(std::move(description)), top_k_(top_k) {
+  if (top_k < 0) fail("teacher top-k must be >= 0, got ", top_k);
   model_->eval();
   for (auto& p : model_->parameters()) p.set_requires_grad(false);
 }
 
 TeacherSignal ModelTeacher::signal(const Batch& batch) {
   torch::NoGradGuard no_grad;
-  TeacherSignal s;
-  s.logits = model_->forward(batch.x.to(model_device(*model_))).logits;
-  return s;
+  torch::Tensor logits = model_->forward(batch.x.to(model_device(*model_))).logits;
+  return top_k_ > 0 ? top_k_signal(logits, top_k_) : TeacherSignal::dense(logits);
 }
 
 torch::Tensor ModelTeacher::logits_for(const ImageSet& set, int64_t batch_size, bool progress) {

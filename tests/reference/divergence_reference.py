@@ -3,6 +3,9 @@
 # PyTorch (Debian's python3-torch) row by row in probability space, the obvious way.
 # Writes inputs, values and gradients w.r.t. the student logits to the JSON file argv[1],
 # which tests/unit/divergence_test.cpp reads. -inf logits are written as null.
+# "topk_cases" hold top-k teachers (ids and log-probabilities at T = 1) compared over k + 1
+# buckets (the k tokens and the rest of the vocabulary as one tail bucket), which
+# tests/unit/topk_divergence_test.cpp reads.
 import json
 import math
 import sys
@@ -91,5 +94,57 @@ for (N, V, T, scale, beta, alpha, masked, special) in settings:
         case["values"][name] = value.item()
         case["grads"][name] = grad.tolist()
     cases.append(case)
+
+
+def top_k_buckets(s_row, ids, logprobs, T):
+    # Student: its softened probabilities at ids, and the rest of its mass as the tail.
+    ps = torch.softmax(s_row / T, 0)
+    ps_k = ps[ids]
+    ps_b = torch.cat([ps_k, (1 - ps_k.sum()).reshape(1)])
+    # Teacher: probabilities at T = 1 and the mass they leave; softened as k + 1 tokens.
+    pt_b = torch.cat([logprobs.exp(), (1 - logprobs.exp().sum()).reshape(1)])
+    pt_b = pt_b ** (1 / T)
+    return ps_b, pt_b / pt_b.sum()
+
+
+def top_k_mean_over_rows(name, s, ids, logprobs, T, beta, alpha, mask):
+    total, rows = torch.zeros((), dtype=torch.float64), 0
+    for i in range(s.shape[0]):
+        if mask is not None and not mask[i]:
+            continue
+        ps_b, pt_b = top_k_buckets(s[i], ids[i], logprobs[i], T)
+        total = total + divergence(name, pt_b, ps_b, beta, alpha)
+        rows += 1
+    return total / max(rows, 1) * T * T
+
+
+topk_cases = []
+# (N, V, k, T, scale, beta, alpha, masked rows)
+topk_settings = [
+    (4, 10, 3, 1.0, 1.0, 0.5, 0.1, []),
+    (6, 12, 5, 2.0, 3.0, 0.1, 0.5, [1, 4]),
+    (5, 8, 1, 0.7, 2.0, 0.9, 0.9, []),
+    (3, 30, 7, 4.0, 4.0, 0.3, 0.2, [0]),
+]
+for (N, V, k, T, scale, beta, alpha, masked) in topk_settings:
+    s = torch.randn(N, V, dtype=torch.float64) * scale
+    t = torch.randn(N, V, dtype=torch.float64) * scale
+    logprobs, ids = torch.log_softmax(t, 1).topk(k, dim=1)
+    mask = None
+    if masked:
+        mask = torch.ones(N, dtype=torch.bool)
+        mask[masked] = False
+    case = {"temperature": T, "beta": beta, "alpha": alpha, "student": encode(s), "ids": ids.tolist(),
+            "logprobs": logprobs.tolist(), "mask": None if mask is None else mask.tolist(),
+            "values": {}, "grads": {}}
+    for name in ["kl", "rkl", "jsd", "tvd", "skl", "srkl"]:
+        sv = s.clone().requires_grad_(True)
+        value = top_k_mean_over_rows(name, sv, ids, logprobs, T, beta, alpha, mask)
+        grad = torch.autograd.grad(value, sv)[0]
+        assert math.isfinite(value.item()) and torch.isfinite(grad).all(), (name, "top-k")
+        case["values"][name] = value.item()
+        case["grads"][name] = grad.tolist()
+    topk_cases.append(case)
+
 with open(sys.argv[1], "w") as f:
-    json.dump({"torch": torch.__version__, "cases": cases}, f)
+    json.dump({"torch": torch.__version__, "cases": cases, "topk_cases": topk_cases}, f)

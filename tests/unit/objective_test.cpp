@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "retort/divergence.h"  // ForwardKlTerm
 #include "retort/error.h"
 #include "retort/fs.h"
 #include "retort/objective.h"

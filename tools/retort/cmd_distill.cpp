@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "retort/error.h"
+#include "retort/lm_flows.h"
 #include "retort/run.h"
 #include "run_args.h"
 
@@ -16,7 +17,13 @@ void register_distill(CLI::App& app) {
       "Loss: (1 - distill.alpha) * CE(labels) + distill.alpha * T^2 * KL(teacher_T || student_T).\n"
       "The teacher's logits on the training set are cached on disk (distill.cache) unless\n"
       "augmentation is on, in which case the teacher sees each augmented batch.\n"
-      "Example: retort distill --teacher runs/demo/teacher --set distill.temperature=2");
+      "Language models (data.kind = text): distill.loss picks the divergence (kl rkl jsd tvd skl srkl,\n"
+      "distill.beta their weight), distill.top_k > 0 distils from the teacher's top-k tokens + tail\n"
+      "(cached on disk), distill.on_policy = lambda samples that share of batches from the student\n"
+      "(GKD), distill.method = sequence trains on text the teacher wrote (tokenizers may differ),\n"
+      "distill.init_from_teacher starts from every other teacher layer.\n"
+      "Examples: retort distill --teacher runs/demo/teacher --set distill.temperature=2\n"
+      "          retort distill --config configs/kjv-lm-kd.toml --set distill.loss=jsd --set distill.beta=0.5");
   add_run_args(cmd, args);
   cmd->add_option("--teacher", teacher, "folder of a trained teacher (a run or its model/ folder); same as "
                                         "--set teacher.path=...");
@@ -26,6 +33,10 @@ void register_distill(CLI::App& app) {
     if (c.get_string("teacher.path").empty()) fail("distill needs a teacher: --teacher PATH or teacher.path");
     std::filesystem::path dir = run_dir_for(c, args, "distill");
     setup_runtime(c);
+    if (c.get_string("data.kind") == "text") {
+      std::printf("%s\n", describe_lm_result(lm_distill(c, dir)).c_str());
+      return;
+    }
     ImageSet train = load_split_from(c, "train"), test = load_split_from(c, "test");
     LoadedModel t = load_model(c.get_string("teacher.path"));
     PreparedTeacher prepared = prepare_teacher(c, t.model, t.dir.string(), train, test);

@@ -1,6 +1,7 @@
 // `retort train`: a model on labels alone (a teacher, or a baseline student).
 #include <cstdio>
 
+#include "retort/lm_flows.h"
 #include "retort/run.h"
 #include "run_args.h"
 
@@ -12,12 +13,19 @@ void register_train(CLI::App& app) {
                                  "Train a model on labels alone (model.* and train.* keys).\n"
                                  "Writes runs/<run.name>/ (default runs/train): config.toml, metrics.jsonl,\n"
                                  "checkpoints/last.pt, model/, run.json.\n"
-                                 "Example: retort train --set model.name=cnn --set train.epochs=5");
+                                 "With data.kind = text, a gpt language model on next-token labels of text.corpus\n"
+                                 "(validation bits per byte reported; model/ holds the tokenizer too).\n"
+                                 "Examples: retort train --set model.name=cnn --set train.epochs=5\n"
+                                 "          retort train --config configs/kjv-lm.toml");
   add_run_args(cmd, args);
   cmd->callback([] {
     Config c = resolve_config(args.config);
     std::filesystem::path dir = run_dir_for(c, args, "train");
     setup_runtime(c);
+    if (c.get_string("data.kind") == "text") {
+      std::printf("%s\n", describe_lm_result(lm_train(c, dir)).c_str());
+      return;
+    }
     ImageSet train = load_split_from(c, "train"), test = load_split_from(c, "test");
     RunSpec spec = labels_run_spec(c, "model", "train", train, dir);
     spec.label = "train";

@@ -24,5 +24,6 @@ void register_train(CLI::App& app);
 void register_distill(CLI::App& app);
 void register_eval(CLI::App& app);
 void register_config(CLI::App& app);
+void register_generate(CLI::App& app);
 
 }  // namespace retort::cli

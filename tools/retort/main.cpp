@@ -21,7 +21,8 @@ int main(int argc, char** argv) {
   }
   CLI::App app{
       "retort - knowledge distillation: train a small student to behave like a large teacher.\n\n"
-      "Start with `retort demo` (Fashion-MNIST: CNN teacher -> MLP student, with a report).\n"
+      "Start with `retort demo` (Fashion-MNIST: CNN teacher -> MLP student, with a report)\n"
+      "or `retort demo lm` (King James Bible: gpt teacher -> 4x smaller gpt student).\n"
       "Every command reads the same keys: defaults <- --config FILE.toml <- --set key=value.\n"
       "`retort config` lists every key with its default and meaning."};
   app.require_subcommand(1);
@@ -30,6 +31,7 @@ int main(int argc, char** argv) {
   retort::cli::register_train(app);
   retort::cli::register_distill(app);
   retort::cli::register_eval(app);
+  retort::cli::register_generate(app);
   retort::cli::register_config(app);
   try {
     app.parse(argc, argv);

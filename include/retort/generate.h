@@ -1,0 +1,34 @@
+// Text generation: sampling continuations of token-id prompts from a language model
+// (greedy, temperature, top-k, top-p), with gpt's KV cache when the model has one.
+// Tokenizing and detokenizing are not done here (see the tokenizers).
+#pragma once
+#include <torch/types.h>
+
+#include <cstdint>
+
+#include "retort/model.h"
+
+namespace retort {
+
+struct SamplingOptions {
+  double temperature = 1.0;  // 0 = greedy (argmax)
+  int64_t top_k = 0;         // keep the k most likely tokens; 0 = all
+  double top_p = 1.0;        // nucleus: smallest set with cumulative probability >= top_p
+  uint64_t seed = 0;         // same seed, same prompt, same model -> same tokens
+  bool use_cache = true;     // KV cache when the model supports it (gpt); else full recompute
+};
+
+// prompts: (B, P) int64; returns (B, P + max_new_tokens) int64. Eval mode + NoGradGuard,
+// the model's train/eval mode restored afterwards. Works for any ModelImpl whose forward maps
+// (B, T) ids -> (B, T, V) (a full recompute each step); uses gpt's KV cache when possible.
+// When the sequence would exceed the model's context, it keeps the last max_seq_len tokens.
+// Sampling draws from a private generator seeded with options.seed, never the global RNG.
+torch::Tensor generate(ModelImpl& model, const torch::Tensor& prompts, int64_t max_new_tokens,
+                       const SamplingOptions& options);
+
+// The next-token choice on its own: logits (B, V) of any dtype and device -> ids (B) int64 on
+// the logits' device. Exposed for servers that stream tokens one at a time.
+torch::Tensor sample_next(const torch::Tensor& logits, const SamplingOptions& options,
+                          at::Generator& generator);
+
+}  // namespace retort

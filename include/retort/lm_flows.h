@@ -1,0 +1,26 @@
+// The language-model commands as library calls: what `retort train` and `retort distill`
+// do when data.kind = text. Each writes one run folder.
+#pragma once
+#include <filesystem>
+#include <string>
+
+#include "retort/config.h"
+#include "retort/lm.h"
+
+namespace retort {
+
+// A gpt (model.*, train.*) on next-token labels of text.corpus.
+LmRunResult lm_train(const Config& c, const std::filesystem::path& dir);
+
+// A gpt student from the language model at teacher.path: distill.method = logits matches
+// the teacher's distributions (distill.loss, top_k, on_policy, init_from_teacher; the
+// vocabularies must match); sequence trains on text the teacher wrote (any tokenizers).
+LmRunResult lm_distill(const Config& c, const std::filesystem::path& dir);
+
+// Sequence-KD settings from distill.* (one full window written per prompt).
+SequenceKdOptions sequence_kd_options_from(const Config& c, int64_t seq_len);
+
+// One line for the terminal: params, bits per byte, agreement, time.
+std::string describe_lm_result(const LmRunResult& r);
+
+}  // namespace retort

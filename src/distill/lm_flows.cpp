@@ -1,0 +1,87 @@
+// What `retort train` and `retort distill` do with text (data.kind = text).
+#include <torch/torch.h>
+
+#include <cstdio>
+
+#include "retort/error.h"
+#include "retort/fs.h"
+#include "retort/lm_flows.h"
+
+namespace retort {
+
+LmRunResult lm_train(const Config& c, const std::filesystem::path& dir) {
+  TextData data = load_text_data(c, nullptr, dir / "tokenizer");
+  RunSpec spec = lm_labels_run_spec(c, "model", "train", data, dir);
+  spec.label = "train";
+  return execute_lm_run(spec, data);
+}
+
+SequenceKdOptions sequence_kd_options_from(const Config& c, int64_t seq_len) {
+  SequenceKdOptions o;
+  o.prompt_tokens = c.get_int("distill.prompt_tokens");
+  if (o.prompt_tokens >= seq_len)
+    fail("distill.prompt_tokens = ", o.prompt_tokens, " must be below text.seq_len = ", seq_len);
+  o.new_tokens = seq_len + 1 - o.prompt_tokens;  // each prompt becomes one full training window
+  o.prompts_file = c.get_string("distill.prompts");
+  o.sampling.temperature = c.get_float("distill.sample_temperature");
+  o.sampling.top_p = c.get_float("distill.sample_top_p");
+  o.sampling.seed = static_cast<uint64_t>(c.get_int("run.seed"));
+  o.batch_size = c.get_int("data.eval_batch_size");
+  return o;
+}
+
+LmRunResult lm_distill(const Config& c, const std::filesystem::path& dir) {
+  LoadedModel t = load_model(c.get_string("teacher.path"));
+  if (t.spec.name != "gpt") fail("the teacher at ", t.dir.string(), " is a ", t.spec.name, ", not a language model");
+  std::shared_ptr<Tokenizer> teacher_tok = tokenizer_of_model(t.dir);
+  std::shared_ptr<Tokenizer> student_tok = c.get_string("text.tokenizer") == "auto" ? teacher_tok : nullptr;
+  TextData data = load_text_data(c, student_tok, dir / "tokenizer");
+  t.model->to(torch::Device(c.get_string("run.device")));
+  std::string method = c.get_string("distill.method");
+  int64_t teacher_vocab = t.spec.options.at("vocab_size").get<int64_t>();
+
+  if (method == "sequence") {
+    // Text only: the teacher's tokenizer writes, the student's reads.
+    TextData teacher_view = student_tok ? data : load_text_data(c, teacher_tok);
+    ModelTeacher frozen(t.model, t.dir.string());
+    TextCorpus written = teacher_written_corpus(t.model.operator*(), *teacher_tok, teacher_view.train, data.seq_len,
+                                                sequence_kd_options_from(c, data.seq_len), frozen.fingerprint(),
+                                                cache_dir_from(c));
+    std::fprintf(stderr, "sequence KD: %s\n", written.source.c_str());
+    TextData student_data = data;
+    student_data.train = tokenize(written, *data.tokenizer);
+    RunSpec spec = lm_labels_run_spec(c, "model", "train", student_data, dir);
+    spec.digest += c.digest("distill.") + frozen.fingerprint();
+    spec.extra["method"] = "sequence";
+    spec.extra["teacher"] = t.dir.string();
+    if (teacher_vocab == data.tokenizer->vocab_size())  // same tokens: agreement is defined
+      score_lm(*t.model, data.validation, *data.tokenizer, data.seq_len, spec.eval_batch_size, {},
+               &spec.teacher_test_logits);
+    spec.label = "distill (sequence)";
+    return execute_lm_run(spec, student_data);
+  }
+
+  check_same_vocabulary(teacher_vocab, data.tokenizer->vocab_size(), "distill.method = logits");
+  PreparedLmTeacher prepared = prepare_lm_teacher(c, t.model, t.dir.string(), data);
+  if (!prepared.cache.path.empty())
+    std::fprintf(stderr, "teacher cache: %s (%s, %.1f bytes/token)\n", prepared.cache.path.c_str(),
+                 prepared.cache.hit ? "hit" : "built",
+                 double(prepared.cache.bytes) / std::max<int64_t>(1, data.train.size()));
+  RunSpec spec = lm_labels_run_spec(c, "model", "train", data, dir);
+  make_lm_distill_spec(spec, c, prepared);
+  spec.label = "distill";
+  std::function<std::string(ModelImpl&)> init;
+  if (c.get_bool("distill.init_from_teacher"))
+    init = [&](ModelImpl& student) { return init_student_from_teacher(student, *t.model); };
+  return execute_lm_run(spec, data, init);
+}
+
+std::string describe_lm_result(const LmRunResult& r) {
+  std::string s = cat(r.dir.string(), ": ", r.spec.name, ", ", r.params, " params, validation ",
+                      std::to_string(r.val.bpb).substr(0, 6), " bits/byte (loss ", std::to_string(r.val.loss).substr(0, 6),
+                      " nats/token)");
+  if (r.val.agreement >= 0) s += cat(", agreement with teacher ", std::to_string(100 * r.val.agreement).substr(0, 5), "%");
+  return s + cat(", ", std::to_string(r.train_seconds).substr(0, 6), " s training");
+}
+
+}  // namespace retort
