@@ -31,7 +31,7 @@ validation_fraction = 0.05
 
 [teacher.model]
 name = "gpt"
-d_model = 256
+d_model = 192
 layers = 4
 heads = 4
 dropout = 0.0
@@ -45,7 +45,7 @@ warmup_steps = 100
 
 [model]
 name = "gpt"
-d_model = 128
+d_model = 96
 layers = 3
 heads = 4
 dropout = 0.0
@@ -143,6 +143,7 @@ DemoReport run_demo_lm(const Config& c) {
   std::string loss = c.get_string("distill.loss");
   double gap = baseline.val.bpb - teacher.val.bpb;
   double recovered = gap > 0 ? (baseline.val.bpb - distilled.val.bpb) / gap : 0;
+  const int64_t cached_tokens = (data.train.size() - 1) / data.seq_len * data.seq_len;  // whole windows only
   nlohmann::json tj = lm_json(teacher), bj = lm_json(baseline), dj = lm_json(distilled);
   bj["name"] = "baseline";
   bj["method"] = "labels";
@@ -164,7 +165,7 @@ DemoReport run_demo_lm(const Config& c) {
       {"compression", double(teacher.params) / double(distilled.params)},
       {"cache",
        {{"top_k", prepared.top_k},
-        {"bytes_per_token", prepared.cache.bytes > 0 ? double(prepared.cache.bytes) / data.train.size() : 0.0},
+        {"bytes_per_token", prepared.cache.bytes > 0 ? double(prepared.cache.bytes) / cached_tokens : 0.0},
         {"bytes", prepared.cache.bytes},
         {"path", prepared.cache.path},
         {"hit", prepared.cache.hit},

@@ -95,6 +95,9 @@ void ProgressObserver::on_epoch(Trainer&, EpochInfo& e) {
   if (e.metrics.contains("test_accuracy"))
     std::snprintf(status, sizeof status, "loss %.4f  test acc %.2f%%", e.train_loss,
                   100 * e.metrics["test_accuracy"].get<double>());
+  else if (e.metrics.contains("val_bpb"))
+    std::snprintf(status, sizeof status, "loss %.4f  val %.4f bits/byte", e.train_loss,
+                  e.metrics["val_bpb"].get<double>());
   else
     std::snprintf(status, sizeof status, "loss %.4f", e.train_loss);
   bar_->finish(status);

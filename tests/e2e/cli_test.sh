@@ -36,7 +36,6 @@ for s in r["students"]:
     assert s["seeds"] == 2 and 0.3 < s["accuracy_mean"] <= 1, s
 assert r["students"][1]["method"] == "kd" and "temperature" in r["students"][1] and "alpha" in r["students"][1]
 assert r["latency"]["teacher_ms"] > 0 and r["latency"]["student_ms"] > 0
-assert r["teacher"]["params"] >= 8 * r["students"][0]["params"] or True
 PY
   check "report.html is self-contained with plots" bash -c "grep -q '<svg' '$R/report.html' && ! grep -qE 'src=\"http|href=\"http' '$R/report.html'"
   check "table printed" grep -q "distillation gain" "$WORK/out1"

@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "retort/config.h"
+#include "retort/demo.h"
 #include "retort/error.h"
 #include "test_util.h"
 
@@ -72,3 +73,14 @@ TEST(Config, MalformedTomlReportsLineAndColumn) {
   m = error_of([&] { Config::load(retort_schema(), (tmp / "none.toml").string(), {}); });
   EXPECT_NE(m.find("cannot be opened"), std::string::npos) << m;
 }
+
+TEST(Config, LmRecipeFileMatchesTheBuiltInRecipe) {
+  // `retort demo lm` starts from lm_recipe_toml(); configs/kjv-lm.toml must say the same.
+  using retort::Config;
+  Config built_in = Config::load(retort::retort_schema(), "", {}, retort::lm_recipe_toml());
+  Config file = Config::load(retort::retort_schema(), RETORT_SOURCE_DIR "/configs/kjv-lm.toml", {});
+  EXPECT_EQ(built_in.to_toml(), file.to_toml());
+  EXPECT_EQ(built_in.get_string("data.kind"), "text");
+  EXPECT_EQ(built_in.get_string("model.name"), "gpt");
+}
+
