@@ -65,12 +65,12 @@ ConfigSchema build() {
 
   // The model a command trains (the student, for distill and demo).
   add_model_keys(s, "model", "mlp", V{128}, V{32, 64}, 0.0, "model trained (the student when distilling)",
-                 GptSizes{128, 3, 4, 0});
+                 GptSizes{96, 3, 4, 0});
   add_train_keys(s, "train", "sgd", 8, 0.15, 1e-4, 100, "model trained (the student when distilling)");
 
   // The teacher: a trained model on disk for distill; what demo trains first.
   s.add({"teacher.path", ValueKind::String, std::string(""), "distill: folder of a trained teacher model or run"});
-  add_model_keys(s, "teacher.model", "cnn", V{512}, V{32, 64}, 0.3, "teacher (demo)", GptSizes{256, 4, 4, 0});
+  add_model_keys(s, "teacher.model", "cnn", V{512}, V{32, 64}, 0.3, "teacher (demo)", GptSizes{192, 4, 4, 0});
   add_train_keys(s, "teacher.train", "adamw", 6, 2e-3, 1e-4, 100, "teacher (demo)");
 
   s.add({"distill.temperature", ValueKind::Float, 1.0, "softmax temperature T of the soft targets (loss scaled by T^2)", 1e-3, 1000.0});
