@@ -78,7 +78,11 @@ std::string sample_text(ModelImpl& model, const Tokenizer& tok, const std::strin
   s.top_p = 0.95;
   s.seed = seed;
   torch::Tensor out = generate(model, p.to(model_device(model)), 60, s).to(torch::kCPU)[0].to(torch::kInt32).contiguous();
-  return tok.decode(std::vector<int32_t>(out.data_ptr<int32_t>(), out.data_ptr<int32_t>() + out.numel()));
+  std::string text = tok.decode(std::vector<int32_t>(out.data_ptr<int32_t>(), out.data_ptr<int32_t>() + out.numel()));
+  // Sampled byte pieces need not form valid UTF-8; JSON and HTML need it: bad bytes -> U+FFFD.
+  return nlohmann::json::parse(
+             nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
+      .get<std::string>();
 }
 
 nlohmann::json lm_json(const LmRunResult& r) {

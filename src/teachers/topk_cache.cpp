@@ -82,7 +82,11 @@ std::optional<TopkCacheInfo> info_of(const nlohmann::json& m) {
   }
 }
 
-// A whole file mapped read-only; unmapped when it dies.
+}  // namespace
+
+// A whole file mapped read-only; unmapped when it dies. Not in the anonymous namespace:
+// TopkCache::State (a class with linkage) holds these.
+namespace topk_cache_detail {
 class MappedFile {
  public:
   explicit MappedFile(const fs::path& path) {
@@ -118,8 +122,8 @@ class MappedFile {
   const char* data_ = nullptr;
   size_t size_ = 0;
 };
-
-}  // namespace
+}  // namespace topk_cache_detail
+using topk_cache_detail::MappedFile;
 
 int64_t TopkCacheInfo::shards() const {
   return windows_per_shard > 0 ? (windows + windows_per_shard - 1) / windows_per_shard : 0;

@@ -27,7 +27,7 @@ teacher() {  # a small byte-level teacher in $WORK/runs/t
 
 case $CASE in
 demo)
-  args=(--set text.train_tokens=30000 --set text.val_tokens=4000 --set text.seq_len=32 --set text.vocab_size=320
+  args=(--set text.train_tokens=30000 --set text.val_tokens=4000 --set text.seq_len=32 --set text.vocab_size=400
         --set run.dir=$WORK/runs --set teacher.model.d_model=64 --set teacher.model.layers=2
         --set teacher.train.epochs=2 --set model.d_model=32 --set model.layers=1 --set model.heads=2
         --set distill.top_k=8)
@@ -91,11 +91,11 @@ generate)
   ;;
 bad_input)
   check "train a byte-level teacher" teacher
-  "$RETORT" distill "${TINY[@]}" --teacher "$WORK/runs/t" --set text.tokenizer=sentencepiece --set text.vocab_size=300 \
+  "$RETORT" distill "${TINY[@]}" --teacher "$WORK/runs/t" --set text.tokenizer=sentencepiece --set text.vocab_size=400 \
     --set run.name=mismatch >/dev/null 2>"$WORK/e1"
-  check "mismatched vocabularies named (256 vs 300)" grep -qE "256 tokens but the student's has 300" "$WORK/e1"
+  check "mismatched vocabularies named (256 vs 400)" grep -qE "256 tokens but the student's has 400" "$WORK/e1"
   check "text-only KD accepts another tokenizer" "$RETORT" distill "${TINY[@]}" --teacher "$WORK/runs/t" \
-    --set text.tokenizer=sentencepiece --set text.vocab_size=300 --set distill.method=sequence --set run.name=seqtok \
+    --set text.tokenizer=sentencepiece --set text.vocab_size=400 --set distill.method=sequence --set run.name=seqtok \
     >/dev/null 2>&1
   printf '{"text": "fine"}\nnot json\n' >"$WORK/bad.jsonl"
   "$RETORT" train "${TINY[@]}" --set text.corpus="$WORK/bad.jsonl" --set run.name=j >/dev/null 2>"$WORK/e2"
