@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: demo test build configure setup bench clean
+.PHONY: demo test build configure setup bench bench-lm clean
 
 setup:
 	@scripts/setup
@@ -22,6 +22,12 @@ test: build
 
 bench: build
 	/usr/bin/python3 bench/kd_fashion_vs_pytorch.py
+
+# Language models: training throughput vs plain PyTorch, then the distillation table
+# (needs the teacher of `retort demo lm` in runs/demo-lm/teacher).
+bench-lm: build
+	/usr/bin/python3 bench/lm_vs_pytorch.py --retort $(BUILD)/retort
+	/usr/bin/python3 bench/lm_table.py --retort $(BUILD)/retort
 
 clean:
 	rm -rf $(BUILD)

@@ -42,10 +42,12 @@ def main():
     ap.add_argument("--retort", default=os.path.join(ROOT, "build/retort"))
     ap.add_argument("--teacher", default=os.path.join(ROOT, "runs/demo-lm/teacher"))
     ap.add_argument("--tokens", type=int, default=262144, help="training tokens (slice of the KJV training split)")
+    ap.add_argument("--warmup", type=int, default=20, help="warm-up steps (the recipe's 100 is for a full epoch)")
     ap.add_argument("--work", default=None, help="folder for the runs (default: a temporary one)")
     ap.add_argument("--only", default=None, help="comma-separated row numbers to run (default: all)")
     a = ap.parse_args()
     work = a.work or tempfile.mkdtemp(prefix="retort-lm-table-")
+    os.makedirs(work, exist_ok=True)
     teacher = json.load(open(os.path.join(a.teacher, "run.json")))
     print(f"teacher {a.teacher}: {teacher['params']} params, val {teacher['val_bpb']:.4f} bits/byte; "
           f"students on {a.tokens} tokens; runs in {work}", file=sys.stderr)
@@ -57,7 +59,7 @@ def main():
         name = f"row{i:02d}"
         cmd = [a.retort, "distill", "--config", os.path.join(ROOT, "configs/kjv-lm-kd.toml"), "--teacher", a.teacher,
                "--fresh", "--set", f"run.dir={work}", "--set", f"run.name={name}",
-               "--set", f"text.train_tokens={a.tokens}"]
+               "--set", f"text.train_tokens={a.tokens}", "--set", f"train.warmup_steps={a.warmup}"]
         for s in sets:
             cmd += ["--set", s]
         t0 = time.time()

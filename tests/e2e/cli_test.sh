@@ -84,7 +84,7 @@ bad_input)
   touch "$WORK/ro/file"
   expect_error "missing dataset path" "is not a folder" train --set data.path=/nonexistent --set run.dir=$WORK/runs
   expect_error "corrupt IDX" "train-images-idx3-ubyte.gz" train --set data.path=$WORK/corrupt --set run.dir=$WORK/runs
-  expect_error "unknown model name" "unknown model 'resnet'" train "${SMALL[@]}" --set model.name=resnet
+  expect_error "unknown model name" "must be one of {mlp, cnn, gpt}, got \"resnet\"" train "${SMALL[@]}" --set model.name=resnet
   expect_error "mistyped config key" "did you mean 'train.epochs'" train --set trian.epochs=3
   printf '[trainer]\nlr = 1\n' >"$WORK/unknown.toml"
   expect_error "unknown key in a config file" "unknown config key 'trainer.lr'" train --config "$WORK/unknown.toml"
