@@ -34,6 +34,10 @@ ROWS = [  # (label, extra --set pairs)
     ("sequence-level KD", ["distill.method=sequence"]),
     ("on-policy GKD (lambda 0.5, jsd, top-20)", ["distill.loss=jsd", "distill.top_k=20", "distill.alpha=1",
                                                   "distill.on_policy=0.5"]),
+    # Controls: the same GKD objective without student samples, and the seed noise of the baseline.
+    ("jsd(0.5), top-20, alpha 1 (GKD off-policy)", ["distill.loss=jsd", "distill.top_k=20", "distill.alpha=1"]),
+    ("labels only, seed 1", ["distill.alpha=0", "distill.top_k=0", "run.seed=1"]),
+    ("kl, top-20, seed 1", ["distill.loss=kl", "distill.top_k=20", "run.seed=1"]),
 ]
 
 
