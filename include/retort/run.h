@@ -101,6 +101,9 @@ struct PreparedTeacher {
 PreparedTeacher prepare_teacher(const Config& c, ModelPtr teacher, const std::string& description,
                                 const ImageSet& train, const ImageSet& test, torch::Tensor test_logits = {});
 void make_distill_spec(RunSpec& spec, const Config& c, const PreparedTeacher& teacher);
+// The divergence's weight from distill.beta: beta for jsd, alpha for skl/srkl; -1 picks the
+// divergence's default (0.5 for jsd, 0.1 for the skew KLs).
+double distill_weight_from(const Config& c);
 
 // Checks that `model` accepts examples of `data` and predicts data.num_classes classes.
 void check_model_fits(ModelImpl& model, const ImageSet& data, const std::string& who);

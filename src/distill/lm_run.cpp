@@ -51,10 +51,6 @@ class OnPolicySource : public BatchSource {
   uint64_t seed_;
 };
 
-double divergence_weight(const std::string& loss, double beta) {
-  if (beta >= 0) return beta;
-  return loss == "jsd" ? 0.5 : (loss == "skl" || loss == "srkl") ? 0.1 : 0.0;
-}
 
 }  // namespace
 
@@ -78,7 +74,7 @@ RunSpec lm_labels_run_spec(const Config& c, const std::string& model_prefix, con
 void make_lm_distill_spec(RunSpec& s, const Config& c, const PreparedLmTeacher& t) {
   std::string loss = c.get_string("distill.loss");
   double alpha = c.get_float("distill.alpha"), T = c.get_float("distill.temperature");
-  double weight = divergence_weight(loss, c.get_float("distill.beta"));
+  double weight = distill_weight_from(c);
   s.objective = make_distill_objective(loss, alpha, T, weight);
   s.teacher = t.signal;
   s.teacher_test_logits = t.val_top1;

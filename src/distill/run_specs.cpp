@@ -1,6 +1,7 @@
 // Building RunSpecs from config: labels runs, teachers, distillation runs.
 #include <torch/torch.h>
 
+#include "retort/divergence.h"
 #include "retort/error.h"
 #include "retort/eval.h"
 #include "retort/run.h"
@@ -58,13 +59,21 @@ PreparedTeacher prepare_teacher(const Config& c, ModelPtr teacher, const std::st
   return p;
 }
 
+double distill_weight_from(const Config& c) {
+  const std::string& loss = c.get_string("distill.loss");
+  double beta = c.get_float("distill.beta");
+  if (beta >= 0) return beta;
+  return loss == "jsd" ? 0.5 : (loss == "skl" || loss == "srkl") ? 0.1 : 0.0;
+}
+
 void make_distill_spec(RunSpec& s, const Config& c, const PreparedTeacher& t) {
   double alpha = c.get_float("distill.alpha"), T = c.get_float("distill.temperature");
-  s.objective = make_kd_objective(alpha, T);
+  s.objective = make_distill_objective(c.get_string("distill.loss"), alpha, T, distill_weight_from(c));
   s.teacher = t.signal;
   s.teacher_test_logits = t.test_logits;
   s.digest += c.digest("distill.") + t.model->fingerprint();
-  s.extra = {{"method", "kd"}, {"temperature", T}, {"alpha", alpha}, {"teacher", t.model->describe()}};
+  s.extra = {{"method", "kd"},  {"loss", c.get_string("distill.loss")}, {"temperature", T}, {"alpha", alpha},
+             {"teacher", t.model->describe()}};
 }
 
 }  // namespace retort

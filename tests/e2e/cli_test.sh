@@ -52,6 +52,9 @@ distill)
   check "distill from it" "$RETORT" distill "${SMALL[@]}" --teacher "$WORK/runs/t" --set run.name=s \
     --set train.epochs=2 --set model.hidden=32 >"$WORK/o2" 2>"$WORK/e2"
   check "distill prints accuracy and agreement" grep -q "agreement with teacher" "$WORK/o2"
+  check "classifier distillation with another divergence" "$RETORT" distill "${SMALL[@]}" --teacher "$WORK/runs/t" \
+    --set run.name=sj --set train.epochs=1 --set model.hidden=32 --set distill.loss=jsd >/dev/null 2>&1
+  check "its objective names it" grep -q 'jsd(T=1, beta=0.5)' "$WORK/runs/sj/run.json"
   check "resolved config saved" grep -q 'hidden = \[32\]' "$WORK/runs/s/config.toml"
   check "eval with teacher" "$RETORT" eval --model "$WORK/runs/s" --teacher "$WORK/runs/t" --json \
     --set data.test_subset=500 >"$WORK/eval.json" 2>/dev/null

@@ -14,7 +14,8 @@ void register_distill(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "distill",
       "Distil a student (model.*, train.*) from a trained teacher.\n"
-      "Loss: (1 - distill.alpha) * CE(labels) + distill.alpha * T^2 * KL(teacher_T || student_T).\n"
+      "Loss: (1 - distill.alpha) * CE(labels) + distill.alpha * T^2 * D(teacher_T, student_T), D = distill.loss\n"
+      "(kl: forward KL, the classic; rkl jsd tvd skl srkl for the others).\n"
       "The teacher's logits on the training set are cached on disk (distill.cache) unless\n"
       "augmentation is on, in which case the teacher sees each augmented batch.\n"
       "Language models (data.kind = text): distill.loss picks the divergence (kl rkl jsd tvd skl srkl,\n"
