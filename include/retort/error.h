@@ -1,6 +1,7 @@
 // The one error type retort throws at API boundaries. The CLI turns it into one
 // clear line and a non-zero exit; messages carry the offending values.
 #pragma once
+#include <iomanip>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -34,6 +35,9 @@ std::string cat(const Args&... args) {
   detail::append(os, args...);
   return os.str();
 }
+
+// decimals(0.12345, 2) -> "0.12": fixed-point text for tables and messages.
+inline std::string decimals(double x, int digits) { return cat(std::fixed, std::setprecision(digits), x); }
 
 template <typename... Args>
 [[noreturn]] void fail(const Args&... args) {

@@ -34,8 +34,8 @@ struct StudentGroup {
   }
 };
 
-std::string pct(double x, int digits = 2) { return cat(std::fixed, std::setprecision(digits), 100 * x); }
-std::string num(double x, int digits = 2) { return cat(std::fixed, std::setprecision(digits), x); }
+std::string pct(double x, int digits = 2) { return decimals(100 * x, digits); }
+std::string num(double x, int digits = 2) { return decimals(x, digits); }
 
 }  // namespace
 

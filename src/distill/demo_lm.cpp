@@ -68,8 +68,6 @@ top_k = 20
 
 namespace {
 
-std::string fixed(double x, int digits) { return cat(std::fixed, std::setprecision(digits), x); }
-
 std::string sample_text(ModelImpl& model, const Tokenizer& tok, const std::string& prompt, uint64_t seed) {
   std::vector<int32_t> ids = tok.encode(prompt);
   torch::Tensor p = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end()), torch::kInt64).unsqueeze(0);
@@ -185,17 +183,17 @@ DemoReport run_demo_lm(const Config& c) {
   std::vector<std::vector<std::string>> rows = {{"model", "method", "params", "val bits/byte", "val loss",
                                                  "agreement %", "tokens/s", "train s"}};
   auto row = [&](const std::string& name, const std::string& method, const LmRunResult& r) {
-    rows.push_back({name, method, cat(r.params), fixed(r.val.bpb, 4), fixed(r.val.loss, 4),
-                    r.val.agreement >= 0 ? fixed(100 * r.val.agreement, 2) : "-", fixed(r.tokens_per_second, 0),
-                    fixed(r.train_seconds, 1)});
+    rows.push_back({name, method, cat(r.params), decimals(r.val.bpb, 4), decimals(r.val.loss, 4),
+                    r.val.agreement >= 0 ? decimals(100 * r.val.agreement, 2) : "-", decimals(r.tokens_per_second, 0),
+                    decimals(r.train_seconds, 1)});
   };
   row("teacher (gpt)", "labels", teacher);
   row("baseline (gpt)", "labels", baseline);
   row("distilled (gpt)", cat(loss, prepared.top_k > 0 ? cat(" top-", prepared.top_k) : " dense"), distilled);
   out.table = render_text_table(rows) +
-              cat("\nstudent is 1/", fixed(double(teacher.params) / distilled.params, 1), " of the teacher; ",
-                  "distillation gain ", fixed(baseline.val.bpb - distilled.val.bpb, 4), " bits/byte, ",
-                  fixed(100 * recovered, 1), "% of the teacher-baseline gap recovered\n");
+              cat("\nstudent is 1/", decimals(double(teacher.params) / distilled.params, 1), " of the teacher; ",
+                  "distillation gain ", decimals(baseline.val.bpb - distilled.val.bpb, 4), " bits/byte, ",
+                  decimals(100 * recovered, 1), "% of the teacher-baseline gap recovered\n");
 
   Plot curves{"Validation bits per byte during training", "optimizer step", "bits per byte", {}, false};
   curves.series.push_back({"teacher", teacher.curve, {}});
@@ -208,9 +206,9 @@ DemoReport run_demo_lm(const Config& c) {
   std::string notes = cat("A gpt teacher (", teacher.params, " params) distilled into a gpt student (", distilled.params,
                           " params) on ", data.corpus, ", tokenizer ", data.tokenizer->describe(), ". Objective: ",
                           dspec.objective.describe(), prepared.top_k > 0 ? cat(" against the teacher's top-", prepared.top_k,
-                          " tokens + tail (cache ", fixed(report["cache"]["bytes_per_token"].get<double>(), 1),
+                          " tokens + tail (cache ", decimals(report["cache"]["bytes_per_token"].get<double>(), 1),
                           " bytes/token)") : std::string(" against dense logits"),
-                          ". Both students: same steps, tokens and seed. Recovered ", fixed(100 * recovered, 1),
+                          ". Both students: same steps, tokens and seed. Recovered ", decimals(100 * recovered, 1),
                           "% of the teacher-baseline gap.");
   out.html_path = (dir / "report.html").string();
   atomic_write_text(out.html_path, render_html("retort demo lm: " + c.get_string("data.dataset"), rows,

@@ -44,7 +44,7 @@ LmRunResult lm_distill(const Config& c, const std::filesystem::path& dir) {
     // Text only: the teacher's tokenizer writes, the student's reads.
     TextData teacher_view = student_tok ? data : load_text_data(c, teacher_tok);
     ModelTeacher frozen(t.model, t.dir.string());
-    TextCorpus written = teacher_written_corpus(t.model.operator*(), *teacher_tok, teacher_view.train, data.seq_len,
+    TextCorpus written = teacher_written_corpus(*t.model, *teacher_tok, teacher_view.train, data.seq_len,
                                                 sequence_kd_options_from(c, data.seq_len), frozen.fingerprint(),
                                                 cache_dir_from(c));
     std::fprintf(stderr, "sequence KD: %s\n", written.source.c_str());
@@ -77,11 +77,10 @@ LmRunResult lm_distill(const Config& c, const std::filesystem::path& dir) {
 }
 
 std::string describe_lm_result(const LmRunResult& r) {
-  std::string s = cat(r.dir.string(), ": ", r.spec.name, ", ", r.params, " params, validation ",
-                      std::to_string(r.val.bpb).substr(0, 6), " bits/byte (loss ", std::to_string(r.val.loss).substr(0, 6),
-                      " nats/token)");
-  if (r.val.agreement >= 0) s += cat(", agreement with teacher ", std::to_string(100 * r.val.agreement).substr(0, 5), "%");
-  return s + cat(", ", std::to_string(r.train_seconds).substr(0, 6), " s training");
+  std::string s = cat(r.dir.string(), ": ", r.spec.name, ", ", r.params, " params, validation ", decimals(r.val.bpb, 4),
+                      " bits/byte (loss ", decimals(r.val.loss, 4), " nats/token)");
+  if (r.val.agreement >= 0) s += cat(", agreement with teacher ", decimals(100 * r.val.agreement, 2), "%");
+  return s + cat(", ", decimals(r.train_seconds, 1), " s training");
 }
 
 }  // namespace retort

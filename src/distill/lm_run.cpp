@@ -128,9 +128,12 @@ LmRunResult execute_lm_run(const RunSpec& spec, const TextData& data,
       r.train_seconds > 0 ? double(trainer.step()) * spec.batch_size * data.seq_len / r.train_seconds : 0;
   r.val = score_lm(*r.model, data.validation, *data.tokenizer, data.seq_len, spec.eval_batch_size,
                    spec.teacher_test_logits, &r.val_top1);
-  r.curve = eval->curve();
-  if (r.curve.empty() || r.curve.back().first != double(trainer.step())) r.curve.emplace_back(trainer.step(), r.val.bpb);
-  if (r.reused && old_curve.is_array()) r.curve = old_curve.get<std::vector<std::pair<double, double>>>();
+  if (r.reused && old_curve.is_array()) {
+    r.curve = old_curve.get<std::vector<std::pair<double, double>>>();
+  } else {
+    r.curve = eval->curve();
+    if (r.curve.empty() || r.curve.back().first != double(trainer.step())) r.curve.emplace_back(trainer.step(), r.val.bpb);
+  }
   r.tokens_per_second = lm_tokens_per_second(*r.model, data.tokenizer->vocab_size(), data.seq_len, 16, 1.0);
   r.params = count_parameters(*r.model);
   r.model->to(torch::kCPU);

@@ -17,13 +17,13 @@
 namespace retort {
 
 TopkCachedTeacher::TopkCachedTeacher(std::shared_ptr<ModelTeacher> model, TopkCache cache)
-    : model_(std::move(model)), cache_(std::move(cache)) {}
+    : model_(std::move(model)), cache_(std::move(cache)) {
+  if (model_->top_k() != cache_.info().k)
+    fail("top-k cache holds k = ", cache_.info().k, " but its live teacher answers with k = ", model_->top_k());
+}
 
 TeacherSignal TopkCachedTeacher::signal(const Batch& batch) {
-  if (batch.augmented) {  // sampled from the student: not a stored window
-    TeacherSignal live = model_->signal(batch);
-    return live.kind == TeacherSignal::Kind::TopK ? live : top_k_signal(live.logits, cache_.info().k);
-  }
+  if (batch.augmented) return model_->signal(batch);  // sampled from the student: not a stored window
   return cache_.rows(batch.index);
 }
 

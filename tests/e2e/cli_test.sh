@@ -9,13 +9,7 @@ trap 'rm -rf "$WORK"' EXIT
 # ctest runs two tests at once on two cores: one thread each.
 export XDG_CACHE_HOME=$WORK/cache RETORT_NO_BLAS_WARNING=1 OMP_NUM_THREADS=1
 SMALL=(--set data.train_subset=2000 --set data.test_subset=500 --set run.dir=$WORK/runs)
-failures=0
-check() {  # check "what" command...   (the command's own redirections stay its own)
-  local what=$1; shift
-  if "$@"; then echo "ok: $what" >&3; else echo "FAIL: $what" >&3; failures=$((failures + 1)); fi
-}
-exec 3>&1
-json() { /usr/bin/python3 -c "import json,sys; d=json.load(open('$1')); print($2)"; }
+source "$(dirname "$0")/lib.sh"
 
 case $CASE in
 demo)
@@ -114,24 +108,7 @@ interrupt)
   # exactly the accuracy of an uninterrupted run.
   args=("${SMALL[@]}" --set data.train_subset=6000 --set model.name=cnn --set model.channels=16,32
         --set model.hidden=64 --set train.epochs=2)
-  "$RETORT" train "${args[@]}" --set run.name=straight >"$WORK/o1" 2>"$WORK/e1"
-  "$RETORT" train "${args[@]}" --set run.name=cut >"$WORK/o2" 2>"$WORK/e2" &
-  pid=$!
-  for _ in $(seq 1 300); do
-    grep -q '"type":"step"' "$WORK/runs/cut/metrics.jsonl" 2>/dev/null && break
-    sleep 0.05
-  done
-  kill -INT $pid
-  wait $pid
-  rc=$?
-  check "Ctrl-C exits 130 (got $rc)" test $rc -eq 130
-  check "Ctrl-C leaves a checkpoint" test -f "$WORK/runs/cut/checkpoints/last.pt"
-  check "no temporary files left" bash -c "! ls -a '$WORK/runs/cut/checkpoints' | grep -q tmp"
-  check "resume finishes" "$RETORT" train "${args[@]}" --set run.name=cut --resume >"$WORK/o3" 2>"$WORK/e3"
-  check "resume said where it resumed" grep -q "resuming from" "$WORK/e3"
-  a=$(json "$WORK/runs/straight/run.json" 'd["test_accuracy"]')
-  b=$(json "$WORK/runs/cut/run.json" 'd["test_accuracy"]')
-  check "resumed accuracy $b equals uninterrupted $a" test "$a" = "$b"
+  interrupt_and_resume test_accuracy "${args[@]}"
   ;;
 *) echo "unknown case $CASE"; exit 2 ;;
 esac

@@ -14,13 +14,7 @@ TINY=(--set data.kind=text --set text.train_tokens=24000 --set text.val_tokens=3
       --set model.name=gpt --set model.d_model=32 --set model.layers=1 --set model.heads=2
       --set train.optimizer=adamw --set train.lr=0.003 --set train.epochs=1 --set train.warmup_steps=5)
 TEACHER=(--set model.d_model=64 --set model.layers=2 --set model.heads=4 --set train.epochs=2)
-failures=0
-check() {
-  local what=$1; shift
-  if "$@"; then echo "ok: $what" >&3; else echo "FAIL: $what" >&3; failures=$((failures + 1)); fi
-}
-exec 3>&1
-json() { /usr/bin/python3 -c "import json,sys; d=json.load(open('$1')); print($2)"; }
+source "$(dirname "$0")/lib.sh"
 teacher() {  # a small byte-level teacher in $WORK/runs/t
   "$RETORT" train "${TINY[@]}" "${TEACHER[@]}" --set text.tokenizer=byte --set run.name=t >"$WORK/t.out" 2>"$WORK/t.err"
 }
@@ -116,22 +110,7 @@ import sys; p=sys.argv[1]; b=bytearray(open(p,'rb').read()); b[100]^=0xff; open(
   ;;
 interrupt)
   args=("${TINY[@]}" --set text.tokenizer=byte --set text.train_tokens=120000 --set train.epochs=2)
-  "$RETORT" train "${args[@]}" --set run.name=straight >/dev/null 2>&1
-  "$RETORT" train "${args[@]}" --set run.name=cut >/dev/null 2>&1 &
-  pid=$!
-  for _ in $(seq 1 400); do
-    grep -q '"type":"step"' "$WORK/runs/cut/metrics.jsonl" 2>/dev/null && break
-    sleep 0.05
-  done
-  kill -INT $pid
-  wait $pid
-  rc=$?
-  check "Ctrl-C exits 130 (got $rc)" test $rc -eq 130
-  check "resume finishes" "$RETORT" train "${args[@]}" --set run.name=cut --resume >/dev/null 2>"$WORK/e3"
-  check "resume said where it resumed" grep -q "resuming from" "$WORK/e3"
-  a=$(json "$WORK/runs/straight/run.json" 'd["val_bpb"]')
-  b=$(json "$WORK/runs/cut/run.json" 'd["val_bpb"]')
-  check "resumed val_bpb $b equals uninterrupted $a" test "$a" = "$b"
+  interrupt_and_resume val_bpb "${args[@]}"
   ;;
 *) echo "unknown case $CASE"; exit 2 ;;
 esac

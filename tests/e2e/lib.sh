@@ -1,0 +1,35 @@
+# Helpers shared by the e2e scripts (sourced): checks, JSON fields, Ctrl-C + resume.
+# The sourcing script sets RETORT and WORK; results go to fd 3.
+failures=0
+exec 3>&1
+check() {  # check "what" command...   (the command's own redirections stay its own)
+  local what=$1; shift
+  if "$@"; then echo "ok: $what" >&3; else echo "FAIL: $what" >&3; failures=$((failures + 1)); fi
+}
+json() { /usr/bin/python3 -c "import json,sys; d=json.load(open('$1')); print($2)"; }
+
+# interrupt_and_resume KEY ARGS...: trains `straight` and `cut` with ARGS, sends Ctrl-C to `cut`
+# after its first metrics line, resumes it, and checks that run.json's KEY equals the
+# uninterrupted run's exactly.
+interrupt_and_resume() {
+  local key=$1; shift
+  "$RETORT" train "$@" --set run.name=straight >"$WORK/o1" 2>"$WORK/e1"
+  "$RETORT" train "$@" --set run.name=cut >"$WORK/o2" 2>"$WORK/e2" &
+  local pid=$!
+  for _ in $(seq 1 400); do
+    grep -q '"type":"step"' "$WORK/runs/cut/metrics.jsonl" 2>/dev/null && break
+    sleep 0.05
+  done
+  kill -INT $pid
+  wait $pid
+  local rc=$?
+  check "Ctrl-C exits 130 (got $rc)" test $rc -eq 130
+  check "Ctrl-C leaves a checkpoint" test -f "$WORK/runs/cut/checkpoints/last.pt"
+  check "no temporary files left" bash -c "! ls -a '$WORK/runs/cut/checkpoints' | grep -q tmp"
+  check "resume finishes" "$RETORT" train "$@" --set run.name=cut --resume >"$WORK/o3" 2>"$WORK/e3"
+  check "resume said where it resumed" grep -q "resuming from" "$WORK/e3"
+  local a b
+  a=$(json "$WORK/runs/straight/run.json" "d[\"$key\"]")
+  b=$(json "$WORK/runs/cut/run.json" "d[\"$key\"]")
+  check "resumed $key $b equals uninterrupted $a" test "$a" = "$b"
+}
