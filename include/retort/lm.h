@@ -41,7 +41,7 @@ ModelSpec gpt_spec_from(const Config& c, const std::string& prefix, int64_t voca
 void check_same_vocabulary(int64_t teacher_vocab, int64_t student_vocab, const std::string& why);
 
 // The model folder's tokenizer (saved there by LM runs); Error when it has none.
-std::shared_ptr<Tokenizer> tokenizer_of_model(const std::filesystem::path& model_dir);
+std::shared_ptr<Tokenizer> tokenizer_of_model(const LoadedModel& model);
 
 // ---- scoring ---------------------------------------------------------------------------
 

@@ -12,7 +12,12 @@ namespace retort {
 // A gpt (model.*, train.*) on next-token labels of text.corpus.
 LmRunResult lm_train(const Config& c, const std::filesystem::path& dir);
 
-// A gpt student from the language model at teacher.path: distill.method = logits matches
+// The teacher's tokenizer and vocabulary size (*vocab). gpt: its own. TorchScript: V probed
+// with a (2, text.seq_len) batch; the tokenizer saved beside it, else the byte tokenizer when
+// V = 256 and text.tokenizer allows; any other case -> Error naming both sizes.
+std::shared_ptr<Tokenizer> lm_teacher_tokenizer(const LoadedModel& teacher, const Config& c, int64_t* vocab);
+
+// A gpt student from the language model at teacher.path ("torchscript:FILE" too): distill.method = logits matches
 // the teacher's distributions (distill.loss, top_k, on_policy, init_from_teacher; the
 // vocabularies must match); sequence trains on text the teacher wrote (any tokenizers).
 LmRunResult lm_distill(const Config& c, const std::filesystem::path& dir);

@@ -12,6 +12,8 @@
 
 namespace retort {
 
+class Tokenizer;
+
 struct ModelOutput {
   torch::Tensor logits;               // (B, V) for classifiers, (B, T, V) for language models (gpt)
   std::vector<torch::Tensor> hidden;  // optional intermediate features, outermost last (gpt: final
@@ -50,11 +52,24 @@ int64_t save_model(const ModelImpl& model, const ModelSpec& spec, const std::fil
 struct LoadedModel {
   ModelPtr model;
   ModelSpec spec;
-  std::filesystem::path dir;  // the folder holding model.json
+  std::filesystem::path dir;             // the folder (or file) the model was read from
+  std::shared_ptr<Tokenizer> tokenizer;  // language models: their tokenizer; null for classifiers
 };
 // Accepts a model folder (has model.json) or a run folder (has model/model.json).
 LoadedModel load_model(const std::filesystem::path& path);
 int64_t model_size_on_disk(const std::filesystem::path& dir);
+
+// A TorchScript module saved from PyTorch (torch.jit.trace / torch.jit.script, then .save()):
+// a classifier (images (B, C, H, W) float32 -> logits (B, classes)) or a language model (ids
+// (B, T) int64 -> logits (B, T, V)); it may return a tensor, a tuple or list whose first tensor
+// is the logits, or a dict with "logits". spec.name = "torchscript". A tokenizer.json saved by
+// retort beside the file becomes the model's tokenizer. Not a TorchScript file -> Error.
+LoadedModel load_torchscript(const std::filesystem::path& file);
+// A teacher by source: "torchscript:FILE", or a retort model path (load_model).
+LoadedModel load_teacher(const std::string& source);
+// Runs ids (2, T) through a language model and returns its vocabulary size V; other shapes
+// -> Error naming the expected [2, T, V] and what came back.
+int64_t probe_lm_vocabulary(ModelImpl& model, int64_t T, const std::string& who);
 
 // Weights + buffers as one flat list, for hashing and comparisons.
 std::vector<torch::Tensor> model_state(const torch::nn::Module& m);

@@ -11,6 +11,12 @@
 
 namespace retort {
 
+// A tokenizer as bytes: what save() writes, for embedding in other files (GGUF metadata).
+struct TokenizerFiles {
+  std::string json;   // tokenizer.json
+  std::string model;  // tokenizer.model (SentencePiece ModelProto); empty for byte
+};
+
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
@@ -27,7 +33,9 @@ class Tokenizer {
   virtual const std::vector<int32_t>& token_bytes() const = 0;
   // Writes dir/tokenizer.json ({"kind":..., "vocab_size":..., ...}) and, for SentencePiece,
   // dir/tokenizer.model, each atomically. Creates dir.
-  virtual void save(const std::filesystem::path& dir) const = 0;
+  void save(const std::filesystem::path& dir) const;
+  // The same content as save() writes, in memory.
+  virtual TokenizerFiles files() const = 0;
 };
 
 // 256 symbols, id = byte value: exact round trip of any bytes.
@@ -55,5 +63,9 @@ std::shared_ptr<Tokenizer> train_sentencepiece(const std::string& text,
 
 // Reads what save() wrote; missing or corrupt files -> Error naming the file.
 std::shared_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& dir);
+// The same from memory (files()); `origin` names where tokenizer.json came from in errors,
+// `model_origin` where the SentencePiece model did (default: "inside <origin>").
+std::shared_ptr<Tokenizer> tokenizer_from_files(const TokenizerFiles& files, const std::string& origin,
+                                                std::string model_origin = "");
 
 }  // namespace retort

@@ -69,7 +69,7 @@ ConfigSchema build() {
   add_train_keys(s, "train", "sgd", 8, 0.15, 1e-4, 100, "model trained (the student when distilling)");
 
   // The teacher: a trained model on disk for distill; what demo trains first.
-  s.add({"teacher.path", ValueKind::String, std::string(""), "distill: folder of a trained teacher model or run"});
+  s.add({"teacher.path", ValueKind::String, std::string(""), "distill: the teacher: a retort run or model folder, or torchscript:FILE.pt"});
   add_model_keys(s, "teacher.model", "cnn", V{512}, V{32, 64}, 0.3, "teacher (demo)", GptSizes{192, 4, 4, 0});
   add_train_keys(s, "teacher.train", "adamw", 6, 2e-3, 1e-4, 100, "teacher (demo)");
 

@@ -35,9 +35,7 @@ void check_token_ids(const std::vector<int32_t>& ids, int64_t vocab) {
       fail("token id ", ids[i], " at position ", i, " is out of range [0, ", vocab, ")");
 }
 
-void save_tokenizer_json(const fs::path& dir, const json& j) {
-  atomic_write_text(dir / "tokenizer.json", j.dump(2) + "\n");
-}
+std::string tokenizer_json(const json& j) { return j.dump(2) + "\n"; }
 
 // ---- byte tokenizer --------------------------------------------------------------
 
@@ -60,9 +58,8 @@ class ByteTokenizer : public Tokenizer {
   std::string describe() const override { return "byte (256)"; }
   std::string fingerprint() const override { return fingerprint_of("byte", "256"); }
   const std::vector<int32_t>& token_bytes() const override { return token_bytes_; }
-  void save(const fs::path& dir) const override {
-    save_tokenizer_json(dir,
-                        {{"kind", "byte"}, {"vocab_size", 256}, {"fingerprint", fingerprint()}});
+  TokenizerFiles files() const override {
+    return {tokenizer_json({{"kind", "byte"}, {"vocab_size", 256}, {"fingerprint", fingerprint()}}), ""};
   }
 
  private:
@@ -251,20 +248,14 @@ class SentencePieceTokenizer : public Tokenizer {
   std::string fingerprint() const override { return fingerprint_; }
   const std::vector<int32_t>& token_bytes() const override { return token_bytes_; }
 
-  void save(const fs::path& dir) const override {
-    // The model first: tokenizer.json, written last, is what makes the folder a tokenizer.
-    atomic_write(dir / "tokenizer.model", [&](const fs::path& tmp) {
-      std::ofstream out(tmp, std::ios::binary);
-      out.write(model_.data(), static_cast<std::streamsize>(model_.size()));
-      out.close();
-      if (!out) fail("cannot write ", tmp);
-    });
-    save_tokenizer_json(dir, {{"kind", "sentencepiece"},
-                              {"model_type", model_type_},
-                              {"vocab_size", vocab_size()},
-                              {"model_file", "tokenizer.model"},
-                              {"model_bytes", model_.size()},
-                              {"fingerprint", fingerprint_}});
+  TokenizerFiles files() const override {
+    return {tokenizer_json({{"kind", "sentencepiece"},
+                            {"model_type", model_type_},
+                            {"vocab_size", vocab_size()},
+                            {"model_file", "tokenizer.model"},
+                            {"model_bytes", model_.size()},
+                            {"fingerprint", fingerprint_}}),
+            model_};
   }
 
  private:
@@ -373,47 +364,69 @@ std::shared_ptr<Tokenizer> train_sentencepiece(const std::string& text,
   return t;
 }
 
+void Tokenizer::save(const fs::path& dir) const {
+  TokenizerFiles f = files();
+  // The model first: tokenizer.json, written last, is what makes the folder a tokenizer.
+  if (!f.model.empty()) {
+    atomic_write(dir / "tokenizer.model", [&](const fs::path& tmp) {
+      std::ofstream out(tmp, std::ios::binary);
+      out.write(f.model.data(), static_cast<std::streamsize>(f.model.size()));
+      out.close();
+      if (!out) fail("cannot write ", tmp);
+    });
+  }
+  atomic_write_text(dir / "tokenizer.json", f.json);
+}
+
 std::shared_ptr<Tokenizer> load_tokenizer(const fs::path& dir) {
   fs::path json_path = dir / "tokenizer.json";
   if (!fs::exists(json_path)) fail("no tokenizer in ", dir, ": ", json_path, " is missing");
+  TokenizerFiles files{read_text(json_path), ""};
+  json j = json::parse(files.json, nullptr, /*allow_exceptions=*/false);
+  fs::path model_path;
+  if (j.is_object() && j.value("kind", "") == "sentencepiece") {
+    model_path = dir / j.value("model_file", "tokenizer.model");
+    if (!fs::exists(model_path))
+      fail("SentencePiece model ", model_path, " is missing (named by ", json_path, ")");
+    files.model = read_text(model_path);
+  }
+  return tokenizer_from_files(files, json_path.string(), model_path.string());
+}
+
+std::shared_ptr<Tokenizer> tokenizer_from_files(const TokenizerFiles& files, const std::string& origin,
+                                                std::string model_origin) {
+  if (model_origin.empty()) model_origin = "inside " + origin;
   json j;
   std::string kind;
   int64_t vocab = 0;
   try {
-    j = json::parse(read_text(json_path));
+    j = json::parse(files.json);
     kind = j.at("kind").get<std::string>();
     vocab = j.at("vocab_size").get<int64_t>();
   } catch (const json::exception& e) {
-    fail("tokenizer file ", json_path, " is corrupt: ", e.what());
+    fail("tokenizer file ", origin, " is corrupt: ", e.what());
   }
   std::shared_ptr<Tokenizer> t;
   if (kind == "byte") {
     t = make_byte_tokenizer();
   } else if (kind == "sentencepiece") {
     std::string model_type, expected;
-    fs::path model_path;
     try {
       model_type = j.at("model_type").get<std::string>();
-      model_path = dir / j.value("model_file", "tokenizer.model");
       expected = j.at("fingerprint").get<std::string>();
     } catch (const json::exception& e) {
-      fail("tokenizer file ", json_path, " is corrupt: ", e.what());
+      fail("tokenizer file ", origin, " is corrupt: ", e.what());
     }
-    if (!fs::exists(model_path))
-      fail("SentencePiece model ", model_path, " is missing (named by ", json_path, ")");
-    std::string model = read_text(model_path);
-    std::string found = fingerprint_of("sentencepiece", model);
+    std::string found = fingerprint_of("sentencepiece", files.model);
     if (found != expected)
-      fail("SentencePiece model ", model_path, " is corrupt or replaced: fingerprint ", found, ", ",
-           json_path, " expects ", expected, " (", model.size(), " bytes)");
-    t = std::make_shared<SentencePieceTokenizer>(std::move(model), model_type, model_path.string());
+      fail("SentencePiece model ", model_origin, " is corrupt or replaced: fingerprint ", found, ", ", origin, " expects ", expected, " (",
+           files.model.size(), " bytes)");
+    t = std::make_shared<SentencePieceTokenizer>(files.model, model_type, model_origin);
   } else {
-    fail("tokenizer file ", json_path, " has unknown kind \"", kind,
-         "\"; known: byte, sentencepiece");
+    fail("tokenizer file ", origin, " has unknown kind \"", kind, "\"; known: byte, sentencepiece");
   }
   if (t->vocab_size() != vocab)
-    fail("tokenizer file ", json_path, " says vocab_size ", vocab, ", the tokenizer has ",
-         t->vocab_size());
+    fail("tokenizer file ", origin, " says vocab_size ", vocab, ", the tokenizer has ", t->vocab_size());
   return t;
 }
 

@@ -30,15 +30,38 @@ SequenceKdOptions sequence_kd_options_from(const Config& c, int64_t seq_len) {
   return o;
 }
 
+std::shared_ptr<Tokenizer> lm_teacher_tokenizer(const LoadedModel& t, const Config& c, int64_t* vocab) {
+  if (t.spec.name == "gpt") {
+    *vocab = t.spec.options.at("vocab_size").get<int64_t>();
+    return tokenizer_of_model(t);
+  }
+  if (t.spec.name != "torchscript")
+    fail("the teacher at ", t.dir.string(), " is a ", t.spec.name, ", not a language model");
+  const std::string who = cat("the TorchScript teacher ", t.spec.options.at("path").get<std::string>());
+  *vocab = probe_lm_vocabulary(*t.model, c.get_int("text.seq_len"), who);
+  if (t.tokenizer) {
+    if (t.tokenizer->vocab_size() != *vocab)
+      fail(who, " has another vocabulary than the tokenizer beside it: it predicts ", *vocab, " ids, ",
+           t.tokenizer->describe(), " has ", t.tokenizer->vocab_size());
+    return t.tokenizer;
+  }
+  // No tokenizer saved with it: only the byte tokenizer needs none.
+  const std::string choice = c.get_string("text.tokenizer");
+  if (*vocab != 256 || (choice != "auto" && choice != "byte"))
+    fail(who, " predicts ", *vocab, " ids and has no tokenizer.json beside it; retort can pair a TorchScript "
+         "language model with the byte tokenizer (256 ids, text.tokenizer = byte) or with a tokenizer "
+         "retort saved (copy tokenizer.json and tokenizer.model from a retort model folder next to it)");
+  return make_byte_tokenizer();
+}
+
 LmRunResult lm_distill(const Config& c, const std::filesystem::path& dir) {
-  LoadedModel t = load_model(c.get_string("teacher.path"));
-  if (t.spec.name != "gpt") fail("the teacher at ", t.dir.string(), " is a ", t.spec.name, ", not a language model");
-  std::shared_ptr<Tokenizer> teacher_tok = tokenizer_of_model(t.dir);
+  LoadedModel t = load_teacher(c.get_string("teacher.path"));
+  int64_t teacher_vocab = 0;
+  std::shared_ptr<Tokenizer> teacher_tok = lm_teacher_tokenizer(t, c, &teacher_vocab);
   std::shared_ptr<Tokenizer> student_tok = c.get_string("text.tokenizer") == "auto" ? teacher_tok : nullptr;
   TextData data = load_text_data(c, student_tok, dir / "tokenizer");
   t.model->to(torch::Device(c.get_string("run.device")));
   std::string method = c.get_string("distill.method");
-  int64_t teacher_vocab = t.spec.options.at("vocab_size").get<int64_t>();
 
   if (method == "sequence") {
     // Text only: the teacher's tokenizer writes, the student's reads.

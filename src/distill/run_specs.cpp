@@ -29,7 +29,8 @@ void check_model_fits(ModelImpl& model, const ImageSet& data, const std::string&
   torch::NoGradGuard no_grad;
   bool was_training = model.is_training();
   model.eval();
-  torch::Tensor x = data.images.narrow(0, 0, 1).to(model_device(model));
+  // Two images: a module traced at one batch size and unable to take others fails here.
+  torch::Tensor x = data.images.narrow(0, 0, std::min<int64_t>(2, data.size())).to(model_device(model));
   torch::Tensor logits;
   try {
     logits = model.forward(x).logits;
@@ -38,9 +39,9 @@ void check_model_fits(ModelImpl& model, const ImageSet& data, const std::string&
     fail(who, " cannot take inputs of shape ", x.sizes(), ": ", m.substr(0, m.find('\n')));
   }
   model.train(was_training);
-  if (logits.dim() != 2 || logits.size(1) != data.num_classes)
-    fail(who, " predicts logits of shape ", logits.sizes(), ", but the data has ", data.num_classes,
-         " classes (expected [1, ", data.num_classes, "])");
+  if (logits.dim() != 2 || logits.size(0) != x.size(0) || logits.size(1) != data.num_classes)
+    fail(who, " maps images ", x.sizes(), " to logits of shape ", logits.sizes(), ", but the data has ",
+         data.num_classes, " classes (expected [", x.size(0), ", ", data.num_classes, "])");
 }
 
 PreparedTeacher prepare_teacher(const Config& c, ModelPtr teacher, const std::string& description,

@@ -5,8 +5,10 @@
 #include "gpt.h"
 #include "mlp.h"
 #include "retort/error.h"
+#include "retort/formats.h"
 #include "retort/fs.h"
 #include "retort/model.h"
+#include "retort/tokenizer.h"
 
 namespace retort {
 
@@ -126,11 +128,16 @@ int64_t save_model(const ModelImpl& model, const ModelSpec& spec, const std::fil
 
 int64_t model_size_on_disk(const std::filesystem::path& dir) {
   std::error_code ec;
+  if (fs::is_regular_file(dir, ec)) return static_cast<int64_t>(fs::file_size(dir));  // a .gguf file
   auto n = fs::file_size(dir / "model.pt", ec);
+  if (ec) n = fs::file_size(dir / "model.safetensors", ec);  // a folder `retort export` wrote
   return ec ? 0 : static_cast<int64_t>(n);
 }
 
 LoadedModel load_model(const std::filesystem::path& path) {
+  // What `retort export` wrote loads too (src/formats/).
+  if (fs::is_regular_file(path) && is_gguf_file(path)) return import_gguf(path);
+  if (is_safetensors_folder(path)) return import_safetensors(path);
   fs::path dir = path;
   if (!fs::exists(dir / "model.json") && fs::exists(dir / "model" / "model.json")) dir = dir / "model";
   if (!fs::exists(dir / "model.json"))
@@ -155,6 +162,7 @@ LoadedModel load_model(const std::filesystem::path& path) {
     fail("model weights ", (dir / "model.pt").string(), " cannot be loaded (corrupt or from another model): ",
          e.what_without_backtrace());
   }
+  if (fs::exists(dir / "tokenizer.json")) out.tokenizer = load_tokenizer(dir);
   return out;
 }
 

@@ -8,8 +8,12 @@
 
 #include <functional>
 
+#include <nlohmann/json.hpp>
+
 #include "retort/data.h"
 #include "retort/error.h"
+#include "retort/model.h"
+#include "retort/tokenizer.h"
 
 namespace retort::testing {
 
@@ -46,6 +50,23 @@ inline ImageSet tiny_image_set(int64_t n, uint64_t seed = 7) {
   s.black = -1;
   s.source = "synthetic";
   return s;
+}
+
+// A small gpt with the byte tokenizer, as load_model would give it: V 40, d 32, 2 layers, 4 query
+// heads; `extra` overrides options. Weights scaled up so that logits are far from uniform and
+// every weight matters (the export tests).
+inline LoadedModel tiny_gpt(nlohmann::json extra = nlohmann::json::object()) {
+  nlohmann::json o = {{"vocab_size", 40}, {"d_model", 32}, {"n_layers", 2}, {"n_heads", 4}, {"max_seq_len", 16}};
+  o.update(extra);
+  torch::manual_seed(5);
+  LoadedModel m;
+  m.spec = {"gpt", o};
+  m.model = make_model(m.spec);
+  torch::NoGradGuard no_grad;
+  for (auto& p : m.model->parameters()) p.mul_(10).add_(0.01);  // norms away from 1 too
+  m.model->eval();
+  m.tokenizer = make_byte_tokenizer();
+  return m;
 }
 
 // The message of the retort::Error that f throws, or "(no error)".

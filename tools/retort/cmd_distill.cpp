@@ -24,10 +24,12 @@ void register_distill(CLI::App& app) {
       "(GKD), distill.method = sequence trains on text the teacher wrote (tokenizers may differ),\n"
       "distill.init_from_teacher starts from every other teacher layer.\n"
       "Examples: retort distill --teacher runs/demo/teacher --set distill.temperature=2\n"
+      "          retort distill --teacher torchscript:my_teacher.pt --config configs/fashion-mnist.toml\n"
       "          retort distill --config configs/kjv-lm-kd.toml --set distill.loss=jsd --set distill.beta=0.5");
   add_run_args(cmd, args);
-  cmd->add_option("--teacher", teacher, "folder of a trained teacher (a run or its model/ folder); same as "
-                                        "--set teacher.path=...");
+  cmd->add_option("--teacher", teacher,
+                  "the teacher: a retort run or model folder, or torchscript:FILE.pt (a module traced or scripted in\n"
+                  "PyTorch: images -> logits (B, classes) or ids (B, T) -> logits (B, T, V)); same as --set teacher.path=...");
   cmd->callback([] {
     Config c = resolve_config(args.config);
     if (!teacher.empty()) c.set_value("teacher.path", teacher);
@@ -39,7 +41,7 @@ void register_distill(CLI::App& app) {
       return;
     }
     ImageSet train = load_split_from(c, "train"), test = load_split_from(c, "test");
-    LoadedModel t = load_model(c.get_string("teacher.path"));
+    LoadedModel t = load_teacher(c.get_string("teacher.path"));
     PreparedTeacher prepared = prepare_teacher(c, t.model, t.dir.string(), train, test);
     if (!prepared.cache.path.empty())
       std::fprintf(stderr, "teacher cache: %s (%s)\n", prepared.cache.path.c_str(),

@@ -25,5 +25,6 @@ void register_distill(CLI::App& app);
 void register_eval(CLI::App& app);
 void register_config(CLI::App& app);
 void register_generate(CLI::App& app);
+void register_export(CLI::App& app);
 
 }  // namespace retort::cli

@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   retort::cli::register_distill(app);
   retort::cli::register_eval(app);
   retort::cli::register_generate(app);
+  retort::cli::register_export(app);
   retort::cli::register_config(app);
   try {
     app.parse(argc, argv);
