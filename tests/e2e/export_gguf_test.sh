@@ -45,6 +45,12 @@ check "eval of the f32 GGUF equals eval of the run: $(ev "$WORK/lm-f32.gguf")" t
 check "llama.cpp agrees with retort" node "$CLIENTS/gguf_llama_test.mjs" "$RETORT" "$RUN" \
   f32="$WORK/lm-f32.gguf" f16="$WORK/lm-f16.gguf"
 
+# A format that cannot hold a language model: one line, non-zero exit, nothing written.
+"$RETORT" export "$RUN" --format onnx --out "$WORK/lm.onnx" >/dev/null 2>"$WORK/onnx.err"
+check "onnx of a language model refused (exit $?)" test $? -ne 0
+check "in one line naming the way out" bash -c "[ \$(wc -l <'$WORK/onnx.err') -eq 1 ] && grep -q 'use --format gguf or safetensors' '$WORK/onnx.err'"
+check "and nothing written" test ! -e "$WORK/lm.onnx"
+
 printf 'GGUF\x02\x00\x00\x00' >"$WORK/old.gguf"
 "$RETORT" generate --model "$WORK/old.gguf" --prompt x >/dev/null 2>"$WORK/old.err"
 check "old GGUF version refused in one line naming the file" \

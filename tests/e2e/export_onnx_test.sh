@@ -33,6 +33,11 @@ export_and_compare() {
 case $CASE in
 mlp)
   export_and_compare mlp "(pixel / 255 - 0.286) / 0.353" --set model.name=mlp --set model.hidden=32,16
+  # A format that cannot hold a classifier: one line, non-zero exit, nothing written.
+  "$RETORT" export "$WORK/runs/mlp" --format gguf --out "$WORK/mlp.gguf" >/dev/null 2>"$WORK/gguf.err"
+  check "gguf of a classifier refused (exit $?)" test $? -ne 0
+  check "in one line: $(head -c 200 "$WORK/gguf.err")" bash -c "[ \$(wc -l <'$WORK/gguf.err') -eq 1 ] && grep -qi 'gguf export takes gpt' '$WORK/gguf.err'"
+  check "and nothing written" test ! -e "$WORK/mlp.gguf"
   ;;
 cnn)
   # A normalisation other than the default: the export must find it in the run's config.toml.
