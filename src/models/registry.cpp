@@ -141,7 +141,8 @@ LoadedModel load_model(const std::filesystem::path& path) {
   fs::path dir = path;
   if (!fs::exists(dir / "model.json") && fs::exists(dir / "model" / "model.json")) dir = dir / "model";
   if (!fs::exists(dir / "model.json"))
-    fail("no model at '", path.string(), "': expected model.json there or in its model/ folder");
+    fail("no model at '", path.string(), "': expected model.json there or in its model/ folder, or what ",
+         "`retort export` wrote (a safetensors folder, a .gguf file)");
   json meta;
   try {
     meta = json::parse(read_text(dir / "model.json"));
