@@ -53,6 +53,7 @@ struct Batch {
   torch::Tensor y;
   torch::Tensor index;     // (B) int64 positions in the dataset (teacher-cache keys)
   bool augmented = false;  // x is not the stored example (augmented or generated): no cache hit
+  double share = 1.0;      // data parallelism: this rank's fraction of the global batch's targets
 };
 
 // What the trainer draws batches from. Batch (epoch, b) must depend only on

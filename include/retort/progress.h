@@ -27,5 +27,7 @@ class ProgressBar {
 };
 
 std::string format_duration(double seconds);  // "1:05", "1:02:03"
+// Off: bars draw nothing (the ranks of a data-parallel job other than rank 0).
+void set_progress_enabled(bool on);
 
 }  // namespace retort

@@ -7,6 +7,7 @@
 #include "retort/data.h"
 #include "retort/model.h"
 #include "retort/objective.h"
+#include "retort/precision.h"
 
 namespace retort {
 
@@ -24,6 +25,11 @@ class ModelTeacher : public Teacher {
   explicit ModelTeacher(ModelPtr model, std::string description = "model", int64_t top_k = 0);
   TeacherSignal signal(const Batch& batch) override;
   std::string describe() const override { return description_; }
+  // bf16 runs the teacher's forward passes under bf16 autocast (logits still come back fp32).
+  void set_precision(Precision p) { precision_ = p; }
+  Precision precision() const { return precision_; }
+  // The frozen model's fp32 logits for inputs x (moved to its device), at its precision.
+  torch::Tensor logits(const torch::Tensor& x);
   // Logits for a whole set, in order, batch by batch: (N, V).
   torch::Tensor logits_for(const ImageSet& set, int64_t batch_size = 256, bool progress = false);
   // Hash of the weights and architecture: part of every cache key.
@@ -36,6 +42,7 @@ class ModelTeacher : public Teacher {
   ModelPtr model_;
   std::string description_;
   int64_t top_k_ = 0;
+  Precision precision_ = Precision::Fp32;
 };
 
 // Serves dense logits from a table computed once on the un-augmented training

@@ -54,6 +54,13 @@ class TopkCacheWriter {
   // [0, vocab_size), logprobs log-probabilities at temperature 1 (stored as fp16; NaN refused,
   // values above 0 are rounding and stored as 0). Writes the shard, then meta.json.
   void write_shard(int64_t shard, const torch::Tensor& ids, const torch::Tensor& logprobs);
+  // Data parallelism: the ranks other than the writer's write their shards with
+  // write_shard_file (the shard file only, atomically; returns its checksum and bytes), and the
+  // writer records them with adopt_shard, which checks the file against both and writes meta.json.
+  static std::pair<std::string, int64_t> write_shard_file(const std::filesystem::path& dir, const TopkCacheInfo& info,
+                                                          int64_t shard, const torch::Tensor& ids,
+                                                          const torch::Tensor& logprobs);
+  void adopt_shard(int64_t shard, const std::string& checksum, int64_t bytes);
   bool complete() const;
   const TopkCacheInfo& info() const { return info_; }
 

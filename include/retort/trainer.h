@@ -12,8 +12,10 @@
 #include <vector>
 
 #include "retort/data.h"
+#include "retort/distributed.h"
 #include "retort/model.h"
 #include "retort/objective.h"
+#include "retort/precision.h"
 #include "retort/teacher.h"
 
 namespace retort {
@@ -27,6 +29,10 @@ struct TrainOptions {
   int64_t warmup_steps = 0;          // linear warm-up from 0 to lr over this many steps
   std::string schedule = "cosine";   // cosine (to 0 at the last step) | constant
   uint64_t seed = 0;                 // shuffling, augmentation, dropout, initialisation
+  Precision precision = Precision::Fp32;  // student forward: fp32, or bf16 autocast
+  bool overlap_teacher = false;      // compute the teacher's answer to the next batch on another
+                                     // thread while the student trains on this one
+  int64_t bucket_bytes = 25 << 20;   // data parallelism: gradient bytes per all-reduce bucket
 };
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o,
@@ -88,6 +94,8 @@ class Trainer {
   int64_t total_steps() const { return options_.epochs * train_.batches_per_epoch(); }
   bool finished() const { return epoch_ >= options_.epochs; }
   double train_seconds() const { return train_seconds_; }
+  // Data parallelism (dist::active()): gradient bytes each rank all-reduces per step; 0 alone.
+  int64_t comm_bytes_per_step() const;
 
  private:
   ModelPtr model_;
@@ -102,6 +110,14 @@ class Trainer {
   int64_t epoch_loss_count_ = 0;
   double train_seconds_ = 0;                  // accumulated across resumes
   int64_t stop_after_ = -1;
+  std::unique_ptr<GradientSync> sync_;  // data parallelism only
+
+  struct Prepared {
+    Batch batch;
+    TeacherSignal signal;
+  };
+  Prepared prepare(int64_t epoch, int64_t b);
+  void train_step(Prepared& p, int64_t total, bool local_stop, bool* stop_agreed);
 };
 
 }  // namespace retort

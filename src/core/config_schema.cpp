@@ -39,6 +39,9 @@ void add_train_keys(ConfigSchema& s, const std::string& p, const std::string& op
   s.add({p + ".schedule", ValueKind::String, std::string("cosine"), "learning-rate schedule: cosine | constant", {}, {}, {"cosine", "constant"}});
   s.add({p + ".crop_padding", ValueKind::Int, int64_t{0}, "augmentation: random crop after padding by N black pixels (0: off)", 0, 64});
   s.add({p + ".hflip", ValueKind::Bool, false, "augmentation: random horizontal flip"});
+  s.add({p + ".precision", ValueKind::String, std::string("fp32"),
+         "forward passes of the " + who + ": fp32 | bf16 (autocast: products in bfloat16, weights and loss in fp32)",
+         {}, {}, {"fp32", "bf16"}});
 }
 
 ConfigSchema build() {
@@ -49,6 +52,11 @@ ConfigSchema build() {
   s.add({"run.threads", ValueKind::Int, int64_t{0}, "intra-op threads (0: $OMP_NUM_THREADS, else all cores)", 0, 1024});
   s.add({"run.device", ValueKind::String, std::string("cpu"), "torch device: cpu | cuda | cuda:N"});
   s.add({"run.log_every", ValueKind::Int, int64_t{50}, "write a step line to metrics.jsonl every N steps", 1, {}});
+  s.add({"run.overlap_teacher", ValueKind::Bool, false,
+         "compute a live (uncached) teacher's answer to the next batch on another thread while the student trains"});
+  s.add({"run.dist_timeout", ValueKind::Float, 300.0,
+         "data parallelism: seconds a rank waits for the others before it gives up (a dead rank is noticed at once)", 1.0, 86400.0});
+  s.add({"run.bucket_mb", ValueKind::Float, 25.0, "data parallelism: megabytes of gradients per all-reduce bucket", 0.001, 4096.0});
   s.add({"run.cache_dir", ValueKind::String, std::string(""), "teacher cache folder (empty: $XDG_CACHE_HOME/retort)"});
 
   s.add({"data.kind", ValueKind::String, std::string("images"),
@@ -76,6 +84,9 @@ ConfigSchema build() {
   s.add({"distill.temperature", ValueKind::Float, 1.0, "softmax temperature T of the soft targets (loss scaled by T^2)", 1e-3, 1000.0});
   s.add({"distill.alpha", ValueKind::Float, 0.9, "weight of the soft-target KL; cross-entropy gets 1 - alpha", 0.0, 1.0});
   s.add({"distill.cache", ValueKind::Bool, true, "cache the teacher's logits (top-k for text) on the training set on disk"});
+  s.add({"distill.teacher_precision", ValueKind::String, std::string("fp32"),
+         "the teacher's forward passes (its cache too): fp32 | bf16 (autocast; about 2x faster matrix products on AVX-512 BF16)",
+         {}, {}, {"fp32", "bf16"}});
   s.add({"distill.loss", ValueKind::String, std::string("kl"),
          "divergence: kl (forward) | rkl (reverse) | jsd (generalized JSD, distill.beta) | tvd (total variation) | "
          "skl / srkl (skew forward / reverse KL, distill.beta is their alpha)", {}, {}, {"kl", "rkl", "jsd", "tvd", "skl", "srkl"}});

@@ -19,6 +19,11 @@ std::string format_duration(double s) {
   return buf;
 }
 
+namespace {
+bool g_enabled = true;
+}
+void set_progress_enabled(bool on) { g_enabled = on; }
+
 bool ProgressBar::is_terminal() { return ::isatty(2) == 1; }
 
 ProgressBar::ProgressBar(std::string label, int64_t total, std::string unit)
@@ -27,7 +32,7 @@ ProgressBar::ProgressBar(std::string label, int64_t total, std::string unit)
 }
 
 ProgressBar::~ProgressBar() {
-  if (!finished_ && tty_ && done_ > 0) std::fputc('\n', stderr);
+  if (!finished_ && tty_ && done_ > 0 && g_enabled) std::fputc('\n', stderr);
 }
 
 void ProgressBar::update(int64_t done, int64_t items, const std::string& status) {
@@ -57,6 +62,7 @@ void ProgressBar::finish(const std::string& status) {
 }
 
 void ProgressBar::draw(bool final) {
+  if (!g_enabled) return;
   double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   double frac = total_ > 0 ? std::min(1.0, double(done_) / double(total_)) : 1.0;
   double rate = elapsed > 0.02 ? items_ / elapsed : 0;  // too early to tell before that

@@ -3,6 +3,7 @@
 
 #include <cstdio>
 
+#include "retort/distributed.h"
 #include "retort/divergence.h"
 #include "retort/error.h"
 #include "retort/fs.h"
@@ -18,11 +19,14 @@ namespace {
 // is marked as not a stored window so a cached teacher asks its live model.
 class OnPolicySource : public BatchSource {
  public:
-  OnPolicySource(const TokenBatcher& base, ModelImpl& student, double lambda, int64_t prompt_tokens,
-                 SamplingOptions sampling, uint64_t seed)
-      : base_(base), student_(student), lambda_(lambda), prompt_(prompt_tokens), sampling_(sampling), seed_(seed) {
-    if (prompt_tokens < 1 || prompt_tokens >= base.seq_len())
-      fail("on-policy: distill.prompt_tokens must be in [1, text.seq_len - 1] = [1, ", base.seq_len() - 1, "], got ",
+  // `base` gives windows of seq_len tokens (this rank's shard of them under data parallelism;
+  // `rank` then keeps the ranks' samples apart).
+  OnPolicySource(const BatchSource& base, int64_t seq_len, ModelImpl& student, double lambda, int64_t prompt_tokens,
+                 SamplingOptions sampling, uint64_t seed, int rank)
+      : base_(base), student_(student), lambda_(lambda), prompt_(prompt_tokens), sampling_(sampling), seed_(seed),
+        rank_(rank) {
+    if (prompt_tokens < 1 || prompt_tokens >= seq_len)
+      fail("on-policy: distill.prompt_tokens must be in [1, text.seq_len - 1] = [1, ", seq_len - 1, "], got ",
            prompt_tokens);
   }
   int64_t batches_per_epoch() const override { return base_.batches_per_epoch(); }
@@ -32,7 +36,7 @@ class OnPolicySource : public BatchSource {
     if (u >= lambda_) return out;
     const int64_t T = out.x.size(1);
     SamplingOptions s = sampling_;
-    s.seed = mix_seed(seed_, uint64_t(epoch), uint64_t(b));
+    s.seed = mix_seed(seed_ + uint64_t(rank_), uint64_t(epoch), uint64_t(b));
     torch::Tensor prompts = out.x.narrow(1, 0, prompt_).to(model_device(student_));
     torch::Tensor seq = generate(student_, prompts, T + 1 - prompt_, s).to(torch::kCPU);  // (B, T + 1)
     out.x = seq.narrow(1, 0, T).contiguous();
@@ -43,12 +47,13 @@ class OnPolicySource : public BatchSource {
   }
 
  private:
-  const TokenBatcher& base_;
+  const BatchSource& base_;
   ModelImpl& student_;
   double lambda_;
   int64_t prompt_;
   SamplingOptions sampling_;
   uint64_t seed_;
+  int rank_;
 };
 
 
@@ -109,14 +114,15 @@ LmRunResult execute_lm_run(const RunSpec& spec, const TextData& data,
   if (init) meta["init"] = init(*r.model);  // a checkpoint, when resumed, replaces it
   r.model->to(spec.device);
   TokenBatcher windows(data.train, data.seq_len, spec.batch_size, /*shuffle=*/true, spec.train.seed);
+  ShardedSource shard(windows, dist::rank(), dist::world_size());
   std::unique_ptr<OnPolicySource> on_policy;
-  const BatchSource* source = &windows;
+  const BatchSource* source = dist::active() ? static_cast<const BatchSource*>(&shard) : &windows;
   if (spec.on_policy > 0) {
     SamplingOptions s;
     s.temperature = spec.sample_temperature;
     s.top_p = spec.sample_top_p;
-    on_policy = std::make_unique<OnPolicySource>(windows, *r.model, spec.on_policy, spec.prompt_tokens, s,
-                                                 spec.train.seed);
+    on_policy = std::make_unique<OnPolicySource>(*source, data.seq_len, *r.model, spec.on_policy, spec.prompt_tokens, s,
+                                                 spec.train.seed, dist::rank());
     source = on_policy.get();
   }
   Trainer trainer(r.model, *source, spec.objective, spec.teacher, spec.train);
@@ -124,6 +130,7 @@ LmRunResult execute_lm_run(const RunSpec& spec, const TextData& data,
   auto eval = std::make_shared<LmEvalObserver>(data, spec.eval_batch_size, every, spec.teacher_test_logits);
   r.reused = train_in_folder(trainer, spec, {eval});
   r.train_seconds = trainer.train_seconds();
+  if (!dist::is_main()) return r;  // rank 0 evaluates and writes the results
   r.train_tokens_per_second =
       r.train_seconds > 0 ? double(trainer.step()) * spec.batch_size * data.seq_len / r.train_seconds : 0;
   r.val = score_lm(*r.model, data.validation, *data.tokenizer, data.seq_len, spec.eval_batch_size,

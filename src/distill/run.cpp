@@ -3,6 +3,7 @@
 
 #include <torch/torch.h>
 
+#include "retort/distributed.h"
 #include "retort/error.h"
 #include "retort/eval.h"
 #include "retort/fs.h"
@@ -32,6 +33,9 @@ TrainOptions train_options_from(const Config& c, const std::string& p) {
   o.warmup_steps = c.get_int(p + ".warmup_steps");
   o.schedule = c.get_string(p + ".schedule");
   o.seed = static_cast<uint64_t>(c.get_int("run.seed"));
+  o.precision = parse_precision(c.get_string(p + ".precision"), p + ".precision");
+  o.overlap_teacher = c.get_bool("run.overlap_teacher");
+  o.bucket_bytes = std::max<int64_t>(1, int64_t(c.get_float("run.bucket_mb") * (1 << 20)));
   return o;
 }
 
@@ -60,6 +64,11 @@ std::filesystem::path cache_dir_from(const Config& c) {
 // ---- a run ------------------------------------------------------------------------
 
 nlohmann::json begin_run(const RunSpec& spec) {
+  // Data parallelism: rank 0 prepares the folder; the others wait until it has.
+  if (!dist::is_main()) {
+    dist::barrier();
+    return nlohmann::json::object();
+  }
   ensure_writable_dir(spec.dir);
   fs::path ckpt = spec.dir / "checkpoints" / "last.pt";
   fs::path meta_path = spec.dir / "run.json";
@@ -83,30 +92,46 @@ nlohmann::json begin_run(const RunSpec& spec) {
   nlohmann::json meta = {{"digest", spec.digest}, {"status", "training"}, {"model", spec.model.name}};
   for (auto& [k, v] : spec.extra.items()) meta[k] = v;
   atomic_write_text(meta_path, meta.dump(2) + "\n");
+  dist::barrier();
   return meta;
 }
 
 bool train_in_folder(Trainer& trainer, const RunSpec& spec, const std::vector<std::shared_ptr<Observer>>& evaluators) {
   fs::path ckpt = spec.dir / "checkpoints" / "last.pt";
-  bool resumed = false;
-  if (spec.resume && fs::exists(ckpt)) {
-    trainer.load_checkpoint(ckpt);
-    resumed = true;
+  // Rank 0 decides whether to resume; every rank then reads the same checkpoint (multi-node
+  // jobs keep run folders on a shared filesystem).
+  bool resume = spec.resume && fs::exists(ckpt);
+  if (dist::active()) {
+    torch::Tensor flag = torch::tensor({resume ? 1 : 0});
+    std::vector<torch::Tensor> v{flag};
+    dist::broadcast(v, 0);
+    resume = flag.item<int>() == 1;
+    if (resume && !fs::exists(ckpt))
+      fail(dist::describe(), " cannot see ", ckpt.string(), ", which rank 0 resumes from: the ranks of a job must ",
+           "share the run folder (run.dir on a shared filesystem)");
   }
-  if (resumed && trainer.finished()) return true;
-  if (resumed)
+  if (resume) trainer.load_checkpoint(ckpt);
+  if (resume && trainer.finished()) return true;
+  if (resume && dist::is_main())
     std::fprintf(stderr, "%s: resuming from %s (epoch %lld, step %lld)\n", spec.label.c_str(), ckpt.c_str(),
                  (long long)trainer.epoch() + 1, (long long)trainer.step());
-  for (const auto& e : evaluators) trainer.add_observer(e);
-  trainer.add_observer(std::make_shared<MetricsObserver>(spec.dir / "metrics.jsonl", spec.log_every));
-  trainer.add_observer(std::make_shared<ProgressObserver>(spec.label));
-  trainer.add_observer(std::make_shared<CheckpointObserver>(ckpt));
+  // Rank 0 evaluates, writes metrics and checkpoints and draws progress; every rank trains.
+  if (dist::is_main()) {
+    for (const auto& e : evaluators) trainer.add_observer(e);
+    trainer.add_observer(std::make_shared<MetricsObserver>(spec.dir / "metrics.jsonl", spec.log_every));
+    trainer.add_observer(std::make_shared<ProgressObserver>(dist::active() ? cat(spec.label, " [", dist::world_size(), " ranks]") : spec.label));
+    trainer.add_observer(std::make_shared<CheckpointObserver>(ckpt));
+  }
   trainer.run();
   return false;
 }
 
 void finish_run(const RunSpec& spec, const Trainer& trainer, nlohmann::json meta, const nlohmann::json& results) {
+  if (!dist::is_main()) return;
   meta["status"] = "finished";
+  meta["ranks"] = dist::world_size();
+  meta["precision"] = precision_name(spec.train.precision);
+  if (dist::active()) meta["comm_bytes_per_step"] = trainer.comm_bytes_per_step();
   for (auto& [k, v] : results.items()) meta[k] = v;
   meta["train_seconds"] = trainer.train_seconds();
   meta["epochs"] = spec.train.epochs;
@@ -124,9 +149,12 @@ RunResult execute_run(const RunSpec& spec, const ImageSet& train, const ImageSet
   r.model = make_model(spec.model);
   r.model->to(spec.device);
   Batcher batches(train, spec.batch_size, /*shuffle=*/true, spec.train.seed, spec.augment, train.black);
-  Trainer trainer(r.model, batches, spec.objective, spec.teacher, spec.train);
+  ShardedSource shard(batches, dist::rank(), dist::world_size());
+  Trainer trainer(r.model, dist::active() ? static_cast<const BatchSource&>(shard) : batches, spec.objective, spec.teacher,
+                  spec.train);
   r.reused = train_in_folder(trainer, spec, {std::make_shared<EvalObserver>(test, spec.teacher_test_logits)});
   r.train_seconds = trainer.train_seconds();
+  if (!dist::is_main()) return r;  // rank 0 evaluates and writes the results
   r.test_logits = predict_logits(*r.model, test);
   r.test_accuracy = accuracy(r.test_logits, test.labels);
   if (spec.teacher_test_logits.defined()) r.agreement = agreement(r.test_logits, spec.teacher_test_logits);

@@ -50,6 +50,7 @@ PreparedTeacher prepare_teacher(const Config& c, ModelPtr teacher, const std::st
   teacher->to(torch::Device(c.get_string("run.device")));
   PreparedTeacher p;
   p.model = std::make_shared<ModelTeacher>(teacher, description);
+  p.model->set_precision(parse_precision(c.get_string("distill.teacher_precision"), "distill.teacher_precision"));
   p.signal = p.model;
   if (c.get_bool("distill.cache")) {
     torch::Tensor table = load_or_build_logit_cache(*p.model, train, cache_dir_from(c), &p.cache);

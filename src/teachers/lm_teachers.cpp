@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "retort/distributed.h"
 #include "retort/divergence.h"
 #include "retort/error.h"
 #include "retort/fs.h"
@@ -38,38 +39,67 @@ TopkCache load_or_build_topk_cache(ModelTeacher& teacher, const TokenBatcher& wi
   info.key = fingerprint_tensors({torch::tensor({k, info.seq_len}), set.tokens}) + teacher.fingerprint();
   fs::path dir = cache_dir / cat("topk-", Hasher().update(info.key).hex(), "-k", k);
   ensure_writable_dir(dir);
-  TopkCacheWriter writer(dir, info);
-  std::vector<int64_t> missing = writer.missing_shards();
+  // Rank 0 owns meta.json: it opens the writer (which clears or resumes the folder) and tells
+  // the others which shards are missing; each rank builds every W-th of them.
+  std::unique_ptr<TopkCacheWriter> writer;
+  std::vector<int64_t> missing;
+  if (dist::is_main()) {
+    writer = std::make_unique<TopkCacheWriter>(dir, info);
+    missing = writer->missing_shards();
+  }
+  if (dist::active()) {
+    torch::Tensor count = torch::tensor({int64_t(missing.size())});
+    std::vector<torch::Tensor> v{count};
+    dist::broadcast(v, 0);
+    torch::Tensor list = dist::is_main() ? torch::tensor(missing, torch::kInt64) : torch::empty({count.item<int64_t>()}, torch::kInt64);
+    v = {list};
+    dist::broadcast(v, 0);
+    missing.assign(list.data_ptr<int64_t>(), list.data_ptr<int64_t>() + list.numel());
+  }
+  const int rank = dist::rank(), world = dist::world_size();
   bool hit = missing.empty();
   if (!hit) {
     torch::NoGradGuard no_grad;
-    ModelImpl& model = teacher.model();
-    const torch::Device device = model_device(model);
     int64_t total = 0;
-    for (int64_t s : missing) {
-      auto [a, b] = writer.shard_windows(s);
-      total += b - a;
-    }
+    for (size_t i = rank; i < missing.size(); i += world) total += std::min(info.windows_per_shard, info.windows - missing[i] * info.windows_per_shard);
     ProgressBar bar(cat("teacher top-", k, " cache"), total, "tok");
     int64_t done = 0;
     const int64_t chunk = 32;  // windows per forward pass
-    for (int64_t s : missing) {
-      auto [first, last] = writer.shard_windows(s);
+    torch::Tensor reports = torch::zeros({int64_t(missing.size()), 2}, torch::kInt64);  // checksum, bytes
+    for (size_t i = rank; i < missing.size(); i += world) {
+      const int64_t s = missing[i], first = s * info.windows_per_shard,
+                    last = std::min(first + info.windows_per_shard, info.windows);
       std::vector<torch::Tensor> ids, logprobs;
       for (int64_t w = first; w < last; w += chunk) {
         int64_t n = std::min(chunk, last - w);
         Batch batch = windows.windows_batch(torch::arange(w, w + n, torch::kInt64));
-        torch::Tensor logits = model.forward(batch.x.to(device)).logits;
-        TeacherSignal sig = top_k_signal(logits, k);
+        TeacherSignal sig = top_k_signal(teacher.logits(batch.x), k);
         ids.push_back(sig.ids.to(torch::kCPU));
         logprobs.push_back(sig.logprobs.to(torch::kCPU));
         done += n;
-        bar.update(done, done * info.seq_len);
+        bar.update(done, done * info.seq_len * world);
         if (interrupt_requested()) throw Interrupted(cat("teacher cache: ", s, " shards of ", missing.size(), " left to build"));
       }
-      writer.write_shard(s, torch::cat(ids, 0), torch::cat(logprobs, 0));  // atomic: a kill loses at most this shard
+      if (writer) {
+        writer->write_shard(s, torch::cat(ids, 0), torch::cat(logprobs, 0));  // atomic: a kill loses at most this shard
+      } else {
+        auto [sum, bytes] = TopkCacheWriter::write_shard_file(dir, info, s, torch::cat(ids, 0), torch::cat(logprobs, 0));
+        reports[i][0] = static_cast<int64_t>(std::stoull(sum, nullptr, 16));
+        reports[i][1] = bytes;
+      }
     }
     bar.finish();
+    if (dist::active()) {
+      dist::all_reduce_sum(reports);  // each row is filled by one rank only
+      if (writer)
+        for (size_t i = 0; i < missing.size(); ++i)
+          if (int(i % world) != rank) {
+            char hex[17];
+            std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(reports[i][0].item<int64_t>()));
+            writer->adopt_shard(missing[i], hex, reports[i][1].item<int64_t>());
+          }
+      dist::barrier();  // meta.json lists every shard before any rank opens the cache
+    }
   }
   TopkCache cache = TopkCache::open(dir, info.key);
   if (status) {
@@ -87,6 +117,7 @@ PreparedLmTeacher prepare_lm_teacher(const Config& c, ModelPtr teacher, const st
   PreparedLmTeacher p;
   p.top_k = c.get_int("distill.top_k");
   p.model = std::make_shared<ModelTeacher>(teacher, description, p.top_k);
+  p.model->set_precision(parse_precision(c.get_string("distill.teacher_precision"), "distill.teacher_precision"));
   p.signal = p.model;
   int64_t batch = c.get_int("data.eval_batch_size");
   if (c.get_bool("distill.cache") && p.top_k > 0) {

@@ -3,9 +3,11 @@
 #include <cstdio>
 #include <fstream>
 
+#include "retort/distributed.h"
 #include "retort/error.h"
 #include "retort/fs.h"
 #include "retort/hash.h"
+#include "retort/progress.h"
 #include "retort/teacher.h"
 
 namespace retort {
@@ -38,6 +40,27 @@ torch::Tensor try_read(const fs::path& path, const std::string& key, std::string
   return t;
 }
 
+// The teacher's logits on `set` with the ranks of a data-parallel job sharing the work: rank r
+// computes chunks r, r + W, ... of 256 rows (the chunks a single process computes, so the
+// numbers are the same), and a sum over ranks of the partly filled tables completes them.
+torch::Tensor logits_in_parallel(ModelTeacher& teacher, const ImageSet& set) {
+  const int64_t chunk = 256, n = set.size(), chunks = (n + chunk - 1) / chunk;
+  const int r = dist::rank(), W = dist::world_size();
+  const int64_t classes = teacher.logits(set.images.narrow(0, 0, 1)).size(1);
+  torch::Tensor table = torch::zeros({n, classes}, torch::kFloat32);
+  ProgressBar bar("teacher logits", (chunks - r + W - 1) / W, "ex");
+  int64_t mine = 0, rows = 0;
+  for (int64_t c = r; c < chunks; c += W) {
+    int64_t first = c * chunk, len = std::min(chunk, n - first);
+    table.narrow(0, first, len).copy_(teacher.logits(set.images.narrow(0, first, len)).to(torch::kCPU));
+    rows += len;
+    bar.update(++mine, rows * W);
+  }
+  bar.finish();
+  dist::all_reduce_sum(table);
+  return table;
+}
+
 }  // namespace
 
 torch::Tensor load_or_build_logit_cache(ModelTeacher& teacher, const ImageSet& set,
@@ -51,18 +74,19 @@ torch::Tensor load_or_build_logit_cache(ModelTeacher& teacher, const ImageSet& s
 
   std::string why;
   torch::Tensor table = try_read(path, key, &why);
-  bool hit = table.defined();
+  // Ranks decide together: one that cannot read the file (no shared folder) makes all build.
+  bool hit = !dist::any(!table.defined());
   if (!hit) {
     if (!why.empty())
       std::fprintf(stderr, "retort: teacher cache %s is unusable (%s); rebuilding it\n", path.c_str(), why.c_str());
-    table = teacher.logits_for(set, 256, /*progress=*/true).contiguous();
+    table = dist::active() ? logits_in_parallel(teacher, set) : teacher.logits_for(set, 256, /*progress=*/true).contiguous();
     if (!torch::isfinite(table).all().item<bool>())
       fail("the teacher produced NaN or infinite logits on ", set.source, "; refusing to cache them");
     nlohmann::json h = {{"kind", "dense-logits"}, {"key", key}, {"shape", table.sizes().vec()},
                         {"dtype", "float32"}, {"checksum", data_checksum(table)}, {"source", set.source}};
     std::string header = h.dump();
     uint64_t hlen = header.size();
-    atomic_write(path, [&](const fs::path& tmp) {
+    if (dist::is_main()) atomic_write(path, [&](const fs::path& tmp) {
       std::ofstream out(tmp, std::ios::binary);
       out.write(kMagic, 8);
       out.write(reinterpret_cast<const char*>(&hlen), 8);

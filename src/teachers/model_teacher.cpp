@@ -26,17 +26,27 @@ ModelTeacher::ModelTeacher(ModelPtr model, std::string description, int64_t top_
   for (auto& p : model_->parameters()) p.set_requires_grad(false);
 }
 
-TeacherSignal ModelTeacher::signal(const Batch& batch) {
+torch::Tensor ModelTeacher::logits(const torch::Tensor& x) {
   torch::NoGradGuard no_grad;
-  torch::Tensor logits = model_->forward(batch.x.to(model_device(*model_))).logits;
-  return top_k_ > 0 ? top_k_signal(logits, top_k_) : TeacherSignal::dense(logits);
+  const torch::Device device = model_device(*model_);
+  AutocastScope autocast(precision_, device);
+  return model_->forward(x.to(device)).logits.to(torch::kFloat);
+}
+
+TeacherSignal ModelTeacher::signal(const Batch& batch) {
+  torch::Tensor l = logits(batch.x);
+  return top_k_ > 0 ? top_k_signal(l, top_k_) : TeacherSignal::dense(l);
 }
 
 torch::Tensor ModelTeacher::logits_for(const ImageSet& set, int64_t batch_size, bool progress) {
-  return predict_logits(*model_, set, batch_size, progress ? "teacher logits" : nullptr);
+  AutocastScope autocast(precision_, model_device(*model_));
+  return predict_logits(*model_, set, batch_size, progress ? "teacher logits" : nullptr).to(torch::kFloat);
 }
 
-std::string ModelTeacher::fingerprint() const { return fingerprint_tensors(model_state(*model_)); }
+std::string ModelTeacher::fingerprint() const {
+  // A bf16 teacher gives other numbers: caches and runs made from it are told apart.
+  return fingerprint_tensors(model_state(*model_)) + (precision_ == Precision::Bf16 ? "-bf16" : "");
+}
 
 CachedTeacher::CachedTeacher(std::shared_ptr<ModelTeacher> model, torch::Tensor table)
     : model_(std::move(model)), table_(std::move(table)) {}

@@ -185,8 +185,30 @@ bool TopkCacheWriter::complete() const { return missing_shards().empty(); }
 
 void TopkCacheWriter::write_shard(int64_t shard, const torch::Tensor& ids,
                                   const torch::Tensor& logprobs) {
-  auto [first, last] = shard_windows(shard);
-  std::vector<int64_t> want = {last - first, info_.seq_len, info_.k};
+  shard_windows(shard);  // range check
+  done_[shard] = write_shard_file(dir_, info_, shard, ids, logprobs);
+  write_meta();  // only now does the shard count as written
+}
+
+void TopkCacheWriter::adopt_shard(int64_t shard, const std::string& checksum, int64_t bytes) {
+  shard_windows(shard);  // range check
+  fs::path path = dir_ / shard_file(shard);
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) fail("top-k cache: shard ", path.string(), " was reported written but is missing");
+  MappedFile map(path);
+  if (static_cast<int64_t>(map.size()) != bytes || map.checksum() != checksum)
+    fail("top-k cache: shard ", path.string(), " holds ", map.size(), " bytes with checksum ", map.checksum(),
+         ", its writer reported ", bytes, " bytes with checksum ", checksum);
+  done_[shard] = {checksum, bytes};
+  write_meta();
+}
+
+std::pair<std::string, int64_t> TopkCacheWriter::write_shard_file(const fs::path& dir, const TopkCacheInfo& info,
+                                                                  int64_t shard, const torch::Tensor& ids,
+                                                                  const torch::Tensor& logprobs) {
+  const int64_t first = shard * info.windows_per_shard,
+                last = std::min(first + info.windows_per_shard, info.windows);
+  std::vector<int64_t> want = {last - first, info.seq_len, info.k};
   if (!ids.defined() || !logprobs.defined() || ids.sizes() != c10::IntArrayRef(want) ||
       logprobs.sizes() != c10::IntArrayRef(want))
     fail("top-k cache: shard ", shard, " needs ids and logprobs of shape ", c10::IntArrayRef(want),
@@ -199,14 +221,14 @@ void TopkCacheWriter::write_shard(int64_t shard, const torch::Tensor& ids,
   torch::NoGradGuard no_grad;
   torch::Tensor i64 = ids.detach().to(torch::kCPU, torch::kLong);
   int64_t lo = i64.min().item<int64_t>(), hi = i64.max().item<int64_t>();
-  if (lo < 0 || hi >= info_.vocab_size)
+  if (lo < 0 || hi >= info.vocab_size)
     fail("top-k cache: shard ", shard, " has ids from ", lo, " to ", hi, "; they must lie in [0, ",
-         info_.vocab_size, ")");
+         info.vocab_size, ")");
   torch::Tensor lp = logprobs.detach().to(torch::kCPU, torch::kFloat);
   if (torch::isnan(lp).any().item<bool>()) fail("top-k cache: shard ", shard, " has NaN logprobs");
 
   // uint16 ids are written through int16 with the same bits (libtorch has no uint16).
-  torch::Tensor id_data = info_.id_bytes() == 2
+  torch::Tensor id_data = info.id_bytes() == 2
                               ? torch::where(i64 >= 32768, i64 - 65536, i64).to(torch::kShort)
                               : i64.to(torch::kInt);
   torch::Tensor lp_data = lp.clamp_max(0.0).to(torch::kHalf);
@@ -218,15 +240,14 @@ void TopkCacheWriter::write_shard(int64_t shard, const torch::Tensor& ids,
   std::memcpy(bytes.data() + id_n, lp_data.data_ptr(), lp_n);
   std::string sum = Hasher().update(bytes.data(), bytes.size()).hex();
 
-  fs::path path = dir_ / shard_file(shard);
+  fs::path path = dir / shard_file(shard);
   atomic_write(path, [&](const fs::path& tmp) {
     std::ofstream out(tmp, std::ios::binary);
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     out.close();
     if (!out) fail("cannot write top-k cache shard ", tmp.string());
   });
-  done_[shard] = {sum, static_cast<int64_t>(bytes.size())};
-  write_meta();  // only now does the shard count as written
+  return {sum, static_cast<int64_t>(bytes.size())};
 }
 
 void TopkCacheWriter::write_meta() const {

@@ -1,6 +1,7 @@
 // `retort distill`: a student (model.*) from a trained teacher (teacher.path).
 #include <cstdio>
 
+#include "retort/distributed.h"
 #include "retort/error.h"
 #include "retort/lm_flows.h"
 #include "retort/run.h"
@@ -35,22 +36,23 @@ void register_distill(CLI::App& app) {
     if (!teacher.empty()) c.set_value("teacher.path", teacher);
     if (c.get_string("teacher.path").empty()) fail("distill needs a teacher: --teacher PATH or teacher.path");
     std::filesystem::path dir = run_dir_for(c, args, "distill");
-    setup_runtime(c);
+    setup_runtime(c, /*data_parallel=*/true);
     if (c.get_string("data.kind") == "text") {
-      std::printf("%s\n", describe_lm_result(lm_distill(c, dir)).c_str());
+      print_result(describe_lm_result(lm_distill(c, dir)));
       return;
     }
     ImageSet train = load_split_from(c, "train"), test = load_split_from(c, "test");
     LoadedModel t = load_teacher(c.get_string("teacher.path"));
     PreparedTeacher prepared = prepare_teacher(c, t.model, t.dir.string(), train, test);
-    if (!prepared.cache.path.empty())
+    if (!prepared.cache.path.empty() && dist::is_main())
       std::fprintf(stderr, "teacher cache: %s (%s)\n", prepared.cache.path.c_str(),
                    prepared.cache.hit ? "hit" : "built");
     RunSpec spec = labels_run_spec(c, "model", "train", train, dir);
     make_distill_spec(spec, c, prepared);
     spec.label = "distill";
     RunResult r = execute_run(spec, train, test);
-    std::printf("%s: %s, %lld params, test accuracy %.2f%%, agreement with teacher %.2f%%, %.1f s training\n",
+    if (dist::is_main())
+      std::printf("%s: %s, %lld params, test accuracy %.2f%%, agreement with teacher %.2f%%, %.1f s training\n",
                 dir.c_str(), r.spec.name.c_str(), (long long)r.params, 100 * r.test_accuracy, 100 * r.agreement,
                 r.train_seconds);
   });

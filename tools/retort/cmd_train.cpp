@@ -21,16 +21,17 @@ void register_train(CLI::App& app) {
   cmd->callback([] {
     Config c = resolve_config(args.config);
     std::filesystem::path dir = run_dir_for(c, args, "train");
-    setup_runtime(c);
+    setup_runtime(c, /*data_parallel=*/true);
     if (c.get_string("data.kind") == "text") {
-      std::printf("%s\n", describe_lm_result(lm_train(c, dir)).c_str());
+      print_result(describe_lm_result(lm_train(c, dir)));
       return;
     }
     ImageSet train = load_split_from(c, "train"), test = load_split_from(c, "test");
     RunSpec spec = labels_run_spec(c, "model", "train", train, dir);
     spec.label = "train";
     RunResult r = execute_run(spec, train, test);
-    std::printf("%s: %s, %lld params, test accuracy %.2f%%, %.1f s training\n", dir.c_str(), r.spec.name.c_str(),
+    if (dist::is_main())
+      std::printf("%s: %s, %lld params, test accuracy %.2f%%, %.1f s training\n", dir.c_str(), r.spec.name.c_str(),
                 (long long)r.params, 100 * r.test_accuracy, r.train_seconds);
   });
 }

@@ -15,8 +15,12 @@ struct ConfigArgs {
 
 void add_config_args(CLI::App* cmd, ConfigArgs& args);
 Config resolve_config(const ConfigArgs& args);
-// Threads, the BLAS warning, Ctrl-C handling. Prints one line about the set-up.
-void setup_runtime(const Config& c);
+// Threads, the BLAS warning, Ctrl-C handling, and with `data_parallel` the process group the
+// launcher describes (torchrun / Slurm variables; see retort/distributed.h). Without it, a
+// launch of more than one process is refused. Prints one line about the set-up.
+void setup_runtime(const Config& c, bool data_parallel = false);
+// Prints a result line on stdout (rank 0 only in a data-parallel job).
+void print_result(const std::string& line);
 
 // Registration of each subcommand (defined in cmd_<name>.cpp).
 void register_demo(CLI::App& app);
@@ -26,5 +30,6 @@ void register_eval(CLI::App& app);
 void register_config(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_export(CLI::App& app);
+void register_doctor(CLI::App& app);
 
 }  // namespace retort::cli

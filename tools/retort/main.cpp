@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   retort::cli::register_generate(app);
   retort::cli::register_export(app);
   retort::cli::register_config(app);
+  retort::cli::register_doctor(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

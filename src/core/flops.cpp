@@ -1,0 +1,144 @@
+// Analytic FLOP counts of the registry models and a matmul throughput probe (see flops.h).
+// The counts read spec.options with the same keys and defaults as src/models/registry.cpp;
+// tests/unit/flops_test.cpp checks them against the Linear modules of the built models.
+#include "retort/flops.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <vector>
+
+#include "models/cnn.h"
+#include "models/gpt.h"
+#include "models/mlp.h"
+#include "retort/error.h"
+
+namespace retort {
+
+namespace {
+
+using json = nlohmann::json;
+
+// The registry's reading of an option: missing -> default, wrong type -> Error naming it.
+template <typename T>
+T opt(const json& o, const char* key, T def) {
+  if (!o.contains(key)) return def;
+  try {
+    return o.at(key).get<T>();
+  } catch (const json::exception&) {
+    fail("model option '", key, "' has the wrong type: ", o.at(key).dump());
+  }
+}
+
+// y = x W^T (+ b): one multiply-add per weight; the bias adds are ignored.
+double linear_flops(int64_t in, int64_t out) { return 2.0 * static_cast<double>(in) * out; }
+
+// flatten -> hidden Linears -> head, from `in` features; as MlpImpl and CnnImpl's classifier.
+double classifier_flops(const std::string& model, int64_t in, const std::vector<int64_t>& hidden,
+                        int64_t num_classes) {
+  double flops = 0;
+  for (int64_t h : hidden) {
+    if (h < 1) fail(model, ": every entry of hidden must be >= 1, got ", h);
+    flops += linear_flops(in, h);
+    in = h;
+  }
+  return flops + linear_flops(in, num_classes);
+}
+
+double mlp_flops(const json& o) {
+  const int64_t in = opt<int64_t>(o, "in_channels", 1) * opt<int64_t>(o, "height", 28) *
+                     opt<int64_t>(o, "width", 28);
+  return classifier_flops("mlp", in, opt(o, "hidden", MlpOptions().hidden()),
+                          opt<int64_t>(o, "num_classes", 10));
+}
+
+double cnn_flops(const json& o) {
+  const CnnOptions d;
+  const std::vector<int64_t> channels = opt(o, "channels", d.channels());
+  int64_t in = opt<int64_t>(o, "in_channels", 1), h = opt<int64_t>(o, "height", 28),
+          w = opt<int64_t>(o, "width", 28);
+  const int64_t height = h, width = w;
+  double flops = 0;
+  for (int64_t c : channels) {
+    if (c < 1) fail("cnn: every entry of channels must be >= 1, got ", c);
+    // Conv2d(in, c, 3, padding 1) keeps h x w; each output is a 3x3 x in dot product.
+    flops += 2.0 * in * c * 9 * h * w;
+    in = c;
+    h /= 2;  // MaxPool2d(2), floor as torch does
+    w /= 2;
+    if (h == 0 || w == 0)
+      fail("cnn: ", channels.size(), " pooling stages shrink a ", height, "x", width,
+           " image to nothing");
+  }
+  return flops + classifier_flops("cnn", in * h * w, opt(o, "hidden", d.hidden()),
+                                  opt<int64_t>(o, "num_classes", 10));
+}
+
+double gpt_flops(const json& o, int64_t T) {
+  GptOptions g;
+  g.vocab_size(opt(o, "vocab_size", g.vocab_size()))
+      .d_model(opt(o, "d_model", g.d_model()))
+      .n_layers(opt(o, "n_layers", g.n_layers()))
+      .n_heads(opt(o, "n_heads", g.n_heads()))
+      .n_kv_heads(opt(o, "n_kv_heads", g.n_kv_heads()))
+      .d_ff(opt(o, "d_ff", g.d_ff()))
+      .max_seq_len(opt(o, "max_seq_len", g.max_seq_len()));
+  const GptOptions r = resolve_gpt_options(g);  // fills n_kv_heads, d_ff; names a bad value
+  if (T < 1) fail("gpt: FLOPs per example need the tokens per example (seq_len >= 1), got ", T);
+  if (T > r.max_seq_len())
+    fail("gpt: seq_len ", T, " is longer than the model's max_seq_len ", r.max_seq_len());
+  const int64_t d = r.d_model(), hd = d / r.n_heads();
+  // Per token and layer: qkv (d -> (H + 2G) * hd), proj (H * hd -> d), SwiGLU w1, w3, w2.
+  const double per_token_layer = linear_flops(d, (r.n_heads() + 2 * r.n_kv_heads()) * hd) +
+                                 linear_flops(r.n_heads() * hd, d) +
+                                 3 * linear_flops(d, r.d_ff());
+  // Per layer: scores Q K^T (H heads of T x hd by hd x T) and P V (T x T by T x hd): 2*T*T*d each.
+  // Grouped-query attention shares k and v but every query head still does its own products.
+  // The causal mask hides half the scores, yet the model computes (and we count) all T x T.
+  const double attention_layer = 2 * (2.0 * T * T * d);
+  const double head = linear_flops(d, r.vocab_size());  // tied: F::linear with the embedding
+  return r.n_layers() * (T * per_token_layer + attention_layer) + T * head;
+}
+
+}  // namespace
+
+double forward_flops_per_example(const ModelSpec& spec, int64_t seq_len) {
+  if (spec.name == "mlp") return mlp_flops(spec.options);
+  if (spec.name == "cnn") return cnn_flops(spec.options);
+  if (spec.name == "gpt") return gpt_flops(spec.options, seq_len);
+  fail("no FLOP count for model '", spec.name,
+       "': counts are known for the registry models cnn, gpt and mlp only");
+}
+
+double train_step_flops(const ModelSpec& spec, int64_t examples, int64_t seq_len) {
+  if (examples < 0) fail("train_step_flops: examples must be >= 0, got ", examples);
+  return 3.0 * forward_flops_per_example(spec, seq_len) * static_cast<double>(examples);
+}
+
+double measure_matmul_gflops(torch::ScalarType dtype, int64_t n, double min_seconds) {
+  if (!c10::isFloatingType(dtype))
+    fail("measure_matmul_gflops: dtype must be floating point, got ", c10::toString(dtype));
+  if (n < 1) fail("measure_matmul_gflops: n must be >= 1, got ", n);
+  if (!(min_seconds >= 0)) fail("measure_matmul_gflops: min_seconds must be >= 0, got ", min_seconds);
+  torch::NoGradGuard no_grad;
+  const auto options = torch::TensorOptions().dtype(dtype);
+  // a, b, c: (n, n); values in [-1, 1) so bf16 products stay finite
+  torch::Tensor a = torch::rand({n, n}, options) * 2 - 1;
+  torch::Tensor b = torch::rand({n, n}, options) * 2 - 1;
+  torch::Tensor c = torch::empty({n, n}, options);
+  torch::mm_out(c, a, b);  // warm-up: thread pool start, packing buffers, first-touch of c
+
+  using clock = std::chrono::steady_clock;
+  const auto start = clock::now();
+  int64_t products = 0;
+  double seconds = 0;
+  do {
+    torch::mm_out(c, a, b);
+    ++products;
+    seconds = std::chrono::duration<double>(clock::now() - start).count();
+  } while (seconds < min_seconds);
+  const double flops = 2.0 * std::pow(static_cast<double>(n), 3) * static_cast<double>(products);
+  return flops / std::max(seconds, 1e-9) / 1e9;
+}
+
+}  // namespace retort

@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# Data parallelism end to end: 2 ranks on loopback against 1 process with the same global batch.
+# usage: distributed_test.sh RETORT CASE   (CASE: torchrun | env | lm | kill | bf16_overlap)
+#   torchrun      classifier distillation, 2 ranks through torchrun (scripts/torchrun): final
+#                 weights equal the 1-process run's; the dense teacher cache built by the ranks
+#                 together is byte-identical to one process's; only rank 0 wrote files
+#   env           the same job launched by hand with RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT
+#   lm            language-model distillation with a top-k cache, 2 ranks through torchrun
+#   kill          rank 1 is killed mid-run: rank 0 exits non-zero within run.dist_timeout, having
+#                 saved the last step; relaunched with --resume, the job finishes and equals an
+#                 uninterrupted 2-rank run
+#   bf16_overlap  teacher/student overlap gives the same weights as no overlap; bf16 runs and
+#                 stays near fp32 in accuracy
+set -uo pipefail
+RETORT=$(realpath "$1")
+CASE=$2
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+TORCHRUN="$ROOT/scripts/torchrun"
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
+cd "$WORK"
+export RETORT_NO_BLAS_WARNING=1
+source "$ROOT/tests/e2e/lib.sh"
+
+free_port() { /usr/bin/python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"; }
+
+# Largest absolute difference between the weights of two model folders, read through the
+# safetensors export by an independent reader (json + numpy).
+weight_diff() {
+  "$RETORT" export "$1" --format safetensors --out "$WORK/st-a" >/dev/null 2>&1 &&
+    "$RETORT" export "$2" --format safetensors --out "$WORK/st-b" >/dev/null 2>&1 &&
+    /usr/bin/python3 - "$WORK/st-a" "$WORK/st-b" <<'EOF'
+import json, struct, sys
+import numpy as np
+def load(d):
+    b = open(d + "/model.safetensors", "rb").read()
+    n = struct.unpack("<Q", b[:8])[0]
+    h = json.loads(b[8:8 + n])
+    return {k: np.frombuffer(b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], np.float32)
+            for k, v in h.items() if k != "__metadata__"}
+a, b = load(sys.argv[1]), load(sys.argv[2])
+assert a.keys() == b.keys(), (a.keys(), b.keys())
+print("%.3g" % max(float(np.abs(a[k] - b[k]).max()) for k in a))
+EOF
+  local rc=$?
+  rm -rf "$WORK/st-a" "$WORK/st-b"
+  return $rc
+}
+below() { /usr/bin/python3 -c "import sys; sys.exit(0 if float('$1') < float('$2') else 1)"; }
+
+IMAGES=(--set data.train_subset=3000 --set data.test_subset=1000 --set data.batch_size=100 --set run.dir=$WORK/runs
+        --set model.hidden=64 --set train.epochs=2 --set run.log_every=1)
+TEXT=(--set data.kind=text --set text.tokenizer=byte --set text.train_tokens=24000 --set text.val_tokens=3000
+      --set text.seq_len=32 --set data.batch_size=16 --set data.eval_batch_size=8 --set run.dir=$WORK/runs
+      --set model.name=gpt --set model.d_model=32 --set model.layers=1 --set model.heads=2
+      --set train.optimizer=adamw --set train.lr=0.003 --set train.epochs=1 --set train.warmup_steps=5)
+
+image_teacher() {
+  "$RETORT" train "${IMAGES[@]}" --set model.name=cnn --set model.channels=8,16 --set train.epochs=1 \
+    --set run.name=teacher >"$WORK/teacher.out" 2>"$WORK/teacher.err"
+}
+
+# Two ranks by hand: the launch torchrun does, without torchrun (as srun or a script would).
+two_ranks_by_hand() {  # two_ranks_by_hand NAME ARGS... ; exit code of rank 0 in $rc0, rank 1 in $rc1
+  local name=$1; shift
+  local port; port=$(free_port)
+  RANK=1 LOCAL_RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port OMP_NUM_THREADS=1 \
+    "$RETORT" "$@" >"$WORK/$name.1.out" 2>"$WORK/$name.1.err" &
+  local p1=$!
+  RANK=0 LOCAL_RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port OMP_NUM_THREADS=1 \
+    "$RETORT" "$@" >"$WORK/$name.0.out" 2>"$WORK/$name.0.err"
+  rc0=$?
+  wait $p1
+  rc1=$?
+}
+
+case $CASE in
+torchrun)
+  check "teacher trains" image_teacher
+  D=("${IMAGES[@]}" --teacher "$WORK/runs/teacher")
+  check "1 process distils (1 thread)" env OMP_NUM_THREADS=1 "$RETORT" distill "${D[@]}" --set run.name=one \
+    --set run.cache_dir=$WORK/cache1 >"$WORK/one.out" 2>"$WORK/one.err"
+  check "2 ranks distil through torchrun" "$TORCHRUN" --nproc_per_node=2 --master_port="$(free_port)" --no_python \
+    "$RETORT" distill "${D[@]}" --set run.name=two --set run.cache_dir=$WORK/cache2 >"$WORK/two.out" 2>"$WORK/two.err"
+  diff=$(weight_diff "$WORK/runs/one" "$WORK/runs/two")
+  echo "max |w_1process - w_2ranks| = $diff"
+  check "weights of 2 ranks equal 1 process within 1e-5 (got $diff)" below "$diff" 1e-5
+  a=$(json "$WORK/runs/one/run.json" 'd["test_accuracy"]'); b=$(json "$WORK/runs/two/run.json" 'd["test_accuracy"]')
+  echo "test accuracy: 1 process $a, 2 ranks $b"
+  check "test accuracy equal ($a vs $b)" test "$a" = "$b"
+  check "run.json says 2 ranks" test "$(json "$WORK/runs/two/run.json" 'd["ranks"]')" = 2
+  check "run.json has the bytes each rank all-reduced per step" \
+    test "$(json "$WORK/runs/two/run.json" 'd["comm_bytes_per_step"]')" -gt 0
+  check "one result line (rank 0 alone prints)" test "$(grep -c 'test accuracy' "$WORK/two.out")" = 1
+  check "metrics.jsonl written once per step" test \
+    "$(grep -c '"type":"step"' "$WORK/runs/two/metrics.jsonl")" = "$(grep -c '"type":"step"' "$WORK/runs/one/metrics.jsonl")"
+  c1=$(ls "$WORK"/cache1/logits-*.bin); c2=$(ls "$WORK"/cache2/logits-*.bin)
+  check "teacher cache built by 2 ranks is byte-identical to 1 process's" cmp "$c1" "$c2"
+  check "no temporary files left in the run folder" bash -c "! find '$WORK/runs/two' -name '*.tmp*' | grep -q ."
+  ;;
+env)
+  check "teacher trains" image_teacher
+  D=(distill "${IMAGES[@]}" --teacher "$WORK/runs/teacher" --set run.cache_dir=$WORK/cache)
+  check "1 process distils" env OMP_NUM_THREADS=1 "$RETORT" "${D[@]}" --set run.name=one >"$WORK/one.out" 2>"$WORK/one.err"
+  two_ranks_by_hand two "${D[@]}" --set run.name=two
+  check "rank 0 exits 0 (got $rc0)" test "$rc0" = 0
+  check "rank 1 exits 0 (got $rc1)" test "$rc1" = 0
+  check "rank 0 says where it stands" grep -q "rank 0 of 2 (gloo, launched by env)" "$WORK/two.0.err"
+  diff=$(weight_diff "$WORK/runs/one" "$WORK/runs/two")
+  echo "max |w_1process - w_2ranks| = $diff"
+  check "weights of 2 ranks equal 1 process within 1e-5 (got $diff)" below "$diff" 1e-5
+  # Slurm's variables are read the same way (srun sets these; no wrapper needed).
+  port=$(free_port)
+  SLURM_PROCID=1 SLURM_NTASKS=2 SLURM_LOCALID=1 SLURM_JOB_NODELIST=localhost MASTER_PORT=$port OMP_NUM_THREADS=1 \
+    "$RETORT" "${D[@]}" --set run.name=slurm >"$WORK/s1.out" 2>"$WORK/s1.err" &
+  SLURM_PROCID=0 SLURM_NTASKS=2 SLURM_LOCALID=0 SLURM_JOB_NODELIST=localhost MASTER_PORT=$port OMP_NUM_THREADS=1 \
+    "$RETORT" "${D[@]}" --set run.name=slurm >"$WORK/s0.out" 2>"$WORK/s0.err"
+  rc=$?; wait
+  check "Slurm variables: 2 ranks finish (rc $rc)" test "$rc" = 0
+  check "Slurm launch recognised" grep -q "launched by slurm" "$WORK/s0.err"
+  diff=$(weight_diff "$WORK/runs/one" "$WORK/runs/slurm")
+  check "Slurm job equals 1 process within 1e-5 (got $diff)" below "$diff" 1e-5
+  # A one-process command under a multi-rank launch is refused, not run twice.
+  RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=1 "$RETORT" demo --set run.dir=$WORK/runs >"$WORK/d.out" 2>"$WORK/d.err"
+  check "demo under WORLD_SIZE=2 fails clearly" grep -q "launch \`retort train\` or \`retort distill\`" "$WORK/d.err"
+  RANK=3 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 "$RETORT" "${D[@]}" --set run.name=bad >"$WORK/b.out" 2>"$WORK/b.err"
+  check "rank outside the world fails clearly" grep -q "rank 3 is outside the job's world of 2" "$WORK/b.err"
+  ;;
+lm)
+  check "teacher trains" "$RETORT" train "${TEXT[@]}" --set model.d_model=64 --set model.layers=2 --set model.heads=4 \
+    --set train.epochs=2 --set run.name=t >"$WORK/t.out" 2>"$WORK/t.err"
+  D=("${TEXT[@]}" --teacher "$WORK/runs/t" --set distill.top_k=5)
+  check "1 process distils" env OMP_NUM_THREADS=1 "$RETORT" distill "${D[@]}" --set run.name=one \
+    --set run.cache_dir=$WORK/cache1 >"$WORK/one.out" 2>"$WORK/one.err"
+  check "2 ranks distil through torchrun" "$TORCHRUN" --nproc_per_node=2 --master_port="$(free_port)" --no_python \
+    "$RETORT" distill "${D[@]}" --set run.name=two --set run.cache_dir=$WORK/cache2 >"$WORK/two.out" 2>"$WORK/two.err"
+  diff=$(weight_diff "$WORK/runs/one" "$WORK/runs/two")
+  a=$(json "$WORK/runs/one/run.json" 'd["val_bpb"]'); b=$(json "$WORK/runs/two/run.json" 'd["val_bpb"]')
+  echo "max |w_1process - w_2ranks| = $diff; val bits/byte $a vs $b"
+  # AdamW divides each coordinate by its own gradient scale, so where a gradient is near zero the
+  # last-bit differences of a 2-way sum move that weight by up to lr per step: 1e-3, not 1e-5.
+  check "weights of 2 ranks equal 1 process within 1e-3 (got $diff)" below "$diff" 1e-3
+  check "val bits/byte equal within 1e-4 ($a vs $b)" below "$(/usr/bin/python3 -c "print(abs($a-$b))")" 1e-4
+  d1=$(ls -d "$WORK"/cache1/topk-*); d2=$(ls -d "$WORK"/cache2/topk-*)
+  check "top-k cache has the same files" test "$(ls "$d1")" = "$(ls "$d2")"
+  for f in "$d1"/*; do
+    check "top-k cache $(basename "$f") byte-identical" cmp "$f" "$d2/$(basename "$f")"
+  done
+  ;;
+kill)
+  check "teacher trains" image_teacher
+  D=(distill "${IMAGES[@]}" --teacher "$WORK/runs/teacher" --set run.cache_dir=$WORK/cache --set data.train_subset=6000
+     --set train.epochs=3 --set data.batch_size=50 --set run.dist_timeout=20)
+  two_ranks_by_hand straight "${D[@]}" --set run.name=straight
+  check "uninterrupted 2-rank run finishes" test "$rc0$rc1" = 00
+  port=$(free_port)
+  RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port OMP_NUM_THREADS=1 \
+    "$RETORT" "${D[@]}" --set run.name=cut >"$WORK/k1.out" 2>"$WORK/k1.err" &
+  p1=$!
+  RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port OMP_NUM_THREADS=1 \
+    "$RETORT" "${D[@]}" --set run.name=cut >"$WORK/k0.out" 2>"$WORK/k0.err" &
+  p0=$!
+  for _ in $(seq 1 600); do
+    [ "$(cat "$WORK/runs/cut/metrics.jsonl" 2>/dev/null | grep -c '"type":"step"')" -ge 20 ] && break
+    sleep 0.05
+  done
+  kill -9 $p1
+  start=$(date +%s.%N)
+  wait $p0
+  rc=$?
+  secs=$(/usr/bin/python3 -c "import time; print(round(time.time() - $start, 2))")
+  echo "rank 0 exited $rc, $secs s after rank 1 was killed"
+  check "rank 0 exits non-zero when rank 1 dies (rc $rc)" test "$rc" -ne 0
+  check "rank 0 exits within run.dist_timeout = 20 s (took $secs s)" below "$secs" 20
+  check "rank 0 says a rank was lost and how to go on" grep -q "another rank died.*--resume" "$WORK/k0.err"
+  check "rank 0 saved the last step every rank completed" test -f "$WORK/runs/cut/checkpoints/last.pt"
+  two_ranks_by_hand resumed "${D[@]}" --set run.name=cut --resume
+  check "relaunched with --resume, the job finishes (rc $rc0 $rc1)" test "$rc0$rc1" = 00
+  check "it resumed from the checkpoint" grep -q "resuming from" "$WORK/resumed.0.err"
+  diff=$(weight_diff "$WORK/runs/straight" "$WORK/runs/cut")
+  echo "max |w_uninterrupted - w_resumed| = $diff"
+  check "resumed weights equal the uninterrupted run's within 1e-6 (got $diff)" below "$diff" 1e-6
+  ;;
+bf16_overlap)
+  check "teacher trains" image_teacher
+  # A live teacher (no cache): overlap computes its next answer on another thread.
+  D=(distill "${IMAGES[@]}" --teacher "$WORK/runs/teacher" --set distill.cache=false)
+  check "no overlap" "$RETORT" "${D[@]}" --set run.name=plain >"$WORK/p.out" 2>"$WORK/p.err"
+  check "overlap" "$RETORT" "${D[@]}" --set run.name=overlap --set run.overlap_teacher=true >"$WORK/o.out" 2>"$WORK/o.err"
+  diff=$(weight_diff "$WORK/runs/plain" "$WORK/runs/overlap")
+  check "overlap changes nothing but timing: weights equal (diff $diff)" test "$diff" = 0
+  check "bf16 student and teacher" "$RETORT" "${D[@]}" --set run.name=bf16 --set train.precision=bf16 \
+    --set distill.teacher_precision=bf16 >"$WORK/b.out" 2>"$WORK/b.err"
+  a=$(json "$WORK/runs/plain/run.json" 'd["test_accuracy"]'); b=$(json "$WORK/runs/bf16/run.json" 'd["test_accuracy"]')
+  echo "test accuracy fp32 $a, bf16 $b"
+  check "run.json records bf16" test "$(json "$WORK/runs/bf16/run.json" 'd["precision"]')" = bf16
+  check "bf16 within 2 points of fp32 ($a vs $b)" below "$(/usr/bin/python3 -c "print(abs($a-$b))")" 0.02
+  bdiff=$(weight_diff "$WORK/runs/plain" "$WORK/runs/bf16")
+  check "bf16 is not fp32 in disguise (weights differ by $bdiff)" test "$bdiff" != 0
+  "$RETORT" "${D[@]}" --set run.name=bad --set train.precision=fp16 >"$WORK/x.out" 2>"$WORK/x.err"
+  check "an unknown precision is refused" grep -q "train.precision" "$WORK/x.err"
+  ;;
+*)
+  echo "unknown case $CASE"; exit 2 ;;
+esac
+echo "$failures failure(s)"
+[ "$failures" -eq 0 ]
