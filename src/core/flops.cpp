@@ -90,8 +90,7 @@ double gpt_flops(const json& o, int64_t T) {
   const int64_t d = r.d_model(), hd = d / r.n_heads();
   // Per token and layer: qkv (d -> (H + 2G) * hd), proj (H * hd -> d), SwiGLU w1, w3, w2.
   const double per_token_layer = linear_flops(d, (r.n_heads() + 2 * r.n_kv_heads()) * hd) +
-                                 linear_flops(r.n_heads() * hd, d) +
-                                 3 * linear_flops(d, r.d_ff());
+                                 linear_flops(r.n_heads() * hd, d) + 3 * linear_flops(d, r.d_ff());
   // Per layer: scores Q K^T (H heads of T x hd by hd x T) and P V (T x T by T x hd): 2*T*T*d each.
   // Grouped-query attention shares k and v but every query head still does its own products.
   // The causal mask hides half the scores, yet the model computes (and we count) all T x T.
@@ -119,7 +118,8 @@ double measure_matmul_gflops(torch::ScalarType dtype, int64_t n, double min_seco
   if (!c10::isFloatingType(dtype))
     fail("measure_matmul_gflops: dtype must be floating point, got ", c10::toString(dtype));
   if (n < 1) fail("measure_matmul_gflops: n must be >= 1, got ", n);
-  if (!(min_seconds >= 0)) fail("measure_matmul_gflops: min_seconds must be >= 0, got ", min_seconds);
+  if (!(min_seconds >= 0))
+    fail("measure_matmul_gflops: min_seconds must be >= 0, got ", min_seconds);
   torch::NoGradGuard no_grad;
   const auto options = torch::TensorOptions().dtype(dtype);
   // a, b, c: (n, n); values in [-1, 1) so bf16 products stay finite

@@ -95,6 +95,9 @@ void make_lm_distill_spec(RunSpec& s, const Config& c, const PreparedLmTeacher& 
              {"top_k", t.top_k},      {"on_policy", s.on_policy}, {"teacher", t.model->describe()},
              {"tokenizer", s.extra.value("tokenizer", "")}};
   if (weight > 0) s.extra["beta"] = weight;
+  s.extra["teacher_precision"] = precision_name(t.model->precision());
+  if (!t.cache.path.empty())
+    s.extra["teacher_cache"] = {{"hit", t.cache.hit}, {"seconds", t.cache.seconds}, {"bytes", t.cache.bytes}};
 }
 
 LmRunResult execute_lm_run(const RunSpec& spec, const TextData& data,

@@ -6,6 +6,7 @@
 #include "retort/distributed.h"
 #include "retort/error.h"
 #include "retort/eval.h"
+#include "retort/flops.h"
 #include "retort/fs.h"
 #include "retort/observers.h"
 
@@ -132,6 +133,12 @@ void finish_run(const RunSpec& spec, const Trainer& trainer, nlohmann::json meta
   meta["ranks"] = dist::world_size();
   meta["precision"] = precision_name(spec.train.precision);
   if (dist::active()) meta["comm_bytes_per_step"] = trainer.comm_bytes_per_step();
+  // Achieved compute of training: the model's analytic FLOPs per step (retort/flops.h) over the
+  // optimisation time, to set against `retort doctor`'s measured matmul peak.
+  if (spec.model.name != "torchscript" && trainer.train_seconds() > 0) {
+    double flops = train_step_flops(spec.model, spec.batch_size, spec.model.options.value("max_seq_len", int64_t{0}));
+    meta["train_gflops_per_second"] = flops * double(trainer.step()) / trainer.train_seconds() / 1e9;
+  }
   for (auto& [k, v] : results.items()) meta[k] = v;
   meta["train_seconds"] = trainer.train_seconds();
   meta["epochs"] = spec.train.epochs;

@@ -75,7 +75,10 @@ void make_distill_spec(RunSpec& s, const Config& c, const PreparedTeacher& t) {
   s.teacher_test_logits = t.test_logits;
   s.digest += c.digest("distill.") + t.model->fingerprint();
   s.extra = {{"method", "kd"},  {"loss", c.get_string("distill.loss")}, {"temperature", T}, {"alpha", alpha},
-             {"teacher", t.model->describe()}};
+             {"teacher", t.model->describe()},
+             {"teacher_precision", precision_name(t.model->precision())}};
+  if (!t.cache.path.empty())
+    s.extra["teacher_cache"] = {{"hit", t.cache.hit}, {"seconds", t.cache.seconds}, {"bytes", t.cache.bytes}};
 }
 
 }  // namespace retort

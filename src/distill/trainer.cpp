@@ -5,13 +5,68 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include <future>
+#include <mutex>
+#include <thread>
 
 #include "retort/error.h"
 #include "retort/fs.h"
 #include "retort/runtime.h"
 
 namespace retort {
+
+namespace {
+
+// One long-lived thread that runs one job at a time. A thread per job would be slower: each new
+// thread builds its own OpenMP team and oneDNN kernels before its first convolution.
+template <typename T>
+class Worker {
+ public:
+  Worker() : thread_([this] { loop(); }) {}
+  ~Worker() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      done_ = true;
+    }
+    ready_.notify_one();
+    thread_.join();
+  }
+  std::future<T> submit(std::function<T()> job) {
+    std::packaged_task<T()> task(std::move(job));
+    std::future<T> f = task.get_future();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      jobs_.push_back(std::move(task));
+    }
+    ready_.notify_one();
+    return f;
+  }
+
+ private:
+  void loop() {
+    for (;;) {
+      std::packaged_task<T()> task;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        ready_.wait(lock, [this] { return done_ || !jobs_.empty(); });
+        if (jobs_.empty()) return;
+        task = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      task();
+    }
+  }
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<std::packaged_task<T()>> jobs_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+}  // namespace
 
 Trainer::Trainer(ModelPtr model, const BatchSource& train, Objective objective, std::shared_ptr<Teacher> teacher,
                  TrainOptions options)
@@ -49,6 +104,8 @@ void Trainer::run() {
   }
   // The teacher's answer to the next batch, computed on another thread (overlap).
   const bool overlap = options_.overlap_teacher && teacher_ && objective_.needs_teacher();
+  std::unique_ptr<Worker<Prepared>> worker;
+  if (overlap) worker = std::make_unique<Worker<Prepared>>();
   std::future<Prepared> next;
   int64_t next_batch = -1;
   auto drain = [&] {
@@ -80,7 +137,7 @@ void Trainer::run() {
       }
       if (overlap && batch_ + 1 < nb) {
         next_batch = batch_ + 1;
-        next = std::async(std::launch::async, [this, e = epoch_, b = batch_ + 1] { return prepare(e, b); });
+        next = worker->submit([this, e = epoch_, b = batch_ + 1] { return prepare(e, b); });
       }
       try {
         train_step(p, total, local_stop, &stop_agreed);

@@ -1,12 +1,13 @@
 // FLOP counts (flops.h): closed forms worked out by hand for tiny specs, and a cross-check against
 // the products the built models really hold (their Linear and Conv2d modules).
+#include "retort/flops.h"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <cmath>
 
 #include "retort/error.h"
-#include "retort/flops.h"
 #include "retort/model.h"
 
 using namespace retort;
@@ -72,9 +73,9 @@ TEST(Flops, CnnCountsSamePaddedConvsAtEachResolutionThenTheLinears) {
 TEST(Flops, GptCountsProjectionsAttentionFfnAndHead) {
   // V=64, d=32, 2 layers, 4 heads of 8, n_kv_heads 0 = 4, d_ff 0 = round_up(8*32/3, 32) = 96
   const double T = 10, d = 32, V = 64, L = 2;
-  const double per_token_layer = 2 * d * (3 * d)  // q, k, v
-                                 + 2 * d * d      // o
-                                 + 3 * 2 * d * 96;  // SwiGLU w1, w3, w2
+  const double per_token_layer = 2 * d * (3 * d)                 // q, k, v
+                                 + 2 * d * d                     // o
+                                 + 3 * 2 * d * 96;               // SwiGLU w1, w3, w2
   const double attention_layer = 2 * T * T * d + 2 * T * T * d;  // scores + weighted sum
   const double expected = L * (T * per_token_layer + attention_layer) + T * 2 * d * V;
   ModelSpec spec{"gpt", {{"vocab_size", 64}, {"d_model", 32}, {"n_layers", 2}, {"n_heads", 4}}};
@@ -88,8 +89,12 @@ TEST(Flops, GptGroupedQueryAttentionShrinksOnlyKAndV) {
   const double per_token_layer = 2 * d * (d + 2 * 8) + 2 * d * d + 3 * 2 * d * 64;
   const double attention_layer = 4 * T * T * d;  // every query head still attends
   ModelSpec spec{"gpt",
-                 {{"vocab_size", 64}, {"d_model", 32}, {"n_layers", 2}, {"n_heads", 4},
-                  {"n_kv_heads", 1}, {"d_ff", 64}}};
+                 {{"vocab_size", 64},
+                  {"d_model", 32},
+                  {"n_layers", 2},
+                  {"n_heads", 4},
+                  {"n_kv_heads", 1},
+                  {"d_ff", 64}}};
   EXPECT_EQ(forward_flops_per_example(spec, 10),
             L * (T * per_token_layer + attention_layer) + T * 2 * d * V);
   EXPECT_EQ(forward_flops_per_example(spec, 10), 414720.0);
@@ -117,8 +122,12 @@ TEST(Flops, MlpEqualsTheLinearModulesOfTheBuiltModel) {
 
 TEST(Flops, CnnEqualsTheConvAndLinearModulesOfTheBuiltModel) {
   ModelSpec spec{"cnn",
-                 {{"channels", {4, 6}}, {"hidden", {12}}, {"height", 15}, {"width", 9},
-                  {"in_channels", 2}, {"num_classes", 3}}};
+                 {{"channels", {4, 6}},
+                  {"hidden", {12}},
+                  {"height", 15},
+                  {"width", 9},
+                  {"in_channels", 2},
+                  {"num_classes", 3}}};
   ModelPtr m = make_model(spec);
   m->eval();
   const double real = conv_module_flops(*m, torch::randn({1, 2, 15, 9})) + linear_module_flops(*m);
@@ -130,8 +139,13 @@ TEST(Flops, GptMinusAttentionEqualsItsLinearModulesTimesTokens) {
   for (bool tied : {false, true})
     for (int64_t kv : {0, 1, 2}) {
       ModelSpec spec{"gpt",
-                     {{"vocab_size", 50}, {"d_model", 32}, {"n_layers", 3}, {"n_heads", 4},
-                      {"n_kv_heads", kv}, {"max_seq_len", 16}, {"tie_embeddings", tied}}};
+                     {{"vocab_size", 50},
+                      {"d_model", 32},
+                      {"n_layers", 3},
+                      {"n_heads", 4},
+                      {"n_kv_heads", kv},
+                      {"max_seq_len", 16},
+                      {"tie_embeddings", tied}}};
       ModelPtr m = make_model(spec);
       const double d = 32, V = 50, L = 3;
       // a tied head is F::linear with the embedding matrix: a product no Linear module holds

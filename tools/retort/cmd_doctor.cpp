@@ -20,8 +20,8 @@ namespace {
 using json = nlohmann::json;
 
 // The variables torchrun, mpirun-style launchers and Slurm set for each process.
-constexpr const char* kLaunchVariables[] = {"RANK",        "WORLD_SIZE",   "LOCAL_RANK",
-                                            "MASTER_ADDR", "MASTER_PORT",  "SLURM_PROCID",
+constexpr const char* kLaunchVariables[] = {"RANK",        "WORLD_SIZE",  "LOCAL_RANK",
+                                            "MASTER_ADDR", "MASTER_PORT", "SLURM_PROCID",
                                             "SLURM_NTASKS"};
 
 // The peak in dtype, or nothing when this libtorch cannot multiply in it on the CPU.
@@ -52,14 +52,16 @@ void register_doctor(CLI::App& app) {
   static Args a;
   auto* cmd = app.add_subcommand(
       "doctor",
-      "Report what this machine can do for training: libtorch version, the BLAS libtorch calls\n"
-      "(Debian's reference BLAS is ~25x slower than OpenBLAS), the intra-op threads in use, CUDA,\n"
-      "and the measured peak of this CPU: GFLOP/s of --size x --size matrix products in float32\n"
-      "and bfloat16 (1 GFLOP/s = 1e9 floating-point operations per second, a multiply-add counting\n"
-      "2), timed for --seconds each after one warm-up. No bf16 number means libtorch cannot\n"
-      "multiply bf16 on this CPU; a bf16 peak far below fp32 means it is emulated, so train in fp32.\n"
-      "The training GFLOP/s in a run's run.json (model FLOPs per step / step time) are compared\n"
-      "against the fp32 peak: their ratio is the fraction of the machine the run keeps busy.\n"
+      "Report what this machine can do for training: libtorch version, the BLAS libtorch\n"
+      "calls (Debian's reference BLAS is ~25x slower than OpenBLAS), the intra-op threads in\n"
+      "use, CUDA, and the measured peak of this CPU: GFLOP/s of --size x --size matrix\n"
+      "products in float32 and bfloat16 (1 GFLOP/s = 1e9 floating-point operations per\n"
+      "second, a multiply-add counting 2), timed for --seconds each after one warm-up.\n"
+      "No bf16 number means libtorch cannot multiply bf16 on this CPU; a bf16 peak far below\n"
+      "fp32 means it is emulated there, so train in fp32.\n"
+      "The training GFLOP/s in a run's run.json (model FLOPs per step / step time) are\n"
+      "compared against the fp32 peak: their ratio is the fraction of the machine the run\n"
+      "keeps busy. The peak is measured now, on a machine others may be using: run it idle.\n"
       "Also lists the distributed launch variables it sees (RANK, WORLD_SIZE, LOCAL_RANK,\n"
       "MASTER_ADDR, MASTER_PORT, SLURM_PROCID, SLURM_NTASKS), or says single process.\n"
       "Example: retort doctor --threads 2 --json --size 1024");
@@ -70,9 +72,10 @@ void register_doctor(CLI::App& app) {
       ->check(CLI::Range(int64_t{16}, int64_t{16384}));
   cmd->add_option("--seconds", a.seconds, "time spent measuring each dtype")
       ->check(CLI::Range(0.01, 600.0));
-  cmd->add_flag("--json", a.json,
-                "print one JSON object (torch_version, blas, threads, cuda_available, cuda_devices,\n"
-                "peak_gflops_fp32, peak_gflops_bf16 (null: unsupported), matmul_size, env)");
+  cmd->add_flag(
+      "--json", a.json,
+      "print one JSON object (torch_version, blas, threads, cuda_available, cuda_devices,\n"
+      "peak_gflops_fp32, peak_gflops_bf16 (null: unsupported), matmul_size, env)");
   cmd->callback([] {
     warn_if_reference_blas();
     const std::string blas = blas_backend();
@@ -88,11 +91,17 @@ void register_doctor(CLI::App& app) {
       if (const char* value = std::getenv(name)) env[name] = value;
 
     if (a.json) {
-      auto number = [](const std::optional<double>& x) { return x ? json(two_decimals(*x)) : json(); };
-      json out = {{"torch_version", TORCH_VERSION},   {"blas", blas},
-                  {"threads", threads},               {"cuda_available", cuda},
-                  {"cuda_devices", cuda_devices},     {"peak_gflops_fp32", number(fp32)},
-                  {"peak_gflops_bf16", number(bf16)}, {"matmul_size", a.size},
+      auto number = [](const std::optional<double>& x) {
+        return x ? json(two_decimals(*x)) : json();
+      };
+      json out = {{"torch_version", TORCH_VERSION},
+                  {"blas", blas},
+                  {"threads", threads},
+                  {"cuda_available", cuda},
+                  {"cuda_devices", cuda_devices},
+                  {"peak_gflops_fp32", number(fp32)},
+                  {"peak_gflops_bf16", number(bf16)},
+                  {"matmul_size", a.size},
                   {"env", env}};
       std::printf("%s\n", out.dump().c_str());
       return;
