@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: demo test build configure setup bench bench-lm clean
+.PHONY: demo test build configure setup bench bench-lm bench-scale clean
 
 setup:
 	@scripts/setup
@@ -28,6 +28,10 @@ bench: build
 bench-lm: build
 	/usr/bin/python3 bench/lm_vs_pytorch.py --retort $(BUILD)/retort
 	/usr/bin/python3 bench/lm_table.py --retort $(BUILD)/retort
+
+# 1 process x 2 threads vs 2 ranks x 1 thread, bf16 vs fp32, overlap, FLOP utilisation (~12 min)
+bench-scale: build
+	/usr/bin/python3 bench/scale.py --retort $(BUILD)/retort
 
 clean:
 	rm -rf $(BUILD)

@@ -96,6 +96,8 @@ class Trainer {
   double train_seconds() const { return train_seconds_; }
   // Data parallelism (dist::active()): gradient bytes each rank all-reduces per step; 0 alone.
   int64_t comm_bytes_per_step() const;
+  // Seconds this process waited on all-reduces that backward did not hide (since construction).
+  double comm_seconds() const { return comm_seconds_; }
 
  private:
   ModelPtr model_;
@@ -111,6 +113,7 @@ class Trainer {
   double train_seconds_ = 0;                  // accumulated across resumes
   int64_t stop_after_ = -1;
   std::unique_ptr<GradientSync> sync_;  // data parallelism only
+  double comm_seconds_ = 0;
 
   struct Prepared {
     Batch batch;

@@ -1,6 +1,7 @@
 // Analytic FLOP counts of the registry models and a matmul throughput probe (see flops.h).
 // The counts read spec.options with the same keys and defaults as src/models/registry.cpp;
 // tests/unit/flops_test.cpp checks them against the Linear modules of the built models.
+#include "models/model_options.h"
 #include "retort/flops.h"
 
 #include <algorithm>
@@ -19,16 +20,6 @@ namespace {
 
 using json = nlohmann::json;
 
-// The registry's reading of an option: missing -> default, wrong type -> Error naming it.
-template <typename T>
-T opt(const json& o, const char* key, T def) {
-  if (!o.contains(key)) return def;
-  try {
-    return o.at(key).get<T>();
-  } catch (const json::exception&) {
-    fail("model option '", key, "' has the wrong type: ", o.at(key).dump());
-  }
-}
 
 // y = x W^T (+ b): one multiply-add per weight; the bias adds are ignored.
 double linear_flops(int64_t in, int64_t out) { return 2.0 * static_cast<double>(in) * out; }
@@ -46,17 +37,17 @@ double classifier_flops(const std::string& model, int64_t in, const std::vector<
 }
 
 double mlp_flops(const json& o) {
-  const int64_t in = opt<int64_t>(o, "in_channels", 1) * opt<int64_t>(o, "height", 28) *
-                     opt<int64_t>(o, "width", 28);
-  return classifier_flops("mlp", in, opt(o, "hidden", MlpOptions().hidden()),
-                          opt<int64_t>(o, "num_classes", 10));
+  const int64_t in = model_option<int64_t>(o, "in_channels", 1) * model_option<int64_t>(o, "height", 28) *
+                     model_option<int64_t>(o, "width", 28);
+  return classifier_flops("mlp", in, model_option(o, "hidden", MlpOptions().hidden()),
+                          model_option<int64_t>(o, "num_classes", 10));
 }
 
 double cnn_flops(const json& o) {
   const CnnOptions d;
-  const std::vector<int64_t> channels = opt(o, "channels", d.channels());
-  int64_t in = opt<int64_t>(o, "in_channels", 1), h = opt<int64_t>(o, "height", 28),
-          w = opt<int64_t>(o, "width", 28);
+  const std::vector<int64_t> channels = model_option(o, "channels", d.channels());
+  int64_t in = model_option<int64_t>(o, "in_channels", 1), h = model_option<int64_t>(o, "height", 28),
+          w = model_option<int64_t>(o, "width", 28);
   const int64_t height = h, width = w;
   double flops = 0;
   for (int64_t c : channels) {
@@ -70,19 +61,19 @@ double cnn_flops(const json& o) {
       fail("cnn: ", channels.size(), " pooling stages shrink a ", height, "x", width,
            " image to nothing");
   }
-  return flops + classifier_flops("cnn", in * h * w, opt(o, "hidden", d.hidden()),
-                                  opt<int64_t>(o, "num_classes", 10));
+  return flops + classifier_flops("cnn", in * h * w, model_option(o, "hidden", d.hidden()),
+                                  model_option<int64_t>(o, "num_classes", 10));
 }
 
 double gpt_flops(const json& o, int64_t T) {
   GptOptions g;
-  g.vocab_size(opt(o, "vocab_size", g.vocab_size()))
-      .d_model(opt(o, "d_model", g.d_model()))
-      .n_layers(opt(o, "n_layers", g.n_layers()))
-      .n_heads(opt(o, "n_heads", g.n_heads()))
-      .n_kv_heads(opt(o, "n_kv_heads", g.n_kv_heads()))
-      .d_ff(opt(o, "d_ff", g.d_ff()))
-      .max_seq_len(opt(o, "max_seq_len", g.max_seq_len()));
+  g.vocab_size(model_option(o, "vocab_size", g.vocab_size()))
+      .d_model(model_option(o, "d_model", g.d_model()))
+      .n_layers(model_option(o, "n_layers", g.n_layers()))
+      .n_heads(model_option(o, "n_heads", g.n_heads()))
+      .n_kv_heads(model_option(o, "n_kv_heads", g.n_kv_heads()))
+      .d_ff(model_option(o, "d_ff", g.d_ff()))
+      .max_seq_len(model_option(o, "max_seq_len", g.max_seq_len()));
   const GptOptions r = resolve_gpt_options(g);  // fills n_kv_heads, d_ff; names a bad value
   if (T < 1) fail("gpt: FLOPs per example need the tokens per example (seq_len >= 1), got ", T);
   if (T > r.max_seq_len())

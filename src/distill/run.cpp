@@ -132,7 +132,10 @@ void finish_run(const RunSpec& spec, const Trainer& trainer, nlohmann::json meta
   meta["status"] = "finished";
   meta["ranks"] = dist::world_size();
   meta["precision"] = precision_name(spec.train.precision);
-  if (dist::active()) meta["comm_bytes_per_step"] = trainer.comm_bytes_per_step();
+  if (dist::active()) {
+    meta["comm_bytes_per_step"] = trainer.comm_bytes_per_step();
+    meta["comm_seconds"] = trainer.comm_seconds();  // rank 0's exposed waiting, this invocation
+  }
   // Achieved compute of training: the model's analytic FLOPs per step (retort/flops.h) over the
   // optimisation time, to set against `retort doctor`'s measured matmul peak.
   if (spec.model.name != "torchscript" && trainer.train_seconds() > 0) {

@@ -187,7 +187,9 @@ void Trainer::train_step(Prepared& p, int64_t total, bool local_stop, bool* stop
     a[0] = nothing ? 0.0 : batch.share * loss_value;
     for (size_t i = 0; i < terms.size(); ++i) a[i + 1] = nothing ? 0.0 : batch.share * terms[i].second;
     a[terms.size() + 1] = local_stop ? 1 : 0;
+    auto t0 = std::chrono::steady_clock::now();
     dist::all_reduce_sum(t);
+    comm_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     loss_value = a[0];
     for (size_t i = 0; i < terms.size(); ++i) terms[i].second = a[i + 1];
     *stop_agreed = a[terms.size() + 1] > 0;
@@ -202,7 +204,9 @@ void Trainer::train_step(Prepared& p, int64_t total, bool local_stop, bool* stop
   if (sync_) {
     sync_->begin();
     if (batch.share > 0) (loss.total * batch.share).backward();  // summed over ranks: the global mean gradient
-    sync_->finish();
+    auto t0 = std::chrono::steady_clock::now();
+    sync_->finish();  // waits for the buckets backward did not hide
+    comm_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   } else {
     loss.total.backward();
   }

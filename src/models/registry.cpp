@@ -1,6 +1,7 @@
 // The model registry (filled once, explicitly) and model folders on disk.
 #include <torch/serialize.h>
 
+#include "model_options.h"
 #include "cnn.h"
 #include "gpt.h"
 #include "mlp.h"
@@ -16,15 +17,6 @@ namespace {
 
 using json = nlohmann::json;
 
-template <typename T>
-T opt(const json& o, const char* key, T def) {
-  if (!o.contains(key)) return def;
-  try {
-    return o.at(key).get<T>();
-  } catch (const json::exception&) {
-    fail("model option '", key, "' has the wrong type: ", o.at(key).dump());
-  }
-}
 
 void check_positive(const std::string& model, const char* what, const std::vector<int64_t>& v) {
   for (auto x : v)
@@ -36,24 +28,24 @@ const std::map<std::string, ModelFactory>& registry() {
       {"mlp",
        [](const json& o) -> ModelPtr {
          MlpOptions m;
-         m.in_features(opt<int64_t>(o, "in_channels", 1) * opt<int64_t>(o, "height", 28) *
-                       opt<int64_t>(o, "width", 28))
-             .hidden(opt(o, "hidden", m.hidden()))
-             .num_classes(opt<int64_t>(o, "num_classes", 10))
-             .dropout(opt<double>(o, "dropout", 0.0));
+         m.in_features(model_option<int64_t>(o, "in_channels", 1) * model_option<int64_t>(o, "height", 28) *
+                       model_option<int64_t>(o, "width", 28))
+             .hidden(model_option(o, "hidden", m.hidden()))
+             .num_classes(model_option<int64_t>(o, "num_classes", 10))
+             .dropout(model_option<double>(o, "dropout", 0.0));
          check_positive("mlp", "hidden", m.hidden());
          return std::make_shared<MlpImpl>(m);
        }},
       {"cnn",
        [](const json& o) -> ModelPtr {
          CnnOptions c;
-         c.in_channels(opt<int64_t>(o, "in_channels", 1))
-             .height(opt<int64_t>(o, "height", 28))
-             .width(opt<int64_t>(o, "width", 28))
-             .channels(opt(o, "channels", c.channels()))
-             .hidden(opt(o, "hidden", c.hidden()))
-             .num_classes(opt<int64_t>(o, "num_classes", 10))
-             .dropout(opt<double>(o, "dropout", 0.0));
+         c.in_channels(model_option<int64_t>(o, "in_channels", 1))
+             .height(model_option<int64_t>(o, "height", 28))
+             .width(model_option<int64_t>(o, "width", 28))
+             .channels(model_option(o, "channels", c.channels()))
+             .hidden(model_option(o, "hidden", c.hidden()))
+             .num_classes(model_option<int64_t>(o, "num_classes", 10))
+             .dropout(model_option<double>(o, "dropout", 0.0));
          check_positive("cnn", "channels", c.channels());
          check_positive("cnn", "hidden", c.hidden());
          return std::make_shared<CnnImpl>(c);
@@ -61,17 +53,17 @@ const std::map<std::string, ModelFactory>& registry() {
       {"gpt",
        [](const json& o) -> ModelPtr {
          GptOptions g;  // GptImpl validates (resolve_gpt_options) and names the bad value
-         g.vocab_size(opt(o, "vocab_size", g.vocab_size()))
-             .d_model(opt(o, "d_model", g.d_model()))
-             .n_layers(opt(o, "n_layers", g.n_layers()))
-             .n_heads(opt(o, "n_heads", g.n_heads()))
-             .n_kv_heads(opt(o, "n_kv_heads", g.n_kv_heads()))
-             .d_ff(opt(o, "d_ff", g.d_ff()))
-             .max_seq_len(opt(o, "max_seq_len", g.max_seq_len()))
-             .rope_theta(opt(o, "rope_theta", g.rope_theta()))
-             .tie_embeddings(opt(o, "tie_embeddings", g.tie_embeddings()))
-             .dropout(opt(o, "dropout", g.dropout()))
-             .norm_eps(opt(o, "norm_eps", g.norm_eps()));
+         g.vocab_size(model_option(o, "vocab_size", g.vocab_size()))
+             .d_model(model_option(o, "d_model", g.d_model()))
+             .n_layers(model_option(o, "n_layers", g.n_layers()))
+             .n_heads(model_option(o, "n_heads", g.n_heads()))
+             .n_kv_heads(model_option(o, "n_kv_heads", g.n_kv_heads()))
+             .d_ff(model_option(o, "d_ff", g.d_ff()))
+             .max_seq_len(model_option(o, "max_seq_len", g.max_seq_len()))
+             .rope_theta(model_option(o, "rope_theta", g.rope_theta()))
+             .tie_embeddings(model_option(o, "tie_embeddings", g.tie_embeddings()))
+             .dropout(model_option(o, "dropout", g.dropout()))
+             .norm_eps(model_option(o, "norm_eps", g.norm_eps()));
          return std::make_shared<GptImpl>(g);
        }},
   };

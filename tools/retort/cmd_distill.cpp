@@ -24,6 +24,9 @@ void register_distill(CLI::App& app) {
       "(cached on disk), distill.on_policy = lambda samples that share of batches from the student\n"
       "(GKD), distill.method = sequence trains on text the teacher wrote (tokenizers may differ),\n"
       "distill.init_from_teacher starts from every other teacher layer.\n"
+      "Data parallel: launch with scripts/torchrun --nproc_per_node=N --no_python retort distill ..., srun, or\n"
+      "RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT; data.batch_size is the global batch, rank 0 writes the run.\n"
+      "bf16: --set train.precision=bf16 (student) --set distill.teacher_precision=bf16 (teacher and its cache).\n"
       "Examples: retort distill --teacher runs/demo/teacher --set distill.temperature=2\n"
       "          retort distill --teacher torchscript:my_teacher.pt --config configs/fashion-mnist.toml\n"
       "          retort distill --config configs/kjv-lm-kd.toml --set distill.loss=jsd --set distill.beta=0.5");

@@ -13,6 +13,8 @@ void register_train(CLI::App& app) {
                                  "Train a model on labels alone (model.* and train.* keys).\n"
                                  "Writes runs/<run.name>/ (default runs/train): config.toml, metrics.jsonl,\n"
                                  "checkpoints/last.pt, model/, run.json.\n"
+                                 "Data parallel: scripts/torchrun --nproc_per_node=N --no_python retort train ... (or srun,\n"
+                                 "or RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT); data.batch_size is the global batch.\n"
                                  "With data.kind = text, a gpt language model on next-token labels of text.corpus\n"
                                  "(validation bits per byte reported; model/ holds the tokenizer too).\n"
                                  "Examples: retort train --set model.name=cnn --set train.epochs=5\n"
