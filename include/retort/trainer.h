@@ -96,6 +96,7 @@ class Trainer {
   double train_seconds() const { return train_seconds_; }
   // Data parallelism (dist::active()): gradient bytes each rank all-reduces per step; 0 alone.
   int64_t comm_bytes_per_step() const;
+  int64_t comm_buckets() const { return sync_ ? sync_->buckets() : 0; }  // all-reduces per step
   // Seconds this process waited on all-reduces that backward did not hide (since construction).
   double comm_seconds() const { return comm_seconds_; }
 

@@ -134,6 +134,7 @@ void finish_run(const RunSpec& spec, const Trainer& trainer, nlohmann::json meta
   meta["precision"] = precision_name(spec.train.precision);
   if (dist::active()) {
     meta["comm_bytes_per_step"] = trainer.comm_bytes_per_step();
+    meta["comm_buckets"] = trainer.comm_buckets();
     meta["comm_seconds"] = trainer.comm_seconds();  // rank 0's exposed waiting, this invocation
   }
   // Achieved compute of training: the model's analytic FLOPs per step (retort/flops.h) over the
