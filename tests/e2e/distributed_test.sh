@@ -8,7 +8,8 @@
 #   lm            language-model distillation with a top-k cache, 2 ranks through torchrun
 #   kill          rank 1 is killed mid-run: rank 0 exits non-zero within run.dist_timeout, having
 #                 saved the last step; relaunched with --resume, the job finishes and equals an
-#                 uninterrupted 2-rank run
+#                 uninterrupted 2-rank run. Then rank 1 hangs (SIGSTOP): rank 0 gives up after
+#                 the timeout
 #   bf16_overlap  teacher/student overlap gives the same weights as no overlap; bf16 runs and
 #                 stays near fp32 in accuracy
 set -uo pipefail
@@ -194,6 +195,28 @@ kill)
   diff=$(weight_diff "$WORK/runs/straight" "$WORK/runs/cut")
   echo "max |w_uninterrupted - w_resumed| = $diff"
   check "resumed weights equal the uninterrupted run's within 1e-6 (got $diff)" below "$diff" 1e-6
+  # A rank that hangs (stopped, its connections open) is noticed by the timeout alone.
+  port=$(free_port)
+  H=("${D[@]}" --set run.dist_timeout=5 --set run.name=hang)
+  RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port OMP_NUM_THREADS=1 "$RETORT" "${H[@]}" >"$WORK/h1.out" 2>&1 &
+  p1=$!
+  RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port OMP_NUM_THREADS=1 "$RETORT" "${H[@]}" >"$WORK/h0.out" 2>&1 &
+  p0=$!
+  for _ in $(seq 1 600); do
+    [ "$(cat "$WORK/runs/hang/metrics.jsonl" 2>/dev/null | grep -c '"type":"step"')" -ge 10 ] && break
+    sleep 0.05
+  done
+  kill -STOP $p1
+  start=$(date +%s.%N)
+  wait $p0
+  rc=$?
+  secs=$(/usr/bin/python3 -c "import time; print(round(time.time() - $start, 2))")
+  kill -9 $p1
+  echo "rank 0 exited $rc, $secs s after rank 1 hung (run.dist_timeout = 5 s)"
+  check "a hung rank: rank 0 exits non-zero (rc $rc)" test "$rc" -ne 0
+  check "a hung rank: rank 0 gives up after the 5 s timeout, not before and not much later ($secs s)" \
+    /usr/bin/python3 -c "import sys; sys.exit(0 if 4.5 <= $secs < 15 else 1)"
+  check "a hung rank: the message names the timeout" grep -q "within run.dist_timeout = 5 s" "$WORK/h0.out"
   ;;
 bf16_overlap)
   check "teacher trains" image_teacher
