@@ -55,7 +55,7 @@ ConfigSchema build() {
   s.add({"run.overlap_teacher", ValueKind::Bool, false,
          "compute a live (uncached) teacher's answer to the next batch on another thread while the student trains"});
   s.add({"run.dist_timeout", ValueKind::Float, 300.0,
-         "data parallelism: seconds a rank waits for the others before it gives up (a dead rank is noticed at once)", 1.0, 86400.0});
+         "data parallelism: seconds a rank waits for the others before it gives up (a dead rank is noticed at once); must exceed rank 0's longest evaluation", 1.0, 86400.0});
   s.add({"run.bucket_mb", ValueKind::Float, 25.0, "data parallelism: megabytes of gradients per all-reduce bucket", 0.001, 4096.0});
   s.add({"run.cache_dir", ValueKind::String, std::string(""), "teacher cache folder (empty: $XDG_CACHE_HOME/retort)"});
 

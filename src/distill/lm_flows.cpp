@@ -3,6 +3,7 @@
 
 #include <cstdio>
 
+#include "retort/distributed.h"
 #include "retort/error.h"
 #include "retort/fs.h"
 #include "retort/lm_flows.h"
@@ -70,7 +71,7 @@ LmRunResult lm_distill(const Config& c, const std::filesystem::path& dir) {
     TextCorpus written = teacher_written_corpus(*t.model, *teacher_tok, teacher_view.train, data.seq_len,
                                                 sequence_kd_options_from(c, data.seq_len), frozen.fingerprint(),
                                                 cache_dir_from(c));
-    std::fprintf(stderr, "sequence KD: %s\n", written.source.c_str());
+    if (dist::is_main()) std::fprintf(stderr, "sequence KD: %s\n", written.source.c_str());
     TextData student_data = data;
     student_data.train = tokenize(written, *data.tokenizer);
     RunSpec spec = lm_labels_run_spec(c, "model", "train", student_data, dir);
@@ -86,7 +87,7 @@ LmRunResult lm_distill(const Config& c, const std::filesystem::path& dir) {
 
   check_same_vocabulary(teacher_vocab, data.tokenizer->vocab_size(), "distill.method = logits");
   PreparedLmTeacher prepared = prepare_lm_teacher(c, t.model, t.dir.string(), data);
-  if (!prepared.cache.path.empty())
+  if (!prepared.cache.path.empty() && dist::is_main())
     std::fprintf(stderr, "teacher cache: %s (%s, %.1f bytes/token)\n", prepared.cache.path.c_str(),
                  prepared.cache.hit ? "hit" : "built",
                  double(prepared.cache.bytes) / std::max<int64_t>(1, data.train.size()));

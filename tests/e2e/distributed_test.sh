@@ -51,10 +51,7 @@ below() { /usr/bin/python3 -c "import sys; sys.exit(0 if float('$1') < float('$2
 
 IMAGES=(--set data.train_subset=3000 --set data.test_subset=1000 --set data.batch_size=100 --set run.dir=$WORK/runs
         --set model.hidden=64 --set train.epochs=2 --set run.log_every=1)
-TEXT=(--set data.kind=text --set text.tokenizer=byte --set text.train_tokens=24000 --set text.val_tokens=3000
-      --set text.seq_len=32 --set data.batch_size=16 --set data.eval_batch_size=8 --set run.dir=$WORK/runs
-      --set model.name=gpt --set model.d_model=32 --set model.layers=1 --set model.heads=2
-      --set train.optimizer=adamw --set train.lr=0.003 --set train.epochs=1 --set train.warmup_steps=5)
+TEXT=("${TINY[@]}" --set text.tokenizer=byte --set data.eval_batch_size=8)
 
 image_teacher() {
   "$RETORT" train "${IMAGES[@]}" --set model.name=cnn --set model.channels=8,16 --set train.epochs=1 \

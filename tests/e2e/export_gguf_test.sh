@@ -9,11 +9,6 @@ TOKENIZER=$2
 WORK=$(mktemp -d /tmp/retort-gguf-e2e-XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 export XDG_CACHE_HOME=$WORK/cache RETORT_NO_BLAS_WARNING=1 OMP_NUM_THREADS=1
-# The tiny settings of lm_test.sh: seconds, not minutes.
-TINY=(--set data.kind=text --set text.train_tokens=24000 --set text.val_tokens=3000 --set text.seq_len=32
-      --set data.batch_size=16 --set run.dir=$WORK/runs
-      --set model.name=gpt --set model.d_model=32 --set model.layers=1 --set model.heads=2
-      --set train.optimizer=adamw --set train.lr=0.003 --set train.epochs=1 --set train.warmup_steps=5)
 # The byte case also covers grouped-query attention and an untied head in llama.cpp.
 case $TOKENIZER in
 byte) TOK=(--set text.tokenizer=byte --set model.layers=2 --set model.heads=4 --set model.kv_heads=2

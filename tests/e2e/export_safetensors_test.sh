@@ -24,10 +24,7 @@ one_line_error() {
 
 case $CASE in
 lm)
-  TINY=(--set data.kind=text --set text.train_tokens=24000 --set text.val_tokens=3000 --set text.seq_len=32
-        --set data.batch_size=16 --set run.dir=$WORK/runs --set model.name=gpt --set model.d_model=32
-        --set model.layers=2 --set model.heads=4 --set train.optimizer=adamw --set train.lr=0.003
-        --set train.epochs=1 --set train.warmup_steps=5)
+  TINY+=(--set model.layers=2 --set model.heads=4)
   check "train a byte-level gpt (untied, grouped-query)" "$RETORT" train "${TINY[@]}" --set text.tokenizer=byte \
     --set model.kv_heads=2 --set model.tie_embeddings=false --set run.name=byte >/dev/null 2>&1
   check "export f32" "$RETORT" export "$WORK/runs/byte" --format safetensors --out "$WORK/st" >"$WORK/out"

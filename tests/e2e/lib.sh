@@ -1,7 +1,13 @@
 # Helpers shared by the e2e scripts (sourced): checks, JSON fields, Ctrl-C + resume.
-# The sourcing script sets RETORT and WORK; results go to fd 3.
+# The sourcing script sets RETORT and WORK (before sourcing); results go to fd 3.
 failures=0
 exec 3>&1
+
+# The tiny language-model settings every LM test starts from: seconds, not minutes.
+TINY=(--set data.kind=text --set text.train_tokens=24000 --set text.val_tokens=3000 --set text.seq_len=32
+      --set data.batch_size=16 --set run.dir=$WORK/runs
+      --set model.name=gpt --set model.d_model=32 --set model.layers=1 --set model.heads=2
+      --set train.optimizer=adamw --set train.lr=0.003 --set train.epochs=1 --set train.warmup_steps=5)
 check() {  # check "what" command...   (the command's own redirections stay its own)
   local what=$1; shift
   if "$@"; then echo "ok: $what" >&3; else echo "FAIL: $what" >&3; failures=$((failures + 1)); fi

@@ -8,11 +8,7 @@ CASE=$2
 WORK=$(mktemp -d /tmp/retort-lm-e2e-XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 export XDG_CACHE_HOME=$WORK/cache RETORT_NO_BLAS_WARNING=1 OMP_NUM_THREADS=1
-# Tiny models and a slice of the corpus: seconds, not minutes.
-TINY=(--set data.kind=text --set text.train_tokens=24000 --set text.val_tokens=3000 --set text.seq_len=32
-      --set data.batch_size=16 --set run.dir=$WORK/runs
-      --set model.name=gpt --set model.d_model=32 --set model.layers=1 --set model.heads=2
-      --set train.optimizer=adamw --set train.lr=0.003 --set train.epochs=1 --set train.warmup_steps=5)
+# Tiny models and a slice of the corpus (TINY, from lib.sh): seconds, not minutes.
 TEACHER=(--set model.d_model=64 --set model.layers=2 --set model.heads=4 --set train.epochs=2)
 source "$(dirname "$0")/lib.sh"
 teacher() {  # a small byte-level teacher in $WORK/runs/t
