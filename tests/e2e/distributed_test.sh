@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Data parallelism end to end: 2 ranks on loopback against 1 process with the same global batch.
-# usage: distributed_test.sh RETORT CASE   (CASE: torchrun | env | lm | kill | bf16_overlap)
+# usage: distributed_test.sh RETORT CASE   (CASE: torchrun | env | lm | kill | interrupt | bf16_overlap)
 #   torchrun      classifier distillation, 2 ranks through torchrun (scripts/torchrun): final
 #                 weights equal the 1-process run's; the dense teacher cache built by the ranks
 #                 together is byte-identical to one process's; only rank 0 wrote files
@@ -10,6 +10,8 @@
 #                 saved the last step; relaunched with --resume, the job finishes and equals an
 #                 uninterrupted 2-rank run. Then rank 1 hangs (SIGSTOP): rank 0 gives up after
 #                 the timeout
+#   interrupt     Ctrl-C on one rank stops both at the same step; --resume finishes to the same
+#                 weights; a run stopped in 1 process resumes on 2 ranks
 #   bf16_overlap  teacher/student overlap gives the same weights as no overlap; bf16 runs and
 #                 stays near fp32 in accuracy
 set -uo pipefail
@@ -214,6 +216,47 @@ kill)
   check "a hung rank: rank 0 gives up after the 5 s timeout, not before and not much later ($secs s)" \
     /usr/bin/python3 -c "import sys; sys.exit(0 if 4.5 <= $secs < 15 else 1)"
   check "a hung rank: the message names the timeout" grep -q "within run.dist_timeout = 5 s" "$WORK/h0.out"
+  ;;
+interrupt)
+  check "teacher trains" image_teacher
+  D=(distill "${IMAGES[@]}" --teacher "$WORK/runs/teacher" --set run.cache_dir=$WORK/cache --set data.train_subset=6000
+     --set train.epochs=3 --set data.batch_size=50)
+  two_ranks_by_hand straight "${D[@]}" --set run.name=straight
+  check "uninterrupted 2-rank run finishes" test "$rc0$rc1" = 00
+  # Ctrl-C reaching one rank only: the ranks agree at the next step and stop together.
+  port=$(free_port)
+  RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port OMP_NUM_THREADS=1 \
+    "$RETORT" "${D[@]}" --set run.name=cut >"$WORK/i1.out" 2>"$WORK/i1.err" &
+  p1=$!
+  RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port OMP_NUM_THREADS=1 \
+    "$RETORT" "${D[@]}" --set run.name=cut >"$WORK/i0.out" 2>"$WORK/i0.err" &
+  p0=$!
+  for _ in $(seq 1 600); do
+    [ "$(cat "$WORK/runs/cut/metrics.jsonl" 2>/dev/null | grep -c '"type":"step"')" -ge 20 ] && break
+    sleep 0.05
+  done
+  kill -INT $p1
+  wait $p0; rc0=$?
+  wait $p1; rc1=$?
+  check "Ctrl-C on rank 1 alone stops both ranks with 130 (got $rc0, $rc1)" test "$rc0$rc1" = 130130
+  check "both stopped at the same step" test "$(grep -o 'step [0-9]*' "$WORK/i0.err")" = "$(grep -o 'step [0-9]*' "$WORK/i1.err")"
+  check "rank 0 saved a checkpoint" test -f "$WORK/runs/cut/checkpoints/last.pt"
+  two_ranks_by_hand resumed "${D[@]}" --set run.name=cut --resume
+  check "resume finishes (rc $rc0 $rc1)" test "$rc0$rc1" = 00
+  diff=$(weight_diff "$WORK/runs/straight" "$WORK/runs/cut")
+  check "resumed weights equal the uninterrupted run's within 1e-6 (got $diff)" below "$diff" 1e-6
+  # A run stopped with 2 ranks resumes in 1 process: the checkpoint does not depend on the ranks.
+  "$RETORT" "${D[@]}" --set run.name=straight2 >/dev/null 2>&1 &
+  p=$!
+  for _ in $(seq 1 600); do
+    [ "$(cat "$WORK/runs/straight2/metrics.jsonl" 2>/dev/null | grep -c '"type":"step"')" -ge 20 ] && break
+    sleep 0.05
+  done
+  kill -INT $p; wait $p
+  two_ranks_by_hand elastic "${D[@]}" --set run.name=straight2 --resume
+  check "a 1-process run resumes on 2 ranks (rc $rc0 $rc1)" test "$rc0$rc1" = 00
+  a=$(json "$WORK/runs/straight/run.json" 'd["test_accuracy"]'); b=$(json "$WORK/runs/straight2/run.json" 'd["test_accuracy"]')
+  check "and reaches the same accuracy within 0.5 points ($a vs $b)" below "$(/usr/bin/python3 -c "print(abs($a-$b))")" 0.005
   ;;
 bf16_overlap)
   check "teacher trains" image_teacher
