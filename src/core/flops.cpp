@@ -66,15 +66,7 @@ double cnn_flops(const json& o) {
 }
 
 double gpt_flops(const json& o, int64_t T) {
-  GptOptions g;
-  g.vocab_size(model_option(o, "vocab_size", g.vocab_size()))
-      .d_model(model_option(o, "d_model", g.d_model()))
-      .n_layers(model_option(o, "n_layers", g.n_layers()))
-      .n_heads(model_option(o, "n_heads", g.n_heads()))
-      .n_kv_heads(model_option(o, "n_kv_heads", g.n_kv_heads()))
-      .d_ff(model_option(o, "d_ff", g.d_ff()))
-      .max_seq_len(model_option(o, "max_seq_len", g.max_seq_len()));
-  const GptOptions r = resolve_gpt_options(g);  // fills n_kv_heads, d_ff; names a bad value
+  const GptOptions r = resolve_gpt_options(gpt_options_from(o));  // fills n_kv_heads, d_ff; names a bad value
   if (T < 1) fail("gpt: FLOPs per example need the tokens per example (seq_len >= 1), got ", T);
   if (T > r.max_seq_len())
     fail("gpt: seq_len ", T, " is longer than the model's max_seq_len ", r.max_seq_len());

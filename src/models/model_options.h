@@ -3,6 +3,7 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include "gpt.h"
 #include "retort/error.h"
 
 namespace retort {
@@ -17,5 +18,9 @@ T model_option(const nlohmann::json& o, const char* key, T def) {
     fail("model option '", key, "' has the wrong type: ", o.at(key).dump());
   }
 }
+
+// A gpt's options from its spec, every key with GptOptions' default (not yet resolved:
+// resolve_gpt_options fills n_kv_heads and d_ff and names a bad value).
+GptOptions gpt_options_from(const nlohmann::json& o);
 
 }  // namespace retort

@@ -13,6 +13,22 @@
 
 namespace retort {
 
+GptOptions gpt_options_from(const nlohmann::json& o) {
+  GptOptions g;
+  g.vocab_size(model_option(o, "vocab_size", g.vocab_size()))
+      .d_model(model_option(o, "d_model", g.d_model()))
+      .n_layers(model_option(o, "n_layers", g.n_layers()))
+      .n_heads(model_option(o, "n_heads", g.n_heads()))
+      .n_kv_heads(model_option(o, "n_kv_heads", g.n_kv_heads()))
+      .d_ff(model_option(o, "d_ff", g.d_ff()))
+      .max_seq_len(model_option(o, "max_seq_len", g.max_seq_len()))
+      .rope_theta(model_option(o, "rope_theta", g.rope_theta()))
+      .tie_embeddings(model_option(o, "tie_embeddings", g.tie_embeddings()))
+      .dropout(model_option(o, "dropout", g.dropout()))
+      .norm_eps(model_option(o, "norm_eps", g.norm_eps()));
+  return g;
+}
+
 namespace {
 
 using json = nlohmann::json;
@@ -52,19 +68,7 @@ const std::map<std::string, ModelFactory>& registry() {
        }},
       {"gpt",
        [](const json& o) -> ModelPtr {
-         GptOptions g;  // GptImpl validates (resolve_gpt_options) and names the bad value
-         g.vocab_size(model_option(o, "vocab_size", g.vocab_size()))
-             .d_model(model_option(o, "d_model", g.d_model()))
-             .n_layers(model_option(o, "n_layers", g.n_layers()))
-             .n_heads(model_option(o, "n_heads", g.n_heads()))
-             .n_kv_heads(model_option(o, "n_kv_heads", g.n_kv_heads()))
-             .d_ff(model_option(o, "d_ff", g.d_ff()))
-             .max_seq_len(model_option(o, "max_seq_len", g.max_seq_len()))
-             .rope_theta(model_option(o, "rope_theta", g.rope_theta()))
-             .tie_embeddings(model_option(o, "tie_embeddings", g.tie_embeddings()))
-             .dropout(model_option(o, "dropout", g.dropout()))
-             .norm_eps(model_option(o, "norm_eps", g.norm_eps()));
-         return std::make_shared<GptImpl>(g);
+         return std::make_shared<GptImpl>(gpt_options_from(o));  // GptImpl validates and names a bad value
        }},
   };
   return r;

@@ -60,18 +60,30 @@ image_teacher() {
     --set run.name=teacher >"$WORK/teacher.out" 2>"$WORK/teacher.err"
 }
 
-# Two ranks by hand: the launch torchrun does, without torchrun (as srun or a script would).
-two_ranks_by_hand() {  # two_ranks_by_hand NAME ARGS... ; exit code of rank 0 in $rc0, rank 1 in $rc1
+# Two ranks by hand in the background, as srun or a script would start them: start_two_ranks
+# NAME ARGS... sets p0 and p1; their output goes to $WORK/NAME.{0,1}.{out,err}.
+start_two_ranks() {
   local name=$1; shift
   local port; port=$(free_port)
   RANK=1 LOCAL_RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port OMP_NUM_THREADS=1 \
     "$RETORT" "$@" >"$WORK/$name.1.out" 2>"$WORK/$name.1.err" &
-  local p1=$!
+  p1=$!
   RANK=0 LOCAL_RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port OMP_NUM_THREADS=1 \
-    "$RETORT" "$@" >"$WORK/$name.0.out" 2>"$WORK/$name.0.err"
-  rc0=$?
-  wait $p1
-  rc1=$?
+    "$RETORT" "$@" >"$WORK/$name.0.out" 2>"$WORK/$name.0.err" &
+  p0=$!
+}
+# two_ranks_by_hand NAME ARGS...: both to the end; exit codes in rc0 and rc1.
+two_ranks_by_hand() {
+  start_two_ranks "$@"
+  wait $p0; rc0=$?
+  wait $p1; rc1=$?
+}
+# wait_steps RUN N: until RUN's metrics.jsonl has N step lines (30 s at most).
+wait_steps() {
+  for _ in $(seq 1 600); do
+    [ "$(cat "$WORK/runs/$1/metrics.jsonl" 2>/dev/null | grep -c '"type":"step"')" -ge "$2" ] && return
+    sleep 0.05
+  done
 }
 
 case $CASE in
@@ -167,17 +179,8 @@ kill)
      --set train.epochs=3 --set data.batch_size=50 --set run.dist_timeout=20)
   two_ranks_by_hand straight "${D[@]}" --set run.name=straight
   check "uninterrupted 2-rank run finishes" test "$rc0$rc1" = 00
-  port=$(free_port)
-  RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port OMP_NUM_THREADS=1 \
-    "$RETORT" "${D[@]}" --set run.name=cut >"$WORK/k1.out" 2>"$WORK/k1.err" &
-  p1=$!
-  RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port OMP_NUM_THREADS=1 \
-    "$RETORT" "${D[@]}" --set run.name=cut >"$WORK/k0.out" 2>"$WORK/k0.err" &
-  p0=$!
-  for _ in $(seq 1 600); do
-    [ "$(cat "$WORK/runs/cut/metrics.jsonl" 2>/dev/null | grep -c '"type":"step"')" -ge 20 ] && break
-    sleep 0.05
-  done
+  start_two_ranks k "${D[@]}" --set run.name=cut
+  wait_steps cut 20
   kill -9 $p1
   start=$(date +%s.%N)
   wait $p0
@@ -186,7 +189,7 @@ kill)
   echo "rank 0 exited $rc, $secs s after rank 1 was killed"
   check "rank 0 exits non-zero when rank 1 dies (rc $rc)" test "$rc" -ne 0
   check "rank 0 exits within run.dist_timeout = 20 s (took $secs s)" below "$secs" 20
-  check "rank 0 says a rank was lost and how to go on" grep -q "another rank died.*--resume" "$WORK/k0.err"
+  check "rank 0 says a rank was lost and how to go on" grep -q "another rank died.*--resume" "$WORK/k.0.err"
   check "rank 0 saved the last step every rank completed" test -f "$WORK/runs/cut/checkpoints/last.pt"
   two_ranks_by_hand resumed "${D[@]}" --set run.name=cut --resume
   check "relaunched with --resume, the job finishes (rc $rc0 $rc1)" test "$rc0$rc1" = 00
@@ -195,16 +198,8 @@ kill)
   echo "max |w_uninterrupted - w_resumed| = $diff"
   check "resumed weights equal the uninterrupted run's within 1e-6 (got $diff)" below "$diff" 1e-6
   # A rank that hangs (stopped, its connections open) is noticed by the timeout alone.
-  port=$(free_port)
-  H=("${D[@]}" --set run.dist_timeout=5 --set run.name=hang)
-  RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port OMP_NUM_THREADS=1 "$RETORT" "${H[@]}" >"$WORK/h1.out" 2>&1 &
-  p1=$!
-  RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port OMP_NUM_THREADS=1 "$RETORT" "${H[@]}" >"$WORK/h0.out" 2>&1 &
-  p0=$!
-  for _ in $(seq 1 600); do
-    [ "$(cat "$WORK/runs/hang/metrics.jsonl" 2>/dev/null | grep -c '"type":"step"')" -ge 10 ] && break
-    sleep 0.05
-  done
+  start_two_ranks h "${D[@]}" --set run.dist_timeout=5 --set run.name=hang
+  wait_steps hang 10
   kill -STOP $p1
   start=$(date +%s.%N)
   wait $p0
@@ -215,7 +210,7 @@ kill)
   check "a hung rank: rank 0 exits non-zero (rc $rc)" test "$rc" -ne 0
   check "a hung rank: rank 0 gives up after the 5 s timeout, not before and not much later ($secs s)" \
     /usr/bin/python3 -c "import sys; sys.exit(0 if 4.5 <= $secs < 15 else 1)"
-  check "a hung rank: the message names the timeout" grep -q "within run.dist_timeout = 5 s" "$WORK/h0.out"
+  check "a hung rank: the message names the timeout" grep -q "within run.dist_timeout = 5 s" "$WORK/h.0.err"
   ;;
 interrupt)
   check "teacher trains" image_teacher
@@ -224,22 +219,13 @@ interrupt)
   two_ranks_by_hand straight "${D[@]}" --set run.name=straight
   check "uninterrupted 2-rank run finishes" test "$rc0$rc1" = 00
   # Ctrl-C reaching one rank only: the ranks agree at the next step and stop together.
-  port=$(free_port)
-  RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port OMP_NUM_THREADS=1 \
-    "$RETORT" "${D[@]}" --set run.name=cut >"$WORK/i1.out" 2>"$WORK/i1.err" &
-  p1=$!
-  RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port OMP_NUM_THREADS=1 \
-    "$RETORT" "${D[@]}" --set run.name=cut >"$WORK/i0.out" 2>"$WORK/i0.err" &
-  p0=$!
-  for _ in $(seq 1 600); do
-    [ "$(cat "$WORK/runs/cut/metrics.jsonl" 2>/dev/null | grep -c '"type":"step"')" -ge 20 ] && break
-    sleep 0.05
-  done
+  start_two_ranks i "${D[@]}" --set run.name=cut
+  wait_steps cut 20
   kill -INT $p1
   wait $p0; rc0=$?
   wait $p1; rc1=$?
   check "Ctrl-C on rank 1 alone stops both ranks with 130 (got $rc0, $rc1)" test "$rc0$rc1" = 130130
-  check "both stopped at the same step" test "$(grep -o 'step [0-9]*' "$WORK/i0.err")" = "$(grep -o 'step [0-9]*' "$WORK/i1.err")"
+  check "both stopped at the same step" test "$(grep -o 'step [0-9]*' "$WORK/i.0.err")" = "$(grep -o 'step [0-9]*' "$WORK/i.1.err")"
   check "rank 0 saved a checkpoint" test -f "$WORK/runs/cut/checkpoints/last.pt"
   two_ranks_by_hand resumed "${D[@]}" --set run.name=cut --resume
   check "resume finishes (rc $rc0 $rc1)" test "$rc0$rc1" = 00
@@ -248,10 +234,7 @@ interrupt)
   # A run stopped with 2 ranks resumes in 1 process: the checkpoint does not depend on the ranks.
   "$RETORT" "${D[@]}" --set run.name=straight2 >/dev/null 2>&1 &
   p=$!
-  for _ in $(seq 1 600); do
-    [ "$(cat "$WORK/runs/straight2/metrics.jsonl" 2>/dev/null | grep -c '"type":"step"')" -ge 20 ] && break
-    sleep 0.05
-  done
+  wait_steps straight2 20
   kill -INT $p; wait $p
   two_ranks_by_hand elastic "${D[@]}" --set run.name=straight2 --resume
   check "a 1-process run resumes on 2 ranks (rc $rc0 $rc1)" test "$rc0$rc1" = 00
