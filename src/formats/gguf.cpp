@@ -59,6 +59,39 @@ const GptImpl& gpt_of(const LoadedModel& model) {
   return *gpt;
 }
 
+// The gpt's weights under llama.cpp's names, for export and import alike: views into the
+// model (q, k and v are row ranges of the fused qkv weight), each with the number of heads whose
+// rows llama.cpp wants interleaved for its RoPE (0: stored as is).
+struct LlamaCppTensor {
+  std::string name;
+  torch::Tensor view;
+  int64_t interleaved_heads = 0;
+};
+std::vector<LlamaCppTensor> llama_cpp_tensors(const GptImpl& gpt) {
+  const GptOptions& o = gpt.options();
+  const int64_t H = o.n_heads(), G = o.n_kv_heads(), hd = gpt.head_dim();
+  std::vector<LlamaCppTensor> out;
+  out.push_back({"token_embd.weight", gpt.tok_emb->weight});  // (V, D)
+  for (int64_t i = 0; i < o.n_layers(); ++i) {
+    const auto& b = *gpt.blocks->ptr<GptBlockImpl>(i);
+    const std::string p = cat("blk.", i, ".");
+    // qkv rows: q (H * hd), then k (G * hd), then v (G * hd)
+    auto qkv = b.attn->qkv->weight.split_with_sizes({H * hd, G * hd, G * hd}, 0);
+    out.push_back({p + "attn_norm.weight", b.attn_norm->weight});
+    out.push_back({p + "attn_q.weight", qkv[0], H});
+    out.push_back({p + "attn_k.weight", qkv[1], G});
+    out.push_back({p + "attn_v.weight", qkv[2]});
+    out.push_back({p + "attn_output.weight", b.attn->proj->weight});
+    out.push_back({p + "ffn_norm.weight", b.mlp_norm->weight});
+    out.push_back({p + "ffn_gate.weight", b.mlp->w1->weight});
+    out.push_back({p + "ffn_up.weight", b.mlp->w3->weight});
+    out.push_back({p + "ffn_down.weight", b.mlp->w2->weight});
+  }
+  out.push_back({"output_norm.weight", gpt.norm->weight});
+  if (gpt.head) out.push_back({"output.weight", gpt.head->weight});  // tied: llama.cpp reuses token_embd
+  return out;
+}
+
 }  // namespace
 
 ExportResult export_gguf(const LoadedModel& model, const fs::path& file,
@@ -102,24 +135,8 @@ ExportResult export_gguf(const LoadedModel& model, const fs::path& file,
     }
     w.add_tensor(name, t, half ? gguf::TensorType::f16 : gguf::TensorType::f32);
   };
-  add("token_embd.weight", gpt.tok_emb->weight);  // (V, D)
-  for (int64_t i = 0; i < o.n_layers(); ++i) {
-    const auto& b = *gpt.blocks->ptr<GptBlockImpl>(i);
-    const std::string p = cat("blk.", i, ".");
-    // qkv rows: q (H * hd), then k (G * hd), then v (G * hd)
-    auto qkv = b.attn->qkv->weight.split_with_sizes({H * hd, G * hd, G * hd}, 0);
-    add(p + "attn_norm.weight", b.attn_norm->weight);
-    add(p + "attn_q.weight", halves_to_interleaved(qkv[0], H));
-    add(p + "attn_k.weight", halves_to_interleaved(qkv[1], G));
-    add(p + "attn_v.weight", qkv[2]);
-    add(p + "attn_output.weight", b.attn->proj->weight);
-    add(p + "ffn_norm.weight", b.mlp_norm->weight);
-    add(p + "ffn_gate.weight", b.mlp->w1->weight);
-    add(p + "ffn_up.weight", b.mlp->w3->weight);
-    add(p + "ffn_down.weight", b.mlp->w2->weight);
-  }
-  add("output_norm.weight", gpt.norm->weight);
-  if (gpt.head) add("output.weight", gpt.head->weight);  // tied: llama.cpp reuses token_embd
+  for (const auto& t : llama_cpp_tensors(gpt))
+    add(t.name, t.interleaved_heads ? halves_to_interleaved(t.view, t.interleaved_heads) : t.view);
 
   atomic_write(file, [&](const fs::path& tmp) {
     std::ofstream out(tmp, std::ios::binary);
@@ -160,11 +177,8 @@ LoadedModel import_gguf(const fs::path& file) {
     r.fail_here(cat(kSpecKey, " describes no valid model: ", e.what()));
   }
   auto& gpt = dynamic_cast<GptImpl&>(*out.model);
-  const GptOptions& o = gpt.options();
-  const int64_t H = o.n_heads(), G = o.n_kv_heads();
-
   torch::NoGradGuard no_grad;
-  // The file's tensor `name` into `param`, which gives the shape it must have.
+  // The file's tensor `name` into `param` (a view into the model), which gives the shape it must have.
   auto load = [&](const std::string& name, torch::Tensor param, int64_t interleaved_heads = 0) {
     torch::Tensor t = r.tensor(name);
     if (t.sizes() != param.sizes())
@@ -172,25 +186,7 @@ LoadedModel import_gguf(const fs::path& file) {
           cat("tensor ", name, " has shape ", t.sizes(), ", the model spec gives ", param.sizes()));
     param.copy_(interleaved_heads ? interleaved_to_halves(t, interleaved_heads) : t);
   };
-  load("token_embd.weight", gpt.tok_emb->weight);
-  for (int64_t i = 0; i < o.n_layers(); ++i) {
-    auto& b = *gpt.blocks->ptr<GptBlockImpl>(i);
-    const std::string p = cat("blk.", i, ".");
-    const int64_t hd = gpt.head_dim();
-    // views into the fused weight, so that loading q, k and v fills it
-    auto qkv = b.attn->qkv->weight.split_with_sizes({H * hd, G * hd, G * hd}, 0);
-    load(p + "attn_norm.weight", b.attn_norm->weight);
-    load(p + "attn_q.weight", qkv[0], H);
-    load(p + "attn_k.weight", qkv[1], G);
-    load(p + "attn_v.weight", qkv[2]);
-    load(p + "attn_output.weight", b.attn->proj->weight);
-    load(p + "ffn_norm.weight", b.mlp_norm->weight);
-    load(p + "ffn_gate.weight", b.mlp->w1->weight);
-    load(p + "ffn_up.weight", b.mlp->w3->weight);
-    load(p + "ffn_down.weight", b.mlp->w2->weight);
-  }
-  load("output_norm.weight", gpt.norm->weight);
-  if (gpt.head) load("output.weight", gpt.head->weight);
+  for (const auto& t : llama_cpp_tensors(gpt)) load(t.name, t.view, t.interleaved_heads);
 
   TokenizerFiles tokenizer{r.string(kTokenizerJsonKey),
                            r.has(kTokenizerModelKey) ? r.bytes(kTokenizerModelKey) : ""};
