@@ -49,7 +49,6 @@ EOF
   rm -rf "$WORK/st-a" "$WORK/st-b"
   return $rc
 }
-below() { /usr/bin/python3 -c "import sys; sys.exit(0 if float('$1') < float('$2') else 1)"; }
 
 IMAGES=(--set data.train_subset=3000 --set data.test_subset=1000 --set data.batch_size=100 --set run.dir=$WORK/runs
         --set model.hidden=64 --set train.epochs=2 --set run.log_every=1)

@@ -13,6 +13,7 @@ check() {  # check "what" command...   (the command's own redirections stay its 
   if "$@"; then echo "ok: $what" >&3; else echo "FAIL: $what" >&3; failures=$((failures + 1)); fi
 }
 json() { /usr/bin/python3 -c "import json,sys; d=json.load(open('$1')); print($2)"; }
+below() { /usr/bin/python3 -c "import sys; sys.exit(0 if float('$1') < float('$2') else 1)"; }  # below A B: A < B
 
 # interrupt_and_resume KEY ARGS...: trains `straight` and `cut` with ARGS, sends Ctrl-C to `cut`
 # after its first metrics line, resumes it, and checks that run.json's KEY equals the

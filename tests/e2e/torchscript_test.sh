@@ -26,8 +26,8 @@ classifier)
   teacher=$(json "$TS/classifier.json" 'd["test_accuracy_1000"]')
   echo "student accuracy $acc, agreement $agree; the teacher's own accuracy (PyTorch) $teacher" >&3
   check "student learns from the teacher alone: accuracy $acc > 0.6 (chance 0.1)" \
-    /usr/bin/python3 -c "import sys; sys.exit(not $acc > 0.6)"
-  check "student agrees with the teacher: $agree > 0.7" /usr/bin/python3 -c "import sys; sys.exit(not $agree > 0.7)"
+    below 0.6 "$acc"
+  check "student agrees with the teacher: $agree > 0.7" below 0.7 "$agree"
   check "the teacher cache was built" grep -q "teacher cache:.*(built)" "$WORK/err"
   check "second run hits the teacher cache" "$RETORT" distill --teacher "torchscript:$TS/classifier.pt" "${SMALL[@]}" \
     --set distill.alpha=1 --set train.epochs=1 --set run.name=ts2 >"$WORK/out2" 2>"$WORK/err2"
@@ -44,7 +44,7 @@ lm)
   echo "val bits/byte: labels $base, from the TorchScript teacher $kd (agreement $agree)" >&3
   # alpha = 1: no labels at all, and the student still ends below the label-trained one
   check "the distilled student ($kd bpb) beats labels alone ($base bpb)" \
-    /usr/bin/python3 -c "import sys; sys.exit(not $kd < $base)"
+    below "$kd" "$base"
   check "agreement with the teacher measured" /usr/bin/python3 -c "import sys; sys.exit(not 0 < $agree <= 1)"
   check "sequence KD from it too" "$RETORT" distill --teacher "torchscript:$TS/lm/teacher.pt" "${TINY_LM[@]}" \
     --set distill.method=sequence --set run.name=seq >"$WORK/s.out" 2>"$WORK/s.err"

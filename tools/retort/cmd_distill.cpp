@@ -54,10 +54,9 @@ void register_distill(CLI::App& app) {
     make_distill_spec(spec, c, prepared);
     spec.label = "distill";
     RunResult r = execute_run(spec, train, test);
-    if (dist::is_main())
-      std::printf("%s: %s, %lld params, test accuracy %.2f%%, agreement with teacher %.2f%%, %.1f s training\n",
-                dir.c_str(), r.spec.name.c_str(), (long long)r.params, 100 * r.test_accuracy, 100 * r.agreement,
-                r.train_seconds);
+    print_result(cat(dir.string(), ": ", r.spec.name, ", ", r.params, " params, test accuracy ",
+                     decimals(100 * r.test_accuracy, 2), "%, agreement with teacher ", decimals(100 * r.agreement, 2),
+                     "%, ", decimals(r.train_seconds, 1), " s training"));
   });
 }
 

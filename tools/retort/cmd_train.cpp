@@ -32,9 +32,8 @@ void register_train(CLI::App& app) {
     RunSpec spec = labels_run_spec(c, "model", "train", train, dir);
     spec.label = "train";
     RunResult r = execute_run(spec, train, test);
-    if (dist::is_main())
-      std::printf("%s: %s, %lld params, test accuracy %.2f%%, %.1f s training\n", dir.c_str(), r.spec.name.c_str(),
-                (long long)r.params, 100 * r.test_accuracy, r.train_seconds);
+    print_result(cat(dir.string(), ": ", r.spec.name, ", ", r.params, " params, test accuracy ",
+                     decimals(100 * r.test_accuracy, 2), "%, ", decimals(r.train_seconds, 1), " s training"));
   });
 }
 

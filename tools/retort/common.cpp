@@ -32,12 +32,9 @@ void setup_runtime(const Config& c, bool data_parallel) {
   if (c.get_string("run.device") != "cpu" && c.get_string("run.device").rfind("cuda", 0) != 0)
     throw retort::Error("run.device must be cpu or cuda[:N], got " + c.get_string("run.device"));
   dist::init(env, std::chrono::milliseconds(int64_t(c.get_float("run.dist_timeout") * 1000)));
-  if (env.world_size > 1)
-    std::fprintf(stderr, "retort: %s, %d threads, BLAS %s, device %s\n", dist::describe().c_str(), threads,
-                 blas_backend().c_str(), c.get_string("run.device").c_str());
-  else
-    std::fprintf(stderr, "retort: %d threads, BLAS %s, device %s\n", threads, blas_backend().c_str(),
-                 c.get_string("run.device").c_str());
+  std::string who = env.world_size > 1 ? dist::describe() + ", " : "";
+  std::fprintf(stderr, "retort: %s%d threads, BLAS %s, device %s\n", who.c_str(), threads, blas_backend().c_str(),
+               c.get_string("run.device").c_str());
 }
 
 void print_result(const std::string& line) {
