@@ -68,4 +68,24 @@ std::shared_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& dir);
 std::shared_ptr<Tokenizer> tokenizer_from_files(const TokenizerFiles& files, const std::string& origin,
                                                 std::string model_origin = "");
 
+// Token ids as the strings an OpenAI-style API returns in `logprobs` (tokens, top_logprobs keys),
+// and back. The string of an id is the text it decodes to when that is valid UTF-8 and no lower
+// id has claimed it; otherwise "bytes:" followed by \xNN escapes of its bytes (the convention
+// of OpenAI's legacy completions), then "#<id>" if even that is taken. So every id has its own
+// string, and a server and a client holding the same tokenizer agree on all of them.
+class TokenStrings {
+ public:
+  explicit TokenStrings(const Tokenizer& tokenizer);
+  const std::string& text(int32_t id) const;  // id out of range -> Error
+  // -1 when no id has this string (another tokenizer's token).
+  int32_t id(const std::string& text) const;
+  // The UTF-8 bytes of an id as a list of byte values (chat logprobs' `bytes` field).
+  const std::string& bytes(int32_t id) const;
+  int64_t size() const { return int64_t(texts_.size()); }
+
+ private:
+  std::vector<std::string> texts_, bytes_;
+  std::vector<std::pair<std::string, int32_t>> index_;  // sorted by text
+};
+
 }  // namespace retort

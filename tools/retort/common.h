@@ -31,5 +31,7 @@ void register_config(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_export(CLI::App& app);
 void register_doctor(CLI::App& app);
+void register_serve(CLI::App& app);
+void register_keys(CLI::App& app);
 
 }  // namespace retort::cli

@@ -35,6 +35,8 @@ int main(int argc, char** argv) {
   retort::cli::register_export(app);
   retort::cli::register_config(app);
   retort::cli::register_doctor(app);
+  retort::cli::register_serve(app);
+  retort::cli::register_keys(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,90 @@
+// A black-box teacher: any endpoint that speaks OpenAI's API (retort serve, vLLM, llama.cpp,
+// Ollama), reached as teacher.path = "openai:http://host:port/v1". Two signals:
+//   - top-k logprobs (distill.top_k 1..20): each training window is teacher-forced through
+//     /v1/completions with the window's token ids as the prompt, echo = true, logprobs = k,
+//     max_tokens = 1, temperature 0; the answers fill the same top-k cache a local teacher
+//     fills (retort/topk_cache.h), shard by shard, so an interrupted harvest resumes without
+//     asking again. Needs the student to share the endpoint's tokenizer (checked: a clear Error).
+//   - text only (distill.method = sequence): the endpoint continues prompts; the continuations
+//     are kept as JSONL, one record at a time, and re-tokenized by the student (any tokenizer).
+// Requests run concurrently (teacher.api_concurrency), failures are retried with exponential
+// backoff that honours Retry-After, and a budget (teacher.api_max_requests / api_max_tokens)
+// stops the harvest with a clear Error, keeping what was harvested.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "retort/config.h"
+#include "retort/lm.h"
+
+namespace retort {
+
+struct ApiEndpoint {
+  std::string base_url;     // "http://127.0.0.1:8080/v1" (https works too)
+  std::string model;        // the endpoint's model id (teacher.api_model, --teacher-model)
+  std::string api_key;      // read from the environment variable teacher.api_key_env
+  int64_t concurrency = 4;  // requests in flight
+  int64_t max_retries = 6;  // per request, on connection errors, 429, 5xx
+  double timeout = 120;     // seconds per request
+  int64_t max_requests = 0; // budget: requests sent over the harvest; 0 = no limit
+  int64_t max_tokens = 0;   // budget: usage.total_tokens over the harvest; 0 = no limit
+};
+
+// True for "openai:..." teacher sources.
+bool is_api_teacher(const std::string& source);
+// From teacher.path ("openai:URL") and teacher.api_*; a missing key variable -> Error naming it.
+ApiEndpoint api_endpoint_from(const Config& c);
+
+// Thrown when the budget would be exceeded; what was harvested is kept on disk.
+struct BudgetExhausted : Error {
+  using Error::Error;
+};
+
+// One endpoint, thread-safe. post()/get() retry connection errors, 408, 409, 429 and 5xx up to
+// max_retries times, waiting Retry-After when the server sends it, else 0.5 s * 2^attempt
+// (capped at 30 s); other 4xx answers -> Error with the status and the API's error message.
+class ApiClient {
+ public:
+  explicit ApiClient(ApiEndpoint endpoint);
+  ~ApiClient();
+  nlohmann::json get(const std::string& path);  // path relative to base_url: "models"
+  nlohmann::json post(const std::string& path, const nlohmann::json& body);
+  const ApiEndpoint& endpoint() const { return endpoint_; }
+  int64_t requests() const { return requests_; }  // answered (2xx) so far
+  int64_t tokens() const { return tokens_; }      // usage.total_tokens summed
+  int64_t retries() const { return retries_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  ApiEndpoint endpoint_;
+  std::atomic<int64_t> requests_{0}, tokens_{0}, retries_{0}, sent_{0};
+};
+
+// The endpoint's tokenizer when it publishes one (retort serve: GET models/{id}/tokenizer),
+// else nullptr.
+std::shared_ptr<Tokenizer> fetch_api_tokenizer(ApiClient& client);
+
+// The endpoint's top-k for every window of `windows` (the top-k cache of a local teacher, same
+// format, keyed by endpoint URL + model + data + k). Windows whose prompt would come back as
+// other tokens, or top_logprobs naming a token `tokenizer` does not have -> Error (tokenizer
+// mismatch). k in [1, 20].
+TopkCache harvest_topk_cache(ApiClient& client, const Tokenizer& tokenizer, const TokenBatcher& windows,
+                             const TokenSet& set, int64_t k, const std::filesystem::path& cache_dir,
+                             CacheStatus* status = nullptr);
+
+// Sequence-level KD through the API: the endpoint's continuations of the prompts (as
+// teacher_written_corpus), harvested concurrently into a JSONL file in `cache_dir` that grows
+// one complete record at a time; a rerun asks only for the prompts not yet answered.
+TextCorpus api_written_corpus(ApiClient& client, const Tokenizer& tokenizer, const TokenSet& train, int64_t seq_len,
+                              const SequenceKdOptions& options, const std::filesystem::path& cache_dir);
+
+// `retort distill` with teacher.path = "openai:URL" and data.kind = text: top-k logprobs
+// (distill.method = logits, distill.top_k 1..20) or text (distill.method = sequence).
+LmRunResult lm_distill_api(const Config& c, const std::filesystem::path& dir);
+
+}  // namespace retort
