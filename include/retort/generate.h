@@ -5,6 +5,7 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <functional>
 
 #include "retort/model.h"
 
@@ -23,8 +24,11 @@ struct SamplingOptions {
 // (B, T) ids -> (B, T, V) (a full recompute each step); uses gpt's KV cache when possible.
 // When the sequence would exceed the model's context, it keeps the last max_seq_len tokens.
 // Sampling draws from a private generator seeded with options.seed, never the global RNG.
+// `observe`, when set, sees each step's logits (B, V) and chosen ids (B) right after sampling;
+// returning false stops early (the result then holds the tokens chosen so far).
+using StepObserver = std::function<bool(const torch::Tensor& logits, const torch::Tensor& next)>;
 torch::Tensor generate(ModelImpl& model, const torch::Tensor& prompts, int64_t max_new_tokens,
-                       const SamplingOptions& options);
+                       const SamplingOptions& options, const StepObserver& observe = {});
 
 // The next-token choice on its own: logits (B, V) of any dtype and device -> ids (B) int64 on
 // the logits' device. Exposed for servers that stream tokens one at a time.

@@ -71,6 +71,7 @@ class KeyStore {
   std::optional<ApiKey> authenticate(const std::string& token) const;
   std::vector<ApiKey> list() const;
   std::optional<ApiKey> find(const std::string& name) const;
+  std::optional<ApiKey> find_id(int64_t id) const;  // by ApiKey::id; nullopt when none
   bool revoke(const std::string& name);  // false when no such key
   // Adds settled tokens to the key's durable total.
   void add_usage(int64_t key_id, int64_t tokens);

@@ -64,7 +64,7 @@ torch::Tensor sample_next(const torch::Tensor& logits, const SamplingOptions& o,
 }
 
 torch::Tensor generate(ModelImpl& model, const torch::Tensor& prompts, int64_t max_new_tokens,
-                       const SamplingOptions& options) {
+                       const SamplingOptions& options, const StepObserver& observe) {
   check_sampling(options);
   if (prompts.dim() != 2 || prompts.size(1) < 1)
     fail("generate: prompts must be (batch, time) token ids with time >= 1, got shape ",
@@ -109,6 +109,7 @@ torch::Tensor generate(ModelImpl& model, const torch::Tensor& prompts, int64_t m
     }
     torch::Tensor next = sample_next(logits, options, generator);  // (B)
     seq = torch::cat({seq, next.unsqueeze(1)}, 1);
+    if (observe && !observe(logits, next)) break;
   }
   return seq.to(prompts.device());
 }

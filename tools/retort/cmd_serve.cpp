@@ -1,8 +1,77 @@
-// `retort serve` (placeholder while it is being written).
+// `retort serve`: models behind OpenAI's HTTP API, with keys, limits and an audit log.
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
 #include "common.h"
+#include "retort/error.h"
+#include "retort/runtime.h"
+#include "retort/serve.h"
 
 namespace retort::cli {
 
-void register_serve(CLI::App& app) { (void)app; }
+void register_serve(CLI::App& app) {
+  static ConfigArgs config;
+  static std::vector<std::string> models;
+  static ServeOptions o;
+  auto* cmd = app.add_subcommand(
+      "serve",
+      "Serve models over OpenAI's HTTP API (any OpenAI client works against it).\n"
+      "Routes: GET /v1/models, POST /v1/completions (prompt as text or token ids, max_tokens, temperature,\n"
+      "top_p, n, stop, seed, logprobs <= 20, echo, stream), POST /v1/chat/completions (messages, logprobs,\n"
+      "top_logprobs, stream), POST /v1/classify (classifiers: pixel values 0..255, top_k), GET /health,\n"
+      "GET /v1/models/ID/tokenizer (so `retort distill --teacher openai:URL` can share the tokenizer), and\n"
+      "/v1/admin/keys (GET, POST, DELETE/NAME) for admin keys.\n"
+      "Every /v1 request needs 'Authorization: Bearer KEY' (`retort keys create`), passes the key's limits\n"
+      "(requests and tokens per minute, total quota: 429 with Retry-After beyond them) and leaves one row in\n"
+      "the audit log of --db, written before the answer is sent. A full queue answers 503 with Retry-After.\n"
+      "Examples: KEY=$(retort keys create --name alice --rpm 60 --tpm 20000 --db serve.db)\n"
+      "          retort serve --model kjv=runs/demo-lm/students/distilled --port 8080 --db serve.db\n"
+      "          curl -H \"Authorization: Bearer $KEY\" localhost:8080/v1/completions \\\n"
+      "               -d '{\"model\":\"kjv\",\"prompt\":\"And God said\",\"max_tokens\":20,\"logprobs\":5}'");
+  add_config_args(cmd, config);
+  cmd->add_option("--model", models,
+                  "[NAME=]PATH: a retort model or run folder, or torchscript:FILE.pt (repeatable); served as NAME,\n"
+                  "by default the folder's name (the run's name for a run's model/ folder)")
+      ->required();
+  cmd->add_option("--host", o.host, "address to listen on (0.0.0.0: every interface)")->capture_default_str();
+  cmd->add_option("--port", o.port, "TCP port (0: any free port, printed at start)")->capture_default_str();
+  cmd->add_option("--db", o.db, "SQLite database of keys, usage and the audit log (created if missing)")->capture_default_str();
+  cmd->add_option("--workers", o.workers, "model executions at once")->capture_default_str()->check(CLI::Range(1, 256));
+  cmd->add_option("--queue", o.queue, "requests that may wait for a worker; beyond that 503 + Retry-After")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100000));
+  cmd->add_option("--max-body", o.max_body, "largest request body in bytes (413 above)")->capture_default_str();
+  cmd->callback([] {
+    Config c = resolve_config(config);
+    setup_runtime(c);
+    std::vector<std::pair<std::string, std::string>> specs;
+    for (const auto& m : models) {
+      size_t eq = m.find('=');
+      bool named = eq != std::string::npos && m.rfind("torchscript:", 0) != 0;
+      specs.emplace_back(named ? m.substr(0, eq) : "", named ? m.substr(eq + 1) : m);
+    }
+    auto engine = std::make_shared<Engine>(specs, c.get_string("run.device"));
+    Server server(engine, o);
+    if (!server.bind()) fail("serve: cannot listen on ", o.host, ":", o.port, " (in use, or not an address of this machine)");
+    for (const auto& m : engine->models())
+      std::fprintf(stderr, "serve: %s (%s) from %s\n", m->id.c_str(), m->kind.c_str(), m->path.c_str());
+    std::fprintf(stderr, "serve: listening on http://%s:%d/v1 (database %s, %lld workers, queue %lld); Ctrl-C stops\n",
+                 o.host.c_str(), server.port(), o.db.c_str(), static_cast<long long>(o.workers),
+                 static_cast<long long>(o.queue));
+    std::printf("%d\n", server.port());  // the port alone on stdout, for scripts
+    std::fflush(stdout);
+    std::atomic<bool> ended{false};
+    std::thread watcher([&] {  // Ctrl-C (or SIGTERM) -> stop accepting, finish what runs
+      while (!interrupt_requested() && !ended) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      server.stop();
+    });
+    server.listen_after_bind();
+    ended = true;
+    watcher.join();
+    std::fprintf(stderr, "serve: stopped\n");
+  });
+}
 
 }  // namespace retort::cli

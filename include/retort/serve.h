@@ -1,0 +1,143 @@
+// `retort serve`: models behind OpenAI's HTTP API. Three layers, each unaware of the next:
+//   Engine      runs models: generation with per-token logprobs, echo, stop strings, n samples;
+//               classification. Knows nothing of HTTP or keys.
+//   the schema  JSON bodies <-> engine requests/results in OpenAI's shapes (openai_schema.cpp);
+//               every invalid field is an ApiError naming it.
+//   Server      the transport (cpp-httplib): routes, server-sent events, a bounded admission
+//               queue (503 + Retry-After when full), and the guard chain every request passes:
+//               auth -> parse -> limits -> model -> settle -> audit (retort/guard.h).
+// Handlers never throw: every failure becomes an OpenAI error object with a 4xx/5xx status.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "retort/error.h"
+
+namespace retort {
+
+class ModelImpl;
+class Tokenizer;
+class TokenStrings;
+
+// An answer the API gives instead of a result: status + {"error": {message, type, param, code}}.
+class ApiError : public Error {
+ public:
+  ApiError(int status, std::string type, std::string code, const std::string& message, std::string param = "");
+  int status;
+  std::string type, code, param;
+  double retry_after = 0;  // seconds; > 0 adds a Retry-After header
+  nlohmann::json body() const;
+};
+// 400 invalid_request_error naming the offending parameter.
+[[noreturn]] void bad_request(const std::string& param, const std::string& message);
+
+struct ServedModel {
+  std::string id;
+  std::string kind;  // "language_model" | "classifier"
+  std::string path;
+  int64_t created = 0;
+  std::shared_ptr<ModelImpl> model;
+  // language models
+  std::shared_ptr<Tokenizer> tokenizer;
+  std::shared_ptr<TokenStrings> strings;
+  int64_t context = 0, vocab_size = 0;
+  // classifiers: input (C, H, W), pixels 0..255 normalised as in training ((p/255 - mean)/std)
+  std::vector<int64_t> input_shape;
+  int64_t classes = 0;
+  double mean = 0, std = 1;
+  nlohmann::json describe() const;  // the /v1/models entry
+};
+
+struct GenerationRequest {
+  std::vector<int32_t> prompt;  // token ids, >= 1
+  int64_t max_tokens = 16;      // 0 only with echo (scoring the prompt)
+  double temperature = 1, top_p = 1;
+  int64_t n = 1;
+  uint64_t seed = 0;
+  std::vector<std::string> stop;
+  int64_t logprobs = -1;  // top entries per position, 0..20; -1: no logprobs
+  bool echo = false;      // prompt tokens (and their logprobs) come back first
+};
+
+struct TokenLogprob {
+  int32_t id = 0;
+  float logprob = 0;                           // NaN for the first prompt token (nothing predicts it)
+  std::vector<std::pair<int32_t, float>> top;  // most likely first; empty for the first prompt token
+};
+
+struct GeneratedChoice {
+  std::vector<int32_t> ids;  // the completion's tokens (up to and excluding a stop string's)
+  std::string text;          // their text, cut before the stop string
+  std::string finish_reason = "length";  // "length" | "stop"
+  std::vector<TokenLogprob> logprobs;    // per completion token when asked
+};
+
+struct GenerationResult {
+  std::vector<TokenLogprob> prompt_logprobs;  // echo with logprobs
+  std::vector<GeneratedChoice> choices;
+  int64_t completion_tokens = 0;  // generated over all choices (what the caller pays for)
+};
+
+// Streaming: (choice, new text, its tokens' logprobs or null). Return false to stop (client gone).
+using TokenSink = std::function<bool(int64_t choice, const std::string& text, const std::vector<TokenLogprob>* lp)>;
+
+class Engine {
+ public:
+  // (id, path) pairs: retort model or run folders, or torchscript:FILE. Language models need a
+  // tokenizer beside them. device: "cpu" or "cuda".
+  Engine(const std::vector<std::pair<std::string, std::string>>& models, const std::string& device);
+  const ServedModel& model(const std::string& id) const;  // unknown -> ApiError 404 model_not_found
+  const std::vector<std::shared_ptr<ServedModel>>& models() const { return models_; }
+
+  // Checks a request against the model (kind, vocabulary, context) -> ApiError 400.
+  void validate(const ServedModel& m, const GenerationRequest& r) const;
+  // validate(), then samples n choices. With echo the sink first sees choice -1 (the prompt,
+  // empty text, its logprobs when asked).
+  GenerationResult generate(const ServedModel& m, const GenerationRequest& r, const TokenSink& sink = {}) const;
+  // pixels: N rows of C*H*W values in [0, 255] -> probabilities (N rows of classes).
+  std::vector<std::vector<float>> classify(const ServedModel& m, const std::vector<std::vector<float>>& pixels) const;
+
+ private:
+  std::vector<std::shared_ptr<ServedModel>> models_;
+  std::string device_;
+};
+
+// The chat template: messages -> one prompt text, and the stop string that ends a turn.
+//   <|system|>\n...\n<|user|>\n...\n<|assistant|>\n
+std::string chat_prompt(const nlohmann::json& messages);
+inline constexpr const char* kChatStop = "\n<|";
+
+struct ServeOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;               // 0: any free port (see Server::port)
+  std::string db = "serve.db";   // keys, usage, audit log (SQLite)
+  int64_t workers = 2;           // model executions at once
+  int64_t queue = 32;            // requests waiting for a worker; beyond that 503 + Retry-After
+  int64_t max_body = 1 << 20;    // bytes; larger bodies get 413
+  double timeout = 600;          // seconds a request may wait in the queue
+};
+
+class Server {
+ public:
+  Server(std::shared_ptr<Engine> engine, ServeOptions options);
+  ~Server();
+  // Binds (throws Error naming host:port when it cannot) and serves until stop(); blocking.
+  void listen();
+  bool bind();  // bind only (for tests: port() then listen_after_bind())
+  void listen_after_bind();
+  void stop();
+  int port() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace retort

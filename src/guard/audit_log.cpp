@@ -1,0 +1,79 @@
+// The audit log (retort/guard.h): one row per request, each INSERT committed on its own
+// (autocommit), so an answer that has left never lacks its row.
+#include "guard/statement.h"
+#include "retort/error.h"
+#include "retort/guard.h"
+
+namespace retort {
+
+using guard_detail::Statement;
+
+namespace {
+
+constexpr const char* kAuditColumns =
+    "time, key_id, key_name, endpoint, model, status, error_code, prompt_hash, prompt_chars, "
+    "prompt_tokens, "
+    "completion_tokens, n, max_tokens, logprobs, echo, stream, temperature, latency_ms, client, "
+    "user_agent";
+
+}  // namespace
+
+AuditLog::AuditLog(std::shared_ptr<GuardDb> db) : db_(std::move(db)) {
+  if (!db_) fail("AuditLog needs an open guard database");
+}
+
+void AuditLog::append(const AuditRow& r) {
+  std::lock_guard<std::mutex> lock(db_->mutex());
+  Statement s(*db_, (std::string("INSERT INTO audit (") + kAuditColumns +
+                     ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                        .c_str());
+  s.bind(1, r.time).bind(2, r.key_id).bind(3, r.key_name).bind(4, r.endpoint).bind(5, r.model);
+  s.bind(6, r.status).bind(7, r.error_code).bind(8, r.prompt_hash).bind(9, r.prompt_chars);
+  s.bind(10, r.prompt_tokens).bind(11, r.completion_tokens).bind(12, r.n).bind(13, r.max_tokens);
+  s.bind(14, r.logprobs).bind(15, r.echo).bind(16, r.stream).bind(17, r.temperature);
+  s.bind(18, r.latency_ms).bind(19, r.client).bind(20, r.user_agent);
+  s.run();
+}
+
+int64_t AuditLog::count() const {
+  std::lock_guard<std::mutex> lock(db_->mutex());
+  Statement s(*db_, "SELECT COUNT(*) FROM audit");
+  return s.step() ? s.integer(0) : 0;
+}
+
+std::vector<AuditRow> AuditLog::recent(int64_t limit) const {
+  if (limit < 0) fail("cannot list ", limit, " audit rows (negative)");
+  std::lock_guard<std::mutex> lock(db_->mutex());
+  Statement s(
+      *db_,
+      (std::string("SELECT ") + kAuditColumns + " FROM audit ORDER BY id DESC LIMIT ?").c_str());
+  s.bind(1, limit);
+  std::vector<AuditRow> out;
+  while (s.step()) {
+    AuditRow r;
+    r.time = s.real(0);
+    r.key_id = s.integer(1);
+    r.key_name = s.text(2);
+    r.endpoint = s.text(3);
+    r.model = s.text(4);
+    r.status = int(s.integer(5));
+    r.error_code = s.text(6);
+    r.prompt_hash = s.text(7);
+    r.prompt_chars = s.integer(8);
+    r.prompt_tokens = s.integer(9);
+    r.completion_tokens = s.integer(10);
+    r.n = s.integer(11);
+    r.max_tokens = s.integer(12);
+    r.logprobs = s.integer(13);
+    r.echo = s.integer(14) != 0;
+    r.stream = s.integer(15) != 0;
+    r.temperature = s.real(16);
+    r.latency_ms = s.real(17);
+    r.client = s.text(18);
+    r.user_agent = s.text(19);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+}  // namespace retort

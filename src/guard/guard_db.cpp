@@ -1,0 +1,164 @@
+// The guard's SQLite database (retort/guard.h): opening, pragmas, schema and its format check.
+// Not here: what is stored in it (key_store.cpp, audit_log.cpp).
+#include <sqlite3.h>
+
+#include <cstring>
+#include <fstream>
+
+#include "guard/statement.h"
+#include "retort/error.h"
+#include "retort/guard.h"
+
+namespace retort {
+
+using guard_detail::exec;
+using guard_detail::quoted;
+using guard_detail::Statement;
+
+namespace {
+
+constexpr const char* kFormat = "retort-guard";
+constexpr int64_t kVersion = 1;
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS keys (
+  id           INTEGER PRIMARY KEY,
+  name         TEXT NOT NULL UNIQUE,
+  key_hash     TEXT NOT NULL UNIQUE,     -- sha256 of the key, 64 hex digits; never the key
+  prefix       TEXT NOT NULL,            -- first 8 characters of the key
+  created      INTEGER NOT NULL,         -- unix seconds
+  rpm          INTEGER NOT NULL DEFAULT 0,
+  tpm          INTEGER NOT NULL DEFAULT 0,
+  quota_tokens INTEGER NOT NULL DEFAULT 0,
+  used_tokens  INTEGER NOT NULL DEFAULT 0,
+  admin        INTEGER NOT NULL DEFAULT 0,
+  revoked      INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS audit (
+  id                INTEGER PRIMARY KEY,
+  time              REAL NOT NULL,       -- unix seconds
+  key_id            INTEGER NOT NULL,    -- 0: no valid key
+  key_name          TEXT NOT NULL,
+  endpoint          TEXT NOT NULL,
+  model             TEXT NOT NULL,
+  status            INTEGER NOT NULL,
+  error_code        TEXT NOT NULL,
+  prompt_hash       TEXT NOT NULL,
+  prompt_chars      INTEGER NOT NULL,
+  prompt_tokens     INTEGER NOT NULL,
+  completion_tokens INTEGER NOT NULL,
+  n                 INTEGER NOT NULL,
+  max_tokens        INTEGER NOT NULL,
+  logprobs          INTEGER NOT NULL,
+  echo              INTEGER NOT NULL,
+  stream            INTEGER NOT NULL,
+  temperature       REAL NOT NULL,
+  latency_ms        REAL NOT NULL,
+  client            TEXT NOT NULL,
+  user_agent        TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_key_time ON audit (key_id, time);
+)sql";
+
+// SQLite would only notice a foreign file at the first query, with "file is not a database";
+// checking the header first lets the error say what the file is expected to be.
+void check_header(const std::filesystem::path& file) {
+  std::error_code ec;
+  if (!std::filesystem::exists(file, ec)) return;
+  if (std::filesystem::is_directory(file, ec))
+    fail("guard database ", quoted(file), " is a directory");
+  std::ifstream in(file, std::ios::binary);
+  if (!in) fail("cannot read guard database ", quoted(file));
+  char header[16] = {};
+  in.read(header, sizeof header);
+  if (in.gcount() == 0) return;  // empty: SQLite makes a database of it
+  if (in.gcount() < 16 || std::memcmp(header, "SQLite format 3\0", 16) != 0)
+    fail(quoted(file),
+         " is not a retort guard database (not an SQLite file); name another --db or move it away");
+}
+
+std::string pragma_text(GuardDb& db, const char* sql) {
+  Statement s(db, sql);
+  return s.step() ? s.text(0) : std::string();
+}
+
+// A database with a `meta` table must be ours; one without it must have none of another
+// program's tables (an empty file or an old retort database gets the schema).
+void check_format(GuardDb& db) {
+  bool has_meta = false;
+  std::string foreign;
+  {
+    Statement s(db,
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'");
+    while (s.step()) {
+      const std::string name = s.text(0);
+      if (name == "meta")
+        has_meta = true;
+      else if (name != "keys" && name != "audit" && foreign.empty())
+        foreign = name;
+    }
+  }
+  if (!has_meta) {
+    if (!foreign.empty())
+      fail(quoted(db.file()), " is an SQLite database of another program (it has a table '",
+           foreign, "' and no retort meta table); name another --db");
+    return;
+  }
+  std::string format, version;
+  Statement s(db, "SELECT key, value FROM meta WHERE key IN ('format', 'version')");
+  while (s.step()) (s.text(0) == "format" ? format : version) = s.text(1);
+  if (format.empty() && version.empty()) return;  // created by a run that stopped half-way
+  if (format != kFormat)
+    fail(quoted(db.file()), " is not a retort guard database: its meta format is '", format,
+         "', expected '", kFormat, "'");
+  if (version != std::to_string(kVersion))
+    fail("guard database ", quoted(db.file()), " has format version ", version,
+         "; this retort reads version ", kVersion, " (a newer retort wrote it?)");
+}
+
+}  // namespace
+
+GuardDb::GuardDb(const std::filesystem::path& file) : file_(file) {
+  check_header(file_);
+  const int rc =
+      sqlite3_open_v2(file_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+  if (rc != SQLITE_OK) {
+    const std::string why = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+    sqlite3_close(db_);
+    db_ = nullptr;
+    fail("cannot open guard database ", quoted(file_), ": ", why);
+  }
+  try {
+    sqlite3_extended_result_codes(db_, 1);
+    exec(*this, "PRAGMA busy_timeout = 5000");
+    const std::string mode = pragma_text(*this, "PRAGMA journal_mode = WAL");
+    if (mode != "wal")
+      fail("guard database ", quoted(file_), ": cannot switch to WAL journaling (journal_mode is '",
+           mode, "'); is it on a file system without shared memory, such as NFS?");
+    exec(*this, "PRAGMA synchronous = NORMAL");
+    exec(*this, "PRAGMA foreign_keys = ON");
+    exec(*this, "BEGIN IMMEDIATE");
+    try {
+      check_format(*this);
+      exec(*this, kSchema);
+      exec(*this, std::string("INSERT OR IGNORE INTO meta (key, value) VALUES ('format', '") +
+                      kFormat + "'), ('version', '" + std::to_string(kVersion) + "')");
+      exec(*this, "COMMIT");
+    } catch (...) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  } catch (...) {
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw;
+  }
+}
+
+GuardDb::~GuardDb() { sqlite3_close(db_); }
+
+}  // namespace retort

@@ -1,0 +1,292 @@
+// The serving engine (retort/serve.h): models loaded once, then generation with per-token
+// logprobs, echo, stop strings and n samples, and classification. No HTTP here.
+#include <torch/torch.h>
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+
+#include "retort/config.h"
+#include "retort/error.h"
+#include "retort/fs.h"
+#include "retort/generate.h"
+#include "retort/lm.h"
+#include "retort/model.h"
+#include "retort/serve.h"
+#include "retort/tokenizer.h"
+
+namespace retort {
+
+namespace {
+
+const float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+// The id a model is served under: --model NAME=PATH, else the folder's name ("model" folders
+// inside runs take the run's name).
+std::string default_id(const std::string& path) {
+  fs::path p = fs::path(path.rfind("torchscript:", 0) == 0 ? path.substr(12) : path).lexically_normal();
+  if (p.filename().empty()) p = p.parent_path();
+  std::string name = p.stem().string();
+  if (name == "model" && p.has_parent_path()) name = p.parent_path().filename().string();
+  return name;
+}
+
+// Pixel normalisation of a classifier: data.mean / data.std of the run that trained it, when
+// its config.toml is found next to the model folder; else the defaults (Fashion-MNIST's).
+void read_normalisation(ServedModel& m, const fs::path& dir) {
+  Config defaults = Config::defaults(retort_schema());
+  m.mean = defaults.get_float("data.mean");
+  m.std = defaults.get_float("data.std");
+  for (fs::path f : {dir / "config.toml", dir.parent_path() / "config.toml"}) {
+    if (!fs::exists(f)) continue;
+    Config c = Config::load(retort_schema(), f.string(), {});
+    m.mean = c.get_float("data.mean");
+    m.std = c.get_float("data.std");
+    return;
+  }
+}
+
+std::shared_ptr<ServedModel> load_served(const std::string& id, const std::string& path, const torch::Device& device) {
+  auto m = std::make_shared<ServedModel>();
+  m->id = id;
+  m->path = path;
+  m->created = static_cast<int64_t>(std::time(nullptr));
+  LoadedModel loaded = load_teacher(path);
+  m->model = loaded.model;
+  m->model->to(device);
+  m->model->eval();
+  const nlohmann::json& o = loaded.spec.options;
+  if (loaded.spec.name == "gpt" || loaded.tokenizer) {
+    m->kind = "language_model";
+    m->tokenizer = loaded.spec.name == "gpt" ? tokenizer_of_model(loaded) : loaded.tokenizer;
+    m->strings = std::make_shared<TokenStrings>(*m->tokenizer);
+    m->vocab_size = m->tokenizer->vocab_size();
+    m->context = o.contains("max_seq_len") ? o.at("max_seq_len").get<int64_t>() : 4096;
+    if (o.contains("vocab_size") && o.at("vocab_size").get<int64_t>() != m->vocab_size)
+      fail("the model at ", path, " predicts ", o.at("vocab_size").get<int64_t>(), " ids but its tokenizer has ",
+           m->vocab_size);
+  } else {
+    m->kind = "classifier";
+    auto get = [&](const char* k, int64_t d) { return o.contains(k) ? o.at(k).get<int64_t>() : d; };
+    m->input_shape = {get("in_channels", 1), get("height", 28), get("width", 28)};
+    m->classes = get("num_classes", 10);
+    read_normalisation(*m, loaded.dir);
+  }
+  return m;
+}
+
+// Top `k` of a row of log-probabilities, most likely first.
+std::vector<std::pair<int32_t, float>> top_of(const torch::Tensor& row, int64_t k) {
+  std::vector<std::pair<int32_t, float>> out;
+  if (k <= 0) return out;
+  auto [v, i] = row.topk(std::min<int64_t>(k, row.size(0)));
+  auto va = v.accessor<float, 1>();
+  auto ia = i.accessor<int64_t, 1>();
+  for (int64_t j = 0; j < v.size(0); ++j) out.emplace_back(int32_t(ia[j]), va[j]);
+  return out;
+}
+
+// The end of the longest prefix of s[begin, end) that does not split a UTF-8 character.
+size_t utf8_safe_end(const std::string& s, size_t begin, size_t end) {
+  size_t i = end;
+  // step back over at most 3 continuation bytes to the lead byte of the last character
+  size_t lead = i;
+  for (int back = 0; back < 4 && lead > begin; ++back) {
+    --lead;
+    unsigned char c = s[lead];
+    if ((c & 0xC0) != 0x80) {
+      size_t need = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 1;
+      return lead + need <= end ? end : lead;
+    }
+  }
+  return i;
+}
+
+}  // namespace
+
+Engine::Engine(const std::vector<std::pair<std::string, std::string>>& models, const std::string& device)
+    : device_(device) {
+  if (models.empty()) fail("serve needs at least one model: --model [NAME=]PATH");
+  for (const auto& [id, path] : models) {
+    std::string name = id.empty() ? default_id(path) : id;
+    for (const auto& m : models_)
+      if (m->id == name) fail("two models are served as '", name, "': name them with --model NAME=PATH");
+    models_.push_back(load_served(name, path, torch::Device(device)));
+  }
+}
+
+const ServedModel& Engine::model(const std::string& id) const {
+  for (const auto& m : models_)
+    if (m->id == id) return *m;
+  std::string known;
+  for (const auto& m : models_) known += (known.empty() ? "" : ", ") + m->id;
+  throw ApiError(404, "invalid_request_error", "model_not_found",
+                 cat("The model '", id, "' does not exist; this server has: ", known), "model");
+}
+
+void Engine::validate(const ServedModel& m, const GenerationRequest& r) const {
+  if (m.kind != "language_model")
+    bad_request("model", cat("'", m.id, "' is a classifier; use /v1/classify"));
+  const int64_t P = int64_t(r.prompt.size());
+  if (P < 1) bad_request("prompt", "the prompt is empty");
+  for (int64_t i = 0; i < P; ++i)
+    if (r.prompt[i] < 0 || r.prompt[i] >= m.vocab_size)
+      bad_request("prompt", cat("token id ", r.prompt[i], " at position ", i, " is outside the vocabulary (", m.vocab_size, " ids)"));
+  if (P > m.context || P + r.max_tokens > m.context + 1) {
+    ApiError e(400, "invalid_request_error", "context_length_exceeded",
+               cat("This model's maximum context length is ", m.context, " tokens. However, you requested ",
+                   P + r.max_tokens, " tokens (", P, " in the prompt, ", r.max_tokens,
+                   " for the completion). Please reduce the prompt or max_tokens."),
+               P > m.context ? "prompt" : "max_tokens");
+    throw e;
+  }
+  if (r.max_tokens == 0 && !r.echo) bad_request("max_tokens", "max_tokens = 0 needs echo = true (scoring the prompt)");
+}
+
+GenerationResult Engine::generate(const ServedModel& m, const GenerationRequest& r, const TokenSink& sink) const {
+  validate(m, r);
+  const int64_t P = int64_t(r.prompt.size());
+
+  torch::NoGradGuard no_grad;
+  ModelImpl& model = *m.model;
+  const torch::Device device = model_device(model);
+  torch::Tensor x = torch::tensor(std::vector<int64_t>(r.prompt.begin(), r.prompt.end()), torch::kInt64).view({1, P});
+  GenerationResult res;
+  res.choices.resize(r.n);
+  const bool want_lp = r.logprobs >= 0;
+
+  // One forward pass over the prompt gives the echoed logprobs and, for a single new token
+  // (scoring and harvesting), the next-token distribution without starting generation.
+  torch::Tensor last;  // (V) logits after the prompt
+  if ((r.echo && want_lp) || r.max_tokens <= 1) {
+    torch::Tensor logits = model.forward(x.to(device)).logits.to(torch::kCPU, torch::kFloat32)[0];  // (P, V)
+    if (r.echo && want_lp) {
+      torch::Tensor lsm = torch::log_softmax(logits, -1);
+      res.prompt_logprobs.push_back({r.prompt[0], kNaN, {}});
+      for (int64_t t = 1; t < P; ++t)
+        res.prompt_logprobs.push_back({r.prompt[t], lsm[t - 1][r.prompt[t]].item<float>(), top_of(lsm[t - 1], r.logprobs)});
+    }
+    last = logits[P - 1];
+  }
+  if (sink && r.echo && !sink(-1, "", want_lp ? &res.prompt_logprobs : nullptr)) return res;
+  if (r.max_tokens == 0) return res;
+
+  size_t longest_stop = 0;
+  for (const auto& s : r.stop) longest_stop = std::max(longest_stop, s.size());
+  std::vector<bool> finished(r.n, false);
+  std::vector<size_t> emitted(r.n, 0);  // bytes of text streamed per choice
+  std::vector<std::vector<TokenLogprob>> pending(r.n);
+  bool client_gone = false;
+
+  // After each step: record the chosen tokens, their logprobs, stop strings, stream.
+  auto consume = [&](const torch::Tensor& step_logits, const torch::Tensor& next) {
+    torch::Tensor lsm;
+    if (want_lp) lsm = torch::log_softmax(step_logits.to(torch::kCPU, torch::kFloat32), -1);
+    torch::Tensor ids = next.to(torch::kCPU);
+    bool all_done = true;
+    for (int64_t c = 0; c < r.n; ++c) {
+      if (finished[c]) continue;
+      GeneratedChoice& ch = res.choices[c];
+      const int32_t id = int32_t(ids[c].item<int64_t>());
+      ++res.completion_tokens;
+      const size_t token_start = ch.text.size();
+      ch.ids.push_back(id);
+      ch.text += m.strings->bytes(id);
+      if (want_lp) {
+        TokenLogprob e{id, lsm[c][id].item<float>(), top_of(lsm[c], r.logprobs)};
+        bool listed = false;
+        for (const auto& [tid, lp] : e.top) listed |= tid == id;
+        if (!listed) e.top.emplace_back(id, e.logprob);  // as OpenAI: the sampled token is always listed
+        ch.logprobs.push_back(e);
+        pending[c].push_back(e);
+      }
+      // a stop string ends the choice; the text (and the tokens) stop before it
+      size_t from = token_start >= longest_stop ? token_start - longest_stop + 1 : 0;
+      size_t cut = std::string::npos;
+      for (const auto& s : r.stop) {
+        size_t at = ch.text.find(s, from);
+        if (at != std::string::npos) cut = std::min(cut, at);
+      }
+      if (cut != std::string::npos) {
+        finished[c] = true;
+        ch.finish_reason = "stop";
+        ch.text.resize(cut);
+        size_t bytes = 0, keep = 0;
+        while (keep < ch.ids.size() && bytes < cut) bytes += m.strings->bytes(ch.ids[keep++]).size();
+        ch.ids.resize(keep);
+        if (want_lp) ch.logprobs.resize(std::min(ch.logprobs.size(), keep));
+      } else if (int64_t(ch.ids.size()) >= r.max_tokens) {
+        finished[c] = true;
+      }
+      if (sink && !client_gone) {
+        // hold back what could still become a stop string, and half a UTF-8 character
+        const size_t hold = std::min(ch.text.size(), longest_stop ? longest_stop - 1 : 0);
+        size_t end = finished[c] ? ch.text.size()
+                                 : utf8_safe_end(ch.text, emitted[c], std::max(emitted[c], ch.text.size() - hold));
+        std::string piece = ch.text.substr(emitted[c], end - emitted[c]);
+        emitted[c] = end;
+        if (!sink(c, piece, want_lp ? &pending[c] : nullptr)) client_gone = true;
+        pending[c].clear();
+      }
+      all_done &= finished[c];
+    }
+    return !all_done && !client_gone;
+  };
+
+  SamplingOptions s;
+  s.temperature = r.temperature;
+  s.top_p = r.top_p;
+  s.seed = r.seed;
+  if (r.max_tokens == 1) {
+    at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(s.seed);
+    torch::Tensor logits = last.unsqueeze(0).expand({r.n, last.size(0)}).contiguous();
+    consume(logits, sample_next(logits, s, gen));
+  } else {
+    torch::Tensor prompts = x.expand({r.n, P}).contiguous().to(device);
+    retort::generate(model, prompts, r.max_tokens, s, consume);
+  }
+  return res;
+}
+
+std::vector<std::vector<float>> Engine::classify(const ServedModel& m, const std::vector<std::vector<float>>& pixels) const {
+  if (m.kind != "classifier")
+    bad_request("model", cat("'", m.id, "' is a language model; use /v1/completions or /v1/chat/completions"));
+  const int64_t C = m.input_shape[0], H = m.input_shape[1], W = m.input_shape[2], D = C * H * W;
+  const int64_t N = int64_t(pixels.size());
+  if (N < 1) bad_request("input", "no inputs");
+  std::vector<float> flat;
+  flat.reserve(N * D);
+  for (int64_t i = 0; i < N; ++i) {
+    if (int64_t(pixels[i].size()) != D)
+      bad_request("input", cat("input ", i, " has ", pixels[i].size(), " values; '", m.id, "' takes ", C, "x", H, "x", W,
+                               " = ", D, " pixel values in [0, 255]"));
+    for (float p : pixels[i]) {
+      if (!(p >= 0 && p <= 255)) bad_request("input", cat("input ", i, " has the value ", p, "; pixels must be in [0, 255]"));
+      flat.push_back(float((p / 255.0 - m.mean) / m.std));
+    }
+  }
+  torch::NoGradGuard no_grad;
+  torch::Tensor x = torch::from_blob(flat.data(), {N, C, H, W}, torch::kFloat32).to(model_device(*m.model));
+  torch::Tensor p = torch::softmax(m.model->forward(x).logits.to(torch::kCPU, torch::kFloat32), -1).contiguous();
+  std::vector<std::vector<float>> out(N);
+  for (int64_t i = 0; i < N; ++i) out[i].assign(p[i].data_ptr<float>(), p[i].data_ptr<float>() + p.size(1));
+  return out;
+}
+
+nlohmann::json ServedModel::describe() const {
+  nlohmann::json r = {{"kind", kind}, {"path", path}};
+  if (kind == "language_model") {
+    r["vocab_size"] = vocab_size;
+    r["context"] = context;
+    r["tokenizer"] = tokenizer->fingerprint();
+    r["tokenizer_kind"] = tokenizer->kind();
+  } else {
+    r["input_shape"] = input_shape;
+    r["classes"] = classes;
+  }
+  return {{"id", id}, {"object", "model"}, {"created", created}, {"owned_by", "retort"}, {"retort", r}};
+}
+
+}  // namespace retort
