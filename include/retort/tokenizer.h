@@ -69,8 +69,9 @@ std::shared_ptr<Tokenizer> tokenizer_from_files(const TokenizerFiles& files, con
                                                 std::string model_origin = "");
 
 // Token ids as the strings an OpenAI-style API returns in `logprobs` (tokens, top_logprobs keys),
-// and back. The string of an id is the text it decodes to when that is valid UTF-8 and no lower
-// id has claimed it; otherwise "bytes:" followed by \xNN escapes of its bytes (the convention
+// and back. The string of an id is the text it decodes to when that is valid UTF-8 and no other
+// id has claimed it (ids the tokenizer itself encodes that text to claim first, then lower ids);
+// otherwise "bytes:" followed by \xNN escapes of its bytes (the convention
 // of OpenAI's legacy completions), then "#<id>" if even that is taken. So every id has its own
 // string, and a server and a client holding the same tokenizer agree on all of them.
 class TokenStrings {

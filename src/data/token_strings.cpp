@@ -41,15 +41,27 @@ TokenStrings::TokenStrings(const Tokenizer& tokenizer) {
   std::set<std::string> claimed;
   auto is_taken = [&](const std::string& t) { return claimed.count(t) > 0; };
   auto claim = [&](const std::string& t) { claimed.insert(t); };
+  for (int32_t id = 0; id < V; ++id) bytes_[id] = tokenizer.decode({id});
+  // First the ids the tokenizer itself gives for their text (a piece beats a byte-fallback id
+  // that decodes to the same character), then the rest in id order.
   for (int32_t id = 0; id < V; ++id) {
-    bytes_[id] = tokenizer.decode({id});
+    const std::string& b = bytes_[id];
+    if (b.empty() || !valid_utf8(b) || is_taken(b)) continue;
+    std::vector<int32_t> ids = tokenizer.encode(b);
+    if (ids.size() == 1 && ids[0] == id) {
+      claim(b);
+      texts_[id] = b;
+    }
+  }
+  for (int32_t id = 0; id < V; ++id) {
+    if (!texts_[id].empty()) continue;
     std::string t = bytes_[id];
     if (!valid_utf8(t) || t.empty() || is_taken(t)) t = escaped(bytes_[id]);
     if (is_taken(t)) t += cat("#", id);
     claim(t);
     texts_[id] = t;
-    index_.emplace_back(t, id);
   }
+  for (int32_t id = 0; id < V; ++id) index_.emplace_back(texts_[id], id);
   std::sort(index_.begin(), index_.end());
 }
 

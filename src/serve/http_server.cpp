@@ -456,6 +456,9 @@ struct Server::Impl {
     http.set_error_handler(httplib::Server::HandlerWithResponse([this](Req req, Res res) {
       if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
       std::string msg = res.status == 404   ? cat("Unknown request URL: ", req.method, " ", req.path)
+                        : res.status == 413 && req.get_header_value("Content-Type").rfind("application/x-www-form-urlencoded", 0) == 0
+                            ? "The request body is larger than 8192 bytes, the limit for bodies sent as application/x-www-form-urlencoded "
+                              "(what curl -d sends by default); send JSON with 'Content-Type: application/json'"
                         : res.status == 413 ? cat("The request body is larger than the limit of ", o.max_body, " bytes")
                                             : cat("HTTP ", res.status, " for ", req.method, " ", req.path);
       std::string code = res.status == 404 ? "unknown_url" : res.status == 413 ? "body_too_large" : "http_error";

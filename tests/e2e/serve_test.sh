@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# End-to-end tests of `retort serve` and `retort keys` on loopback.
+# Usage: serve_test.sh RETORT_BINARY CASE
+#   clients    the official openai npm client: completions, logprobs, echo, n, streaming, chat, 401/404/400/429
+#   bad_input  each kind of bad request is a 4xx with an OpenAI error object; kill -9 loses no answered row
+#   limits     concurrent load over limited keys: no key passes its limit, usage and audit agree exactly
+#   classify   /v1/classify on a Fashion-MNIST classifier agrees with `retort eval`'s predictions
+#   keys       keys over the CLI and the admin HTTP routes; hashed storage
+set -uo pipefail
+RETORT=$1
+CASE=$2
+WORK=$(mktemp -d /tmp/retort-serve-XXXXXX)
+SERVER_PID=""
+trap '[ -n "$SERVER_PID" ] && { kill -9 $SERVER_PID; wait $SERVER_PID; } 2>/dev/null; rm -rf "$WORK"' EXIT
+export XDG_CACHE_HOME=$WORK/cache RETORT_NO_BLAS_WARNING=1 OMP_NUM_THREADS=1
+source "$(dirname "$0")/lib.sh"
+CLIENTS=$(cd "$(dirname "$0")/../clients" && pwd)
+BENCH=$(cd "$(dirname "$0")/../../bench" && pwd)
+DB=$WORK/serve.db
+
+# A tiny language model with a 64-token context (the chat template needs room).
+tiny_lm() {
+  "$RETORT" train "${TINY[@]}" --set text.seq_len=64 --set run.name=lm >"$WORK/lm.out" 2>"$WORK/lm.err" \
+    || { cat "$WORK/lm.err"; exit 1; }
+}
+# serve ARGS...: starts the server on a free port; sets PORT, BASE and SERVER_PID.
+serve() {
+  "$RETORT" serve --port 0 --db "$DB" "$@" >"$WORK/port" 2>"$WORK/serve.err" &
+  SERVER_PID=$!
+  for _ in $(seq 1 200); do
+    [ -s "$WORK/port" ] && break
+    sleep 0.05
+  done
+  PORT=$(head -1 "$WORK/port")
+  BASE=http://127.0.0.1:$PORT/v1
+  [ -n "$PORT" ] || { echo "server did not start:"; cat "$WORK/serve.err"; exit 1; }
+}
+key() { "$RETORT" keys create --db "$DB" "$@" 2>/dev/null; }
+healthy() { curl -sf "http://127.0.0.1:$PORT/health" | grep -q '"status":"ok"'; }
+rows() { sqlite3 "$DB" "$1"; }
+
+case $CASE in
+clients)
+  tiny_lm
+  KEY=$(key --name alice)
+  LIMITED=$(key --name bob --rpm 2)
+  serve --model kjv="$WORK/runs/lm"
+  check "the openai npm client passes every check" node "$CLIENTS/openai_client_test.mjs" "$BASE" "$KEY" "$LIMITED" kjv
+  check "each of the client's 15 keyed requests left one audit row" \
+    test "$(rows "select count(*) from audit where key_name in ('alice','bob')")" = 15
+  check "the 429 is in the audit log" test "$(rows "select count(*) from audit where key_name='bob' and status=429")" = 1
+  check "the 401 is in the audit log without a key" test "$(rows "select count(*) from audit where status=401 and key_id=0")" = 1
+  ;;
+
+bad_input)
+  tiny_lm
+  KEY=$(key --name alice)
+  serve --model kjv="$WORK/runs/lm" --max-body 4096
+  sent=0
+  # expect STATUS CODE_OR_EMPTY BODY [URL]: the answer is STATUS with an OpenAI error object
+  expect() {
+    local status=$1 code=$2 body=$3 url=${4:-$BASE/completions}
+    local got
+    got=$(curl -s -o "$WORK/answer" -w '%{http_code}' -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+          --data-binary "$body" "$url")
+    sent=$((sent + 1))
+    check "${body:0:60}... -> $status $code (got $got)" /usr/bin/python3 - "$WORK/answer" "$got" "$status" "$code" <<'PY'
+import json, sys
+answer, got, status, code = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+e = json.load(open(answer))["error"]
+assert got == status, (got, status)
+assert isinstance(e["message"], str) and e["message"] and e["type"], e
+assert not code or e["code"] == code, (e["code"], code)
+PY
+    check "healthy after it" healthy
+  }
+  expect 400 invalid_json '{"model": "kjv", "prompt": '
+  expect 400 invalid_json '[1, 2, 3]'
+  expect 400 invalid_value '{"model": "kjv", "prompt": 42}'
+  expect 400 invalid_value '{"model": "kjv", "prompt": "And", "max_tokens": "ten"}'
+  expect 400 invalid_value '{"model": "kjv", "prompt": "And", "stream": "yes"}'
+  expect 400 invalid_value '{"model": "kjv", "prompt": "And", "max_tokens": 100000000}'
+  expect 400 context_length_exceeded '{"model": "kjv", "prompt": "And", "max_tokens": 1000}'
+  long=$(/usr/bin/python3 -c "print('And God said, Let there be light: ' * 40)")
+  expect 400 context_length_exceeded "{\"model\": \"kjv\", \"prompt\": \"$long\", \"max_tokens\": 1}"
+  expect 404 model_not_found '{"model": "gpt-4", "prompt": "And"}'
+  expect 400 invalid_value '{"model": "kjv", "prompt": "And", "temperature": -0.5}'
+  expect 400 invalid_value '{"model": "kjv", "prompt": "And", "logprobs": 21}'
+  expect 400 invalid_value '{"model": "kjv", "prompt": [1, 2, 99999]}'
+  expect 400 invalid_value '{"model": "kjv", "prompt": "And", "n": 0}'
+  expect 400 invalid_value '{"model": "kjv", "prompt": "And", "max_tokens": 0}'
+  expect 400 invalid_value '{"model": "kjv", "messages": "hello"}' "$BASE/chat/completions"
+  expect 400 invalid_value '{"model": "kjv", "messages": [{"role": "user", "content": "hi"}], "top_logprobs": 3}' "$BASE/chat/completions"
+  expect 400 invalid_value '{"model": "kjv", "input": [1, 2, 3]}' "$BASE/classify"
+  big=$(/usr/bin/python3 -c "print('x' * 6000)")
+  expect 413 body_too_large "{\"model\": \"kjv\", \"prompt\": \"$big\"}"
+  expect 404 unknown_url '{}' "$BASE/embeddings"
+  # answered requests, then kill -9: every one of them has its row
+  for i in $(seq 1 10); do
+    curl -sf -H "Authorization: Bearer $KEY" -d "{\"model\":\"kjv\",\"prompt\":\"And $i\",\"max_tokens\":2}" \
+      "$BASE/completions" >/dev/null && sent=$((sent + 1))
+  done
+  kill -9 $SERVER_PID
+  wait $SERVER_PID 2>/dev/null
+  SERVER_PID=""
+  check "after kill -9 the audit log holds all $sent answered requests" test "$(rows 'select count(*) from audit')" = "$sent"
+  check "the 413 row is there" test "$(rows "select count(*) from audit where status=413")" = 1
+  check "the database is intact" test "$(rows 'pragma integrity_check')" = ok
+  ;;
+
+limits)
+  tiny_lm
+  K1=$(key --name r10 --rpm 10)
+  K2=$(key --name t300 --rpm 1000 --tpm 300)
+  K3=$(key --name q200 --quota 200)
+  serve --model kjv="$WORK/runs/lm" --workers 2
+  node "$BENCH/serve_load.mjs" --base "$BASE" --keys "$K1,$K2,$K3" --model kjv --requests 150 --concurrency 16 \
+    --max-tokens 8 >"$WORK/load.json"
+  check "load test ran" test -s "$WORK/load.json"
+  check "under 16 concurrent connections no key passes its limit; usage and audit agree" \
+    /usr/bin/python3 - "$WORK/load.json" "$DB" <<'PY'
+import json, sqlite3, sys
+r = json.load(open(sys.argv[1]))
+db = sqlite3.connect(sys.argv[2])
+k_rpm, k_tpm, k_quota = r["per_key"]
+assert r["transport_errors"] == 0 and r["sent"] == 150, r
+# rpm 10: exactly 10 pass in the minute, the other 40 are 429
+assert k_rpm["statuses"] == {"200": 10, "429": 40}, k_rpm
+# tpm 300: what passed reported at most 300 tokens
+assert 0 < k_tpm["tokens"] <= 300 and k_tpm["statuses"]["429"] > 0, k_tpm
+# quota 200: at most 200 tokens over the key's life
+assert 0 < k_quota["tokens"] <= 200 and k_quota["statuses"]["429"] > 0, k_quota
+for name, k in zip(["r10", "t300", "q200"], r["per_key"]):
+    used = db.execute("select used_tokens from keys where name=?", (name,)).fetchone()[0]
+    assert used == k["tokens"], (name, used, k["tokens"])  # settled once per answer, never twice
+    got = dict(db.execute("select status, count(*) from audit where key_name=? group by status", (name,)).fetchall())
+    assert {str(s): n for s, n in got.items()} == k["statuses"], (name, got, k["statuses"])
+    tok = db.execute("select sum(prompt_tokens + completion_tokens) from audit where key_name=? and status=200", (name,)).fetchone()[0]
+    assert tok == k["tokens"], (name, tok, k["tokens"])
+print("per key:", [(k["statuses"], k["tokens"]) for k in r["per_key"]])
+PY
+  check "healthy after the load" healthy
+  ;;
+
+classify)
+  SMALL=(--set data.train_subset=2000 --set data.test_subset=200 --set run.dir=$WORK/runs)
+  check "train a small classifier" "$RETORT" train "${SMALL[@]}" --set run.name=mlp --set model.hidden=32 \
+    --set train.epochs=1 >/dev/null 2>&1
+  KEY=$(key --name alice)
+  serve --model fashion="$WORK/runs/mlp"
+  /usr/bin/python3 - "$WORK/pixels.json" <<'PY'
+import gzip, json, sys
+raw = gzip.open("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz").read()[16:]
+json.dump([list(raw[i * 784:(i + 1) * 784]) for i in range(200)], open(sys.argv[1], "w"))
+PY
+  /usr/bin/python3 -c "import json; print(json.dumps({'model': 'fashion', 'input': json.load(open('$WORK/pixels.json'))}))" >"$WORK/req.json"
+  curl -s -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' --data-binary @"$WORK/req.json" \
+    "$BASE/classify" >"$WORK/probs.json"
+  curl -s -H "Authorization: Bearer $KEY" -d "{\"model\":\"fashion\",\"input\":$(/usr/bin/python3 -c "import json; print(json.load(open('$WORK/pixels.json'))[0])"),\"top_k\":3}" \
+    "$BASE/classify" >"$WORK/top.json"
+  acc=$(json "$WORK/runs/mlp/run.json" 'd["test_accuracy"]')
+  check "classify: 200 probability rows summing to 1; its accuracy equals the run's ($acc)" \
+    /usr/bin/python3 - "$WORK/probs.json" "$WORK/top.json" "$acc" <<'PY'
+import gzip, json, sys
+d = json.load(open(sys.argv[1]))["data"]
+top = json.load(open(sys.argv[2]))["data"][0]
+labels = gzip.open("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz").read()[8:208]
+assert len(d) == 200
+for item in d:
+    p = item["probabilities"]
+    assert len(p) == 10 and abs(sum(p) - 1) < 1e-4 and item["label"] == max(range(10), key=p.__getitem__)
+acc = sum(item["label"] == labels[i] for i, item in enumerate(d)) / 200
+assert abs(acc - float(sys.argv[3])) < 1e-9, (acc, sys.argv[3])
+assert [t["label"] for t in top["top"]] == sorted(range(10), key=lambda j: -d[0]["probabilities"][j])[:3], top
+print("accuracy through the API", acc)
+PY
+  ;;
+
+keys)
+  ADMIN=$(key --name root --admin)
+  USER=$(key --name alice --rpm 5)
+  check "a key is printed once, 51 characters" test ${#USER} -eq 51
+  check "the database holds no key in clear" bash -c "! grep -qa '$USER' '$DB'* && ! grep -qa '$ADMIN' '$DB'*"
+  check "a second key with the same name is refused" bash -c "! '$RETORT' keys create --name alice --db '$DB' 2>/dev/null"
+  check "keys list shows both" bash -c "'$RETORT' keys list --db '$DB' | grep -q alice"
+  tiny_lm
+  serve --model kjv="$WORK/runs/lm"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $USER" "$BASE/admin/keys")
+  check "a plain key may not manage keys (403, got $code)" test "$code" = 403
+  curl -s -H "Authorization: Bearer $ADMIN" -d '{"name": "carol", "rpm": 7}' "$BASE/admin/keys" >"$WORK/carol.json"
+  CAROL=$(json "$WORK/carol.json" 'd["key"]')
+  check "the admin key creates a key over HTTP" test "$(json "$WORK/carol.json" 'd["rpm"]')" = 7
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $CAROL" "$BASE/models")
+  check "the new key works at once (got $code)" test "$code" = 200
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE -H "Authorization: Bearer $ADMIN" "$BASE/admin/keys/carol")
+  check "the admin key revokes it (got $code)" test "$code" = 200
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $CAROL" "$BASE/models")
+  check "the revoked key is refused at once (got $code)" test "$code" = 401
+  check "the CLI sees carol revoked" bash -c "'$RETORT' keys list --db '$DB' --json | grep -q '\"revoked\": *true'"
+  check "revoke over the CLI" "$RETORT" keys revoke --name alice --db "$DB"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $USER" "$BASE/models")
+  check "the running server refuses alice after the CLI revoked her (got $code)" test "$code" = 401
+  check "a database file that is not one is refused" bash -c "echo junk > '$WORK/junk.db'; ! '$RETORT' keys list --db '$WORK/junk.db' 2>'$WORK/junk.err' && grep -q junk.db '$WORK/junk.err'"
+  ;;
+
+*)
+  echo "unknown case $CASE"
+  exit 2
+  ;;
+esac
+
+[ "$failures" -eq 0 ] || { echo "$failures check(s) failed"; exit 1; }
+echo "all checks passed"
