@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: demo test build configure setup bench bench-lm bench-scale clean
+.PHONY: demo test build configure setup bench bench-lm bench-scale bench-serve bench-api clean
 
 setup:
 	@scripts/setup
@@ -32,6 +32,14 @@ bench-lm: build
 # 1 process x 2 threads vs 2 ranks x 1 thread, bf16 vs fp32, overlap, FLOP utilisation (~12 min)
 bench-scale: build
 	/usr/bin/python3 bench/scale.py --retort $(BUILD)/retort
+
+# retort serve under a bounded load on loopback: requests/s, p50/p99, limits under concurrency.
+bench-serve: build
+	/usr/bin/python3 bench/serve_bench.py --retort $(BUILD)/retort
+
+# Student quality by what a teacher API returns: text only, top-1/5/20 logprobs, full logits.
+bench-api: build
+	/usr/bin/python3 bench/api_table.py --retort $(BUILD)/retort
 
 clean:
 	rm -rf $(BUILD)

@@ -1,4 +1,7 @@
 // `retort serve`: models behind OpenAI's HTTP API, with keys, limits and an audit log.
+#include <ATen/Parallel.h>
+
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -46,6 +49,10 @@ void register_serve(CLI::App& app) {
   cmd->callback([] {
     Config c = resolve_config(config);
     setup_runtime(c);
+    // Workers run side by side: each gets its share of the intra-op threads, so that together
+    // they use the cores once instead of oversubscribing them.
+    const int per_worker = std::max(1, at::get_num_threads() / int(o.workers));
+    at::set_num_threads(per_worker);
     std::vector<std::pair<std::string, std::string>> specs;
     for (const auto& m : models) {
       size_t eq = m.find('=');
@@ -57,8 +64,9 @@ void register_serve(CLI::App& app) {
     if (!server.bind()) fail("serve: cannot listen on ", o.host, ":", o.port, " (in use, or not an address of this machine)");
     for (const auto& m : engine->models())
       std::fprintf(stderr, "serve: %s (%s) from %s\n", m->id.c_str(), m->kind.c_str(), m->path.c_str());
-    std::fprintf(stderr, "serve: listening on http://%s:%d/v1 (database %s, %lld workers, queue %lld); Ctrl-C stops\n",
-                 o.host.c_str(), server.port(), o.db.c_str(), static_cast<long long>(o.workers),
+    std::fprintf(stderr,
+                 "serve: listening on http://%s:%d/v1 (database %s, %lld workers of %d threads, queue %lld); Ctrl-C stops\n",
+                 o.host.c_str(), server.port(), o.db.c_str(), static_cast<long long>(o.workers), per_worker,
                  static_cast<long long>(o.queue));
     std::printf("%d\n", server.port());  // the port alone on stdout, for scripts
     std::fflush(stdout);

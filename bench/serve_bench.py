@@ -1,0 +1,116 @@
+#!/usr/bin/python3
+"""Bounded load test of `retort serve` on loopback (make bench-serve).
+
+  1. Throughput and latency: /v1/completions (16 new tokens, top-5 logprobs) on a gpt the size of
+     `retort demo lm`'s teacher, and /v1/classify on a Fashion-MNIST MLP, at several concurrencies;
+     a fixed number of requests each (bench/serve_load.mjs: Node's fetch, no npm packages).
+  2. Limits under concurrency: 4 keys with rpm / tpm / quota limits, 32 connections; checks that
+     no key got more than its limit, that the tokens the answers reported equal the keys' settled
+     usage in the database (nothing double-counted), and that every request has one audit row.
+
+Usage: bench/serve_bench.py [--retort build/retort] [--out bench/out/serve] [--requests 400]
+The models are trained once into --out (a short run: the speed, not the quality, is measured).
+"""
+import argparse
+import gzip
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LOAD = os.path.join(ROOT, "bench", "serve_load.mjs")
+
+
+def sh(cmd, env=None):
+    r = subprocess.run(cmd, env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"failed ({r.returncode}): {' '.join(cmd)}\n{r.stderr[-2000:]}")
+    return r.stdout
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--retort", default=os.path.join(ROOT, "build", "retort"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "out", "serve"))
+    ap.add_argument("--requests", type=int, default=400)
+    a = ap.parse_args()
+    retort, out = os.path.abspath(a.retort), os.path.abspath(a.out)
+    runs = os.path.join(out, "runs")
+    os.makedirs(runs, exist_ok=True)
+    env = {"RETORT_NO_BLAS_WARNING": "1"}
+    if not os.path.exists(os.path.join(runs, "lm", "model", "model.json")):
+        print("training the served gpt (d_model 192, 4 layers, as demo lm's teacher; a short run) ...", flush=True)
+        sh([retort, "train", "--config", os.path.join(ROOT, "configs", "kjv-lm.toml"), "--set", f"run.dir={runs}",
+            "--set", "run.name=lm", "--set", "model.d_model=192", "--set", "model.layers=4", "--set", "model.heads=4",
+            "--set", "text.train_tokens=200000", "--set", "text.val_tokens=20000", "--fresh"], env)
+    if not os.path.exists(os.path.join(runs, "mlp", "model", "model.json")):
+        print("training the served MLP ...", flush=True)
+        sh([retort, "train", "--set", f"run.dir={runs}", "--set", "run.name=mlp", "--set", "train.epochs=1", "--fresh"], env)
+    raw = gzip.open("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz").read()[16:]
+    pixels = os.path.join(out, "pixels.json")
+    json.dump([list(raw[i * 784:(i + 1) * 784]) for i in range(256)], open(pixels, "w"))
+
+    db = os.path.join(out, "serve.db")
+    for f in (db, db + "-wal", db + "-shm"):
+        if os.path.exists(f):
+            os.remove(f)
+    key = lambda *args: sh([retort, "keys", "create", "--db", db] + list(args)).strip()
+    open_key = key("--name", "bench")
+    limited = [key("--name", "rpm30", "--rpm", "30"), key("--name", "rpm60", "--rpm", "60"),
+               key("--name", "tpm1500", "--tpm", "1500"), key("--name", "quota2000", "--quota", "2000")]
+    server = subprocess.Popen([retort, "serve", "--model", f"kjv={runs}/lm", "--model", f"fashion={runs}/mlp",
+                               "--port", "0", "--db", db, "--workers", "2", "--queue", "64"],
+                              stdout=subprocess.PIPE, stderr=open(os.path.join(out, "serve.log"), "w"), text=True,
+                              env={**os.environ, **env})
+    try:
+        port = int(server.stdout.readline())
+        base = f"http://127.0.0.1:{port}/v1"
+        load = lambda keys, endpoint, model, conc, n, extra=(): json.loads(sh(
+            ["node", LOAD, "--base", base, "--keys", ",".join(keys), "--endpoint", endpoint, "--model", model,
+             "--concurrency", str(conc), "--requests", str(n), "--max-tokens", "16", "--pixels", pixels] + list(extra)))
+        rows = []
+        for endpoint, model, conc in [("completions", "kjv", 1), ("completions", "kjv", 4), ("completions", "kjv", 16),
+                                      ("classify", "fashion", 1), ("classify", "fashion", 16)]:
+            n = a.requests if endpoint == "completions" else 4 * a.requests
+            r = load([open_key], endpoint, model, conc, n)
+            assert r["answered"] == n, r
+            rows.append(r)
+            print(f"/v1/{endpoint:<12} concurrency {conc:>2}: {r['answered']} answered in {r['seconds']:.1f} s, "
+                  f"{r['answered_per_second']:.1f} req/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms", flush=True)
+
+        t = time.time()
+        r = load(limited, "completions", "kjv", 32, 400)
+        took = time.time() - t
+        con = sqlite3.connect(db)
+        names = ["rpm30", "rpm60", "tpm1500", "quota2000"]
+        print(f"\nlimits under 32 connections ({r['sent']} requests over 4 keys in {took:.1f} s, one window):")
+        ok = True
+        for name, k in zip(names, r["per_key"]):
+            used = con.execute("select used_tokens from keys where name=?", (name,)).fetchone()[0]
+            audit = dict(con.execute("select status, count(*) from audit where key_name=? group by status", (name,)).fetchall())
+            audit_tok = con.execute("select coalesce(sum(prompt_tokens+completion_tokens),0) from audit "
+                                    "where key_name=? and status=200", (name,)).fetchone()[0]
+            passed = k["statuses"].get("200", 0)
+            limit_ok = {"rpm30": passed <= 30, "rpm60": passed <= 60, "tpm1500": k["tokens"] <= 1500,
+                        "quota2000": k["tokens"] <= 2000}[name]
+            same = used == k["tokens"] == audit_tok and {str(s): c for s, c in audit.items()} == k["statuses"]
+            ok &= limit_ok and same
+            print(f"  {name:<10} answered {passed:>3}, refused {k['statuses'].get('429', 0):>3}, tokens {k['tokens']:>5}; "
+                  f"within limit: {limit_ok}; settled usage {used} = answers' usage {k['tokens']} = audit {audit_tok}: {same}")
+        total_rows = con.execute("select count(*) from audit").fetchone()[0]
+        sent = sum(x["sent"] for x in rows) + r["sent"]
+        print(f"audit rows {total_rows} for {sent} requests sent: {'one each' if total_rows == sent else 'MISMATCH'}")
+        ok &= total_rows == sent
+        json.dump({"throughput": rows, "limits": r, "audit_rows": total_rows, "sent": sent},
+                  open(os.path.join(out, "serve_bench.json"), "w"), indent=1)
+        sys.exit(0 if ok else 1)
+    finally:
+        server.terminate()
+        server.wait()
+
+
+if __name__ == "__main__":
+    main()
