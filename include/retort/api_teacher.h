@@ -31,7 +31,8 @@ struct ApiEndpoint {
   int64_t max_retries = 6;  // per request, on connection errors, 429, 5xx
   double timeout = 120;     // seconds per request
   int64_t max_requests = 0; // budget: requests sent over the harvest; 0 = no limit
-  int64_t max_tokens = 0;   // budget: usage.total_tokens over the harvest; 0 = no limit
+  int64_t max_tokens = 0;   // budget: usage.total_tokens over the harvest; 0 = no limit (checked
+                            // before each request: requests in flight may overshoot it a little)
 };
 
 // True for "openai:..." teacher sources.
@@ -46,7 +47,9 @@ struct BudgetExhausted : Error {
 
 // One endpoint, thread-safe. post()/get() retry connection errors, 408, 409, 429 and 5xx up to
 // max_retries times, waiting Retry-After when the server sends it, else 0.5 s * 2^attempt
-// (capped at 30 s); other 4xx answers -> Error with the status and the API's error message.
+// (capped at 30 s; Retry-After capped at 60 s; Ctrl-C during a wait -> Interrupted); other 4xx
+// answers -> Error with the status and the API's error message. The budget is checked before
+// each send, retries included -> BudgetExhausted.
 class ApiClient {
  public:
   explicit ApiClient(ApiEndpoint endpoint);
@@ -60,10 +63,15 @@ class ApiClient {
 
  private:
   struct Impl;
+  nlohmann::json request(const char* method, const std::string& path, const nlohmann::json* body);
   std::unique_ptr<Impl> impl_;
   ApiEndpoint endpoint_;
   std::atomic<int64_t> requests_{0}, tokens_{0}, retries_{0}, sent_{0};
 };
+
+// The endpoint's entry for its model in GET models ({"id", ..., "retort": {...}} on retort serve),
+// or null when the list does not name it (some servers answer for any model name).
+nlohmann::json api_model_entry(ApiClient& client);
 
 // The endpoint's tokenizer when it publishes one (retort serve: GET models/{id}/tokenizer),
 // else nullptr.
@@ -72,10 +80,13 @@ std::shared_ptr<Tokenizer> fetch_api_tokenizer(ApiClient& client);
 // The endpoint's top-k for every window of `windows` (the top-k cache of a local teacher, same
 // format, keyed by endpoint URL + model + data + k). Windows whose prompt would come back as
 // other tokens, or top_logprobs naming a token `tokenizer` does not have -> Error (tokenizer
-// mismatch). k in [1, 20].
+// mismatch); so does a retort endpoint whose GET models names another tokenizer fingerprint
+// (checked before any harvest request). k in [1, 20]. Padded windows (pad_last) send only
+// their positions that have a next token. Shards of windows_per_shard windows: a kill, Ctrl-C
+// (Interrupted) or an exhausted budget (BudgetExhausted) loses at most one shard's answers.
 TopkCache harvest_topk_cache(ApiClient& client, const Tokenizer& tokenizer, const TokenBatcher& windows,
                              const TokenSet& set, int64_t k, const std::filesystem::path& cache_dir,
-                             CacheStatus* status = nullptr);
+                             CacheStatus* status = nullptr, int64_t windows_per_shard = 32);
 
 // Sequence-level KD through the API: the endpoint's continuations of the prompts (as
 // teacher_written_corpus), harvested concurrently into a JSONL file in `cache_dir` that grows

@@ -77,7 +77,20 @@ ConfigSchema build() {
   add_train_keys(s, "train", "sgd", 8, 0.15, 1e-4, 100, "model trained (the student when distilling)");
 
   // The teacher: a trained model on disk for distill; what demo trains first.
-  s.add({"teacher.path", ValueKind::String, std::string(""), "distill: the teacher: a retort run or model folder, or torchscript:FILE.pt"});
+  s.add({"teacher.path", ValueKind::String, std::string(""),
+         "distill: the teacher: a retort run or model folder, torchscript:FILE.pt, or openai:URL (an OpenAI-compatible "
+         "endpoint, e.g. openai:http://127.0.0.1:8080/v1; text only)"});
+  s.add({"teacher.api_model", ValueKind::String, std::string(""), "openai: teachers: the endpoint's model id (--teacher-model)"});
+  s.add({"teacher.api_key_env", ValueKind::String, std::string("OPENAI_API_KEY"),
+         "openai: teachers: environment variable holding the API key (--api-key-env); it must be set and non-empty"});
+  s.add({"teacher.api_concurrency", ValueKind::Int, int64_t{4}, "openai: teachers: requests in flight", 1, 256});
+  s.add({"teacher.api_retries", ValueKind::Int, int64_t{6},
+         "openai: teachers: retries per request on connection errors, 408, 409, 429 and 5xx (backoff, Retry-After)", 0, 100});
+  s.add({"teacher.api_timeout", ValueKind::Float, 120.0, "openai: teachers: seconds per request", 0.1, 86400.0});
+  s.add({"teacher.api_max_requests", ValueKind::Int, int64_t{0},
+         "openai: teachers: budget of requests sent (0: no limit); reached -> the run stops, keeping what was harvested", 0, {}});
+  s.add({"teacher.api_max_tokens", ValueKind::Int, int64_t{0},
+         "openai: teachers: budget of tokens (the API's usage.total_tokens; 0: no limit)", 0, {}});
   add_model_keys(s, "teacher.model", "cnn", V{512}, V{32, 64}, 0.3, "teacher (demo)", GptSizes{192, 4, 4, 0});
   add_train_keys(s, "teacher.train", "adamw", 6, 2e-3, 1e-4, 100, "teacher (demo)");
 

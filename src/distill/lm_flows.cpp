@@ -3,6 +3,7 @@
 
 #include <cstdio>
 
+#include "retort/api_teacher.h"
 #include "retort/distributed.h"
 #include "retort/error.h"
 #include "retort/fs.h"
@@ -56,6 +57,7 @@ std::shared_ptr<Tokenizer> lm_teacher_tokenizer(const LoadedModel& t, const Conf
 }
 
 LmRunResult lm_distill(const Config& c, const std::filesystem::path& dir) {
+  if (is_api_teacher(c.get_string("teacher.path"))) return lm_distill_api(c, dir);
   LoadedModel t = load_teacher(c.get_string("teacher.path"));
   int64_t teacher_vocab = 0;
   std::shared_ptr<Tokenizer> teacher_tok = lm_teacher_tokenizer(t, c, &teacher_vocab);

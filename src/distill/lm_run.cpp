@@ -90,12 +90,13 @@ void make_lm_distill_spec(RunSpec& s, const Config& c, const PreparedLmTeacher& 
   if (s.on_policy > 0 && alpha < 1)
     fail("distill.on_policy = ", s.on_policy, " trains on the student's own samples, where cross-entropy would ",
          "reinforce them; set distill.alpha = 1 (divergence only, as GKD does)");
-  s.digest += c.digest("distill.") + t.model->fingerprint();
+  // No model: a teacher known only by its signal (an openai: endpoint, whose describe() names it).
+  s.digest += c.digest("distill.") + (t.model ? t.model->fingerprint() : t.signal->describe());
   s.extra = {{"method", loss},        {"loss", loss},       {"temperature", T},  {"alpha", alpha},
-             {"top_k", t.top_k},      {"on_policy", s.on_policy}, {"teacher", t.model->describe()},
+             {"top_k", t.top_k},      {"on_policy", s.on_policy}, {"teacher", t.model ? t.model->describe() : t.signal->describe()},
              {"tokenizer", s.extra.value("tokenizer", "")}};
   if (weight > 0) s.extra["beta"] = weight;
-  s.extra["teacher_precision"] = precision_name(t.model->precision());
+  if (t.model) s.extra["teacher_precision"] = precision_name(t.model->precision());
   if (!t.cache.path.empty())
     s.extra["teacher_cache"] = {{"hit", t.cache.hit}, {"seconds", t.cache.seconds}, {"bytes", t.cache.bytes}};
 }

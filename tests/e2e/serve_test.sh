@@ -6,12 +6,14 @@
 #   limits     concurrent load over limited keys: no key passes its limit, usage and audit agree exactly
 #   classify   /v1/classify on a Fashion-MNIST classifier agrees with `retort eval`'s predictions
 #   keys       keys over the CLI and the admin HTTP routes; hashed storage
+#   distill    a student distilled through the API (top-k logprobs) beats the same student on labels;
+#              the harvest is cached and resumes; text only works with another tokenizer; mismatches fail
 set -uo pipefail
 RETORT=$1
 CASE=$2
 WORK=$(mktemp -d /tmp/retort-serve-XXXXXX)
 SERVER_PID=""
-trap '[ -n "$SERVER_PID" ] && { kill -9 $SERVER_PID; wait $SERVER_PID; } 2>/dev/null; rm -rf "$WORK"' EXIT
+trap '[ -n "$SERVER_PID" ] && { kill -9 $SERVER_PID; wait $SERVER_PID; } 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
 export XDG_CACHE_HOME=$WORK/cache RETORT_NO_BLAS_WARNING=1 OMP_NUM_THREADS=1
 source "$(dirname "$0")/lib.sh"
 CLIENTS=$(cd "$(dirname "$0")/../clients" && pwd)
@@ -201,6 +203,56 @@ keys)
   code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $USER" "$BASE/models")
   check "the running server refuses alice after the CLI revoked her (got $code)" test "$code" = 401
   check "a database file that is not one is refused" bash -c "echo junk > '$WORK/junk.db'; ! '$RETORT' keys list --db '$WORK/junk.db' 2>'$WORK/junk.err' && grep -q junk.db '$WORK/junk.err'"
+  ;;
+
+distill)
+  # a byte-level teacher twice the student's width and depth, trained longer on more text
+  check "train the teacher" "$RETORT" train "${TINY[@]}" --set text.tokenizer=byte --set text.train_tokens=60000 \
+    --set model.d_model=64 --set model.layers=2 --set model.heads=4 --set train.epochs=3 --set run.name=t \
+    >/dev/null 2>"$WORK/t.err"
+  export RETORT_KEY=$(key --name student)
+  serve --model kjv="$WORK/runs/t"
+  API=(--teacher "openai:$BASE" --teacher-model kjv --api-key-env RETORT_KEY)
+  # the student: TINY for 5 epochs (where the teacher's top-5 measurably helps; 1 epoch is too few steps)
+  STUDENT=("${TINY[@]}" --set train.epochs=5)
+  check "the same student on labels alone" "$RETORT" train "${STUDENT[@]}" --set text.tokenizer=byte --set run.name=labels \
+    >/dev/null 2>&1
+  # a budget stops the harvest part-way; what was harvested is kept
+  check "a request budget stops the harvest with a clear error" bash -c "! '$RETORT' distill ${STUDENT[*]} ${API[*]} \
+    --set distill.top_k=5 --set teacher.api_max_requests=40 --set run.name=api >/dev/null 2>'$WORK/budget.err'"
+  check "the error names the budget" grep -q "api_max_requests" "$WORK/budget.err"
+  before=$(rows "select count(*) from audit where endpoint='/v1/completions' and status=200")
+  check "distil through the API (top-5 logprobs)" "$RETORT" distill "${STUDENT[@]}" "${API[@]}" --set distill.top_k=5 \
+    --set run.name=api --fresh >"$WORK/api.out" 2>"$WORK/api.err"
+  after=$(rows "select count(*) from audit where endpoint='/v1/completions' and status=200")
+  windows=$(rows "select count(distinct prompt_hash) from audit where endpoint='/v1/completions' and echo=1")
+  check "the resumed harvest asked only for what the first kept ($before answered before, $((after - before)) after, $windows windows)" \
+    test $((after - before)) -lt "$windows"
+  labels=$(json "$WORK/runs/labels/run.json" 'd["val_bpb"]')
+  api=$(json "$WORK/runs/api/run.json" 'd["val_bpb"]')
+  check "the student distilled through the API ($api bits/byte) beats labels alone ($labels)" below "$api" "$labels"
+  check "the same teacher's top-5 read locally gives the very same student" "$RETORT" distill "${STUDENT[@]}" \
+    --teacher "$WORK/runs/t" --set distill.top_k=5 --set run.name=local >/dev/null 2>&1
+  check "(val bits/byte $(json "$WORK/runs/local/run.json" 'd["val_bpb"]') = $api)" \
+    test "$(json "$WORK/runs/local/run.json" 'd["val_bpb"]')" = "$api"
+  check "run.json records the API teacher" /usr/bin/python3 -c "
+import json; d=json.load(open('$WORK/runs/api/run.json')); a=d['teacher_api']; assert a['requests'] > 0 and a['tokens'] > 0, d"
+  n=$(rows "select count(*) from audit where endpoint='/v1/completions'")
+  check "a rerun reads the harvest from the cache" "$RETORT" distill "${STUDENT[@]}" "${API[@]}" --set distill.top_k=5 \
+    --set run.name=api2 >/dev/null 2>&1
+  check "and asks for no completion" test "$(rows "select count(*) from audit where endpoint='/v1/completions'")" = "$n"
+  # (16-token windows and 4-token prompts: in the teacher's bytes, prompt + continuation fit its 32-token context)
+  check "text only (sequence KD) works with another tokenizer" "$RETORT" distill "${TINY[@]}" "${API[@]}" \
+    --set distill.method=sequence --set text.tokenizer=sentencepiece --set text.vocab_size=400 --set run.name=seq \
+    --set text.seq_len=16 --set distill.prompt_tokens=4 \
+    >/dev/null 2>"$WORK/seq.err"
+  check "logprobs with another tokenizer is a clear error" bash -c "! '$RETORT' distill ${TINY[*]} ${API[*]} \
+    --set distill.top_k=5 --set text.tokenizer=sentencepiece --set text.vocab_size=400 --set run.name=mismatch \
+    >/dev/null 2>'$WORK/mismatch.err'"
+  check "it says tokenizer" grep -qi "tokenizer" "$WORK/mismatch.err"
+  check "a wrong key is a clear error" bash -c "! RETORT_KEY=rt-wrong '$RETORT' distill ${TINY[*]} ${API[*]} \
+    --set distill.top_k=3 --set run.name=wrongkey >/dev/null 2>'$WORK/wrong.err'"
+  check "it says 401" grep -q "401" "$WORK/wrong.err"
   ;;
 
 *)

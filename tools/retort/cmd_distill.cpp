@@ -1,6 +1,7 @@
 // `retort distill`: a student (model.*) from a trained teacher (teacher.path).
 #include <cstdio>
 
+#include "retort/api_teacher.h"
 #include "retort/distributed.h"
 #include "retort/error.h"
 #include "retort/lm_flows.h"
@@ -11,7 +12,7 @@ namespace retort::cli {
 
 void register_distill(CLI::App& app) {
   static RunArgs args;
-  static std::string teacher;
+  static std::string teacher, teacher_model, api_key_env;
   auto* cmd = app.add_subcommand(
       "distill",
       "Distil a student (model.*, train.*) from a trained teacher.\n"
@@ -27,19 +28,35 @@ void register_distill(CLI::App& app) {
       "Data parallel: launch with scripts/torchrun --nproc_per_node=N --no_python retort distill ..., srun, or\n"
       "RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT; data.batch_size is the global batch, rank 0 writes the run.\n"
       "bf16: --set train.precision=bf16 (student) --set distill.teacher_precision=bf16 (teacher and its cache).\n"
+      "A black-box teacher: --teacher openai:URL (an OpenAI-compatible endpoint: retort serve, vLLM, ...), text only.\n"
+      "Two signals: top-k logprobs (distill.top_k 1..20, teacher-forced with echo; needs the endpoint's tokenizer,\n"
+      "text.tokenizer = auto fetches it from retort serve) or text (distill.method = sequence, any tokenizer).\n"
+      "Answers are cached and a rerun resumes; teacher.api_max_requests / api_max_tokens cap the spend.\n"
       "Examples: retort distill --teacher runs/demo/teacher --set distill.temperature=2\n"
       "          retort distill --teacher torchscript:my_teacher.pt --config configs/fashion-mnist.toml\n"
-      "          retort distill --config configs/kjv-lm-kd.toml --set distill.loss=jsd --set distill.beta=0.5");
+      "          retort distill --config configs/kjv-lm-kd.toml --set distill.loss=jsd --set distill.beta=0.5\n"
+      "          retort distill --teacher openai:http://127.0.0.1:8080/v1 --teacher-model kjv --api-key-env RETORT_KEY "
+      "--config configs/kjv-lm-kd.toml");
   add_run_args(cmd, args);
   cmd->add_option("--teacher", teacher,
                   "the teacher: a retort run or model folder, or torchscript:FILE.pt (a module traced or scripted in\n"
-                  "PyTorch: images -> logits (B, classes) or ids (B, T) -> logits (B, T, V)); same as --set teacher.path=...");
+                  "PyTorch: images -> logits (B, classes) or ids (B, T) -> logits (B, T, V)), or openai:URL (an OpenAI-compatible\n"
+                  "endpoint, e.g. openai:http://127.0.0.1:8080/v1); same as --set teacher.path=...");
+  cmd->add_option("--teacher-model", teacher_model,
+                  "openai: teachers: the endpoint's model id; same as --set teacher.api_model=...");
+  cmd->add_option("--api-key-env", api_key_env,
+                  "openai: teachers: environment variable holding the API key (default OPENAI_API_KEY); same as\n"
+                  "--set teacher.api_key_env=...");
   cmd->callback([] {
     Config c = resolve_config(args.config);
     if (!teacher.empty()) c.set_value("teacher.path", teacher);
+    if (!teacher_model.empty()) c.set_value("teacher.api_model", teacher_model);
+    if (!api_key_env.empty()) c.set_value("teacher.api_key_env", api_key_env);
     if (c.get_string("teacher.path").empty()) fail("distill needs a teacher: --teacher PATH or teacher.path");
     std::filesystem::path dir = run_dir_for(c, args, "distill");
     setup_runtime(c, /*data_parallel=*/true);
+    if (is_api_teacher(c.get_string("teacher.path")) && c.get_string("data.kind") != "text")
+      fail("an openai: teacher answers with text and token logprobs only: it needs data.kind = text");
     if (c.get_string("data.kind") == "text") {
       print_result(describe_lm_result(lm_distill(c, dir)));
       return;

@@ -1,0 +1,138 @@
+// `retort distill` with an openai: teacher (teacher.path = "openai:URL"): the endpoint's
+// top-k logprobs harvested into a top-k cache (distill.method = logits), or its written text
+// (distill.method = sequence). The local-teacher flows are lm_flows.cpp.
+#include <torch/torch.h>
+
+#include <cstdio>
+
+#include "retort/api_teacher.h"
+#include "retort/distributed.h"
+#include "retort/error.h"
+#include "retort/lm_flows.h"
+
+namespace retort {
+
+namespace {
+
+// The endpoint's top-k from the harvested cache. Every batch must be a stored training
+// window: there is no live model to ask about anything else (on-policy samples).
+class ApiTopkTeacher : public Teacher {
+ public:
+  ApiTopkTeacher(TopkCache cache, std::string description)
+      : cache_(std::move(cache)), description_(std::move(description)) {}
+  TeacherSignal signal(const Batch& batch) override {
+    if (batch.augmented)
+      fail("the openai: teacher answers only the training windows it was asked about beforehand; ",
+           "this batch was generated (distill.on_policy) or augmented");
+    return cache_.rows(batch.index);
+  }
+  std::string describe() const override { return description_; }
+
+ private:
+  TopkCache cache_;
+  std::string description_;
+};
+
+nlohmann::json api_usage(const ApiClient& client) {
+  return {
+      {"requests", client.requests()}, {"tokens", client.tokens()}, {"retries", client.retries()}};
+}
+
+void print_usage(const ApiClient& client, const CacheStatus& cache) {
+  if (dist::is_main())
+    std::fprintf(stderr, "teacher API: %lld requests, %lld tokens, %lld retries; cache %s (%s)\n",
+                 (long long)client.requests(), (long long)client.tokens(),
+                 (long long)client.retries(), cache.path.c_str(), cache.hit ? "hit" : "built");
+}
+
+}  // namespace
+
+LmRunResult lm_distill_api(const Config& c, const std::filesystem::path& dir) {
+  ApiEndpoint endpoint = api_endpoint_from(c);
+  const std::string url = c.get_string("teacher.path");
+  if (dist::world_size() > 1)
+    fail(
+        "an openai: teacher is harvested by one process; run `retort distill` without torchrun / "
+        "srun (the ",
+        "harvest is cached, so a data-parallel run afterwards reads it)");
+  if (c.get_bool("distill.init_from_teacher"))
+    fail("distill.init_from_teacher needs the teacher's weights, which an openai: teacher (", url,
+         ") does not give");
+  const std::string method = c.get_string("distill.method");
+  const int64_t k = c.get_int("distill.top_k");
+  if (method == "logits") {
+    if (k < 1 || k > 20)
+      fail("distill.top_k = ", k,
+           ": an API returns at most the top 20 logprobs; set distill.top_k between 1 and 20 ",
+           "(or distill.method = sequence for text only)");
+    if (c.get_float("distill.on_policy") > 0)
+      fail("distill.on_policy = ", c.get_float("distill.on_policy"),
+           " needs the teacher's distribution on the ",
+           "student's own samples, which an openai: teacher could give only with one request per "
+           "sampled window and ",
+           "step; set distill.on_policy = 0 (the harvested training windows are asked once and "
+           "cached)");
+  }
+  ApiClient client(endpoint);
+  std::shared_ptr<Tokenizer> tokenizer;
+  if (c.get_string("text.tokenizer") == "auto") {
+    tokenizer = fetch_api_tokenizer(client);
+    if (!tokenizer)
+      fail("the endpoint ", endpoint.base_url,
+           " publishes no tokenizer; set text.tokenizer = byte or sentencepiece ",
+           "(distill.method = sequence works with any tokenizer; logits only with the endpoint's "
+           "own, which is checked token ",
+           "by token)");
+  }
+  TextData data = load_text_data(c, tokenizer, dir / "tokenizer");
+  const std::filesystem::path cache_dir = cache_dir_from(c);
+
+  if (method == "sequence") {
+    TextCorpus written = api_written_corpus(client, *data.tokenizer, data.train, data.seq_len,
+                                            sequence_kd_options_from(c, data.seq_len), cache_dir);
+    if (dist::is_main())
+      std::fprintf(stderr,
+                   "teacher API: %lld requests, %lld tokens, %lld retries; sequence KD: %s\n",
+                   (long long)client.requests(), (long long)client.tokens(),
+                   (long long)client.retries(), written.source.c_str());
+    TextData student_data = data;
+    student_data.train = tokenize(written, *data.tokenizer);
+    RunSpec spec = lm_labels_run_spec(c, "model", "train", student_data, dir);
+    spec.digest += c.digest("distill.") + url + "\n" + endpoint.model;
+    spec.extra["method"] = "sequence";
+    spec.extra["teacher"] = url;
+    spec.extra["teacher_model"] = endpoint.model;
+    spec.extra["teacher_api"] = api_usage(client);
+    spec.label = "distill (sequence, API)";
+    return execute_lm_run(spec,
+                          student_data);  // no agreement: the endpoint's top-1 is not asked for
+  }
+
+  const int64_t batch = c.get_int("data.eval_batch_size");
+  PreparedLmTeacher prepared;
+  prepared.top_k = k;
+  TokenBatcher train_windows(data.train, data.seq_len, batch, /*shuffle=*/false, /*seed=*/0);
+  TopkCache cache = harvest_topk_cache(client, *data.tokenizer, train_windows, data.train, k,
+                                       cache_dir, &prepared.cache);
+  // The validation windows as score_lm cuts them (the last one padded): the teacher's top-1 there
+  // gives the student's agreement with it.
+  TokenBatcher val_windows(data.validation, data.seq_len, batch, /*shuffle=*/false, /*seed=*/0,
+                           /*pad_last=*/true);
+  TopkCache val_cache =
+      harvest_topk_cache(client, *data.tokenizer, val_windows, data.validation, k, cache_dir);
+  prepared.val_top1 = val_cache.rows(torch::arange(val_windows.windows(), torch::kInt64))
+                          .ids.select(-1, 0);  // (W, T)
+  prepared.signal = std::make_shared<ApiTopkTeacher>(
+      cache, cat(url, " (model ", endpoint.model, ", top-", k, " cache ", cache.info().key, ")"));
+  print_usage(client, prepared.cache);
+
+  RunSpec spec = lm_labels_run_spec(c, "model", "train", data, dir);
+  make_lm_distill_spec(spec, c, prepared);
+  spec.extra["teacher"] = url;
+  spec.extra["teacher_model"] = endpoint.model;
+  spec.extra["teacher_api"] = api_usage(client);
+  spec.label = "distill (API)";
+  return execute_lm_run(spec, data);
+}
+
+}  // namespace retort

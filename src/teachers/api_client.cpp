@@ -1,0 +1,253 @@
+// The HTTP side of the openai: teacher: the endpoint from config, a thread-safe client with
+// retries, Retry-After and a request/token budget, and the endpoint's published tokenizer.
+// What is asked of the endpoint (top-k harvest, written text) lives in api_harvest.cpp.
+#include <httplib.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "retort/api_teacher.h"
+#include "retort/base64.h"
+#include "retort/error.h"
+#include "retort/runtime.h"
+
+namespace retort {
+
+namespace {
+
+constexpr const char* kPrefix = "openai:";
+constexpr double kMaxRetryAfter = 60;  // seconds: a longer Retry-After is capped, not obeyed
+constexpr double kMaxBackoff = 30;     // seconds: exponential backoff without Retry-After
+
+bool retryable_status(int status) {
+  return status == 408 || status == 409 || status == 429 || status >= 500;
+}
+
+// "Retry-After: 2" or "0.3"; an HTTP date or junk -> -1 (use the backoff instead).
+double parse_retry_after(const std::string& v) {
+  if (v.empty()) return -1;
+  char* end = nullptr;
+  double s = std::strtod(v.c_str(), &end);
+  if (end == v.c_str() || !std::isfinite(s) || s < 0) return -1;
+  return std::min(s, kMaxRetryAfter);
+}
+
+// The API's error message from an error body ({"error": {"message", "type"}}), else the body.
+std::string error_message(const std::string& body) {
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  if (!j.is_discarded() && j.is_object() && j.contains("error")) {
+    const auto& e = j["error"];
+    if (e.is_object()) {
+      std::string m = e.value("message", std::string());
+      if (e.contains("type") && e["type"].is_string())
+        m += cat(" (", e["type"].get<std::string>(), ")");
+      if (!m.empty()) return m;
+    } else if (e.is_string()) {
+      return e.get<std::string>();
+    }
+  }
+  std::string b = body.substr(0, 300);
+  return b.empty() ? "(empty body)" : b;
+}
+
+// Sleeps `seconds` in short slices so that Ctrl-C is not kept waiting on a long backoff.
+void interruptible_sleep(double seconds, const std::string& what) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < until) {
+    if (interrupt_requested()) throw Interrupted(cat(what, ": interrupted while waiting to retry"));
+    std::this_thread::sleep_for(std::min<std::chrono::duration<double>>(
+        std::chrono::milliseconds(50), until - std::chrono::steady_clock::now()));
+  }
+}
+
+}  // namespace
+
+bool is_api_teacher(const std::string& source) { return source.rfind(kPrefix, 0) == 0; }
+
+ApiEndpoint api_endpoint_from(const Config& c) {
+  const std::string& path = c.get_string("teacher.path");
+  if (!is_api_teacher(path)) fail("teacher.path = '", path, "' is not an openai: teacher");
+  ApiEndpoint e;
+  e.base_url = path.substr(std::string(kPrefix).size());
+  while (!e.base_url.empty() && e.base_url.back() == '/') e.base_url.pop_back();
+  if (e.base_url.rfind("http://", 0) != 0 && e.base_url.rfind("https://", 0) != 0)
+    fail("teacher.path = '", path, "': the endpoint must be an http:// or https:// URL, e.g. ",
+         "openai:http://127.0.0.1:8080/v1");
+  e.model = c.get_string("teacher.api_model");
+  if (e.model.empty()) fail("--teacher-model / teacher.api_model is required for openai: teachers");
+  const std::string& var = c.get_string("teacher.api_key_env");
+  const char* key = var.empty() ? nullptr : std::getenv(var.c_str());
+  if (!key || !*key)
+    fail("the API key of ", e.base_url, " is read from the environment variable ",
+         var.empty() ? "(none)" : var, ", which is ", key ? "empty" : "not set",
+         "; export it, or name another with --api-key-env / teacher.api_key_env");
+  e.api_key = key;
+  e.concurrency = c.get_int("teacher.api_concurrency");
+  e.max_retries = c.get_int("teacher.api_retries");
+  e.timeout = c.get_float("teacher.api_timeout");
+  e.max_requests = c.get_int("teacher.api_max_requests");
+  e.max_tokens = c.get_int("teacher.api_max_tokens");
+  return e;
+}
+
+// ---- the client ----------------------------------------------------------------------------
+
+// httplib::Client is not safe for concurrent requests, so each request borrows one from a
+// small pool (kept alive between requests) and gives it back.
+struct ApiClient::Impl {
+  std::string origin;  // "http://host:port"
+  std::string prefix;  // "/v1"
+  std::mutex mutex;
+  std::vector<std::unique_ptr<httplib::Client>> idle;
+
+  std::unique_ptr<httplib::Client> borrow(const ApiEndpoint& e) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (!idle.empty()) {
+        auto c = std::move(idle.back());
+        idle.pop_back();
+        return c;
+      }
+    }
+    auto c = std::make_unique<httplib::Client>(origin);
+    const auto sec = static_cast<time_t>(e.timeout);
+    const auto usec = static_cast<time_t>((e.timeout - double(sec)) * 1e6);
+    c->set_connection_timeout(std::min<time_t>(sec, 30), sec >= 30 ? 0 : usec);
+    c->set_read_timeout(sec, usec);
+    c->set_write_timeout(sec, usec);
+    c->set_keep_alive(true);
+    c->set_tcp_nodelay(true);  // small JSON requests: no Nagle delay on a kept-alive connection
+    if (!e.api_key.empty()) c->set_bearer_token_auth(e.api_key);
+    return c;
+  }
+  void give_back(std::unique_ptr<httplib::Client> c) {
+    std::lock_guard<std::mutex> lock(mutex);
+    idle.push_back(std::move(c));
+  }
+};
+
+ApiClient::ApiClient(ApiEndpoint endpoint)
+    : impl_(std::make_unique<Impl>()), endpoint_(std::move(endpoint)) {
+  std::string& url = endpoint_.base_url;
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  const size_t scheme = url.find("://");
+  if (scheme == std::string::npos ||
+      (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0))
+    fail("API endpoint '", url,
+         "' must be an http:// or https:// URL, e.g. http://127.0.0.1:8080/v1");
+  const size_t slash = url.find('/', scheme + 3);
+  impl_->origin = url.substr(0, slash);
+  impl_->prefix = slash == std::string::npos ? "" : url.substr(slash);
+  if (endpoint_.concurrency < 1) endpoint_.concurrency = 1;
+  if (endpoint_.max_retries < 0) endpoint_.max_retries = 0;
+}
+
+ApiClient::~ApiClient() = default;
+
+nlohmann::json ApiClient::get(const std::string& path) { return request("GET", path, nullptr); }
+
+nlohmann::json ApiClient::post(const std::string& path, const nlohmann::json& body) {
+  return request("POST", path, &body);
+}
+
+nlohmann::json ApiClient::request(const char* method, const std::string& path,
+                                  const nlohmann::json* body) {
+  const std::string target = impl_->prefix + "/" + path;
+  const std::string what = cat(method, " ", endpoint_.base_url, "/", path);
+  const std::string payload =
+      body ? body->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) : "";
+  for (int64_t attempt = 0;; ++attempt) {
+    // The budget counts what is sent, retries included; checked before each send.
+    if (endpoint_.max_requests > 0 && sent_.fetch_add(1) >= endpoint_.max_requests) {
+      sent_.fetch_sub(1);
+      throw BudgetExhausted(cat("teacher.api_max_requests = ", endpoint_.max_requests, " reached (",
+                                endpoint_.max_requests, " requests sent, ", requests_.load(),
+                                " answered so far, ", tokens_.load(), " tokens, ", retries_.load(),
+                                " retries)"));
+    }
+    if (endpoint_.max_requests <= 0) sent_.fetch_add(1);
+    if (endpoint_.max_tokens > 0 && tokens_.load() >= endpoint_.max_tokens)
+      throw BudgetExhausted(cat("teacher.api_max_tokens = ", endpoint_.max_tokens,
+                                " reached after ", requests_.load(), " answered requests (",
+                                tokens_.load(), " tokens, ", retries_.load(), " retries)"));
+    std::unique_ptr<httplib::Client> http = impl_->borrow(endpoint_);
+    httplib::Result res =
+        body ? http->Post(target.c_str(), payload, "application/json") : http->Get(target.c_str());
+    std::string problem;
+    double wait = -1;
+    if (!res) {
+      problem = cat("no answer (", httplib::to_string(res.error()), ")");
+      // a broken connection is not given back: the next request opens a fresh one
+    } else {
+      impl_->give_back(std::move(http));
+      const int status = res->status;
+      if (status >= 200 && status < 300) {
+        auto j = nlohmann::json::parse(res->body, nullptr, false);
+        if (j.is_discarded())
+          fail(what, ": HTTP ", status, " but the body is not JSON: ", res->body.substr(0, 200));
+        requests_.fetch_add(1);
+        if (j.is_object() && j.contains("usage") && j["usage"].is_object()) {
+          const auto& u = j["usage"];
+          if (u.contains("total_tokens") && u["total_tokens"].is_number_integer())
+            tokens_.fetch_add(u["total_tokens"].get<int64_t>());
+        }
+        return j;
+      }
+      problem = cat("HTTP ", status, ": ", error_message(res->body));
+      if (!retryable_status(status)) {
+        const char* hint = status == 401 || status == 403
+                               ? " (check the API key, teacher.api_key_env)"
+                           : status == 404 ? " (check the URL and teacher.api_model)"
+                                           : "";
+        fail(what, " failed: ", problem, hint);
+      }
+      wait = parse_retry_after(res->get_header_value("Retry-After"));
+    }
+    if (attempt >= endpoint_.max_retries)
+      fail(what, " failed after ", attempt + 1,
+           " attempts (teacher.api_retries = ", endpoint_.max_retries, "): ", problem);
+    if (wait < 0) wait = std::min(kMaxBackoff, 0.5 * std::pow(2.0, double(attempt)));
+    retries_.fetch_add(1);
+    interruptible_sleep(wait, what);
+  }
+}
+
+// ---- the endpoint's tokenizer --------------------------------------------------------------
+
+nlohmann::json api_model_entry(ApiClient& client) {
+  nlohmann::json list = client.get("models");
+  if (!list.is_object() || !list.contains("data") || !list["data"].is_array())
+    fail(client.endpoint().base_url,
+         "/models answered without a \"data\" list: ", list.dump().substr(0, 200));
+  for (const auto& m : list["data"])
+    if (m.is_object() && m.value("id", std::string()) == client.endpoint().model) return m;
+  return nullptr;  // not listed: some servers answer for any model name
+}
+
+std::shared_ptr<Tokenizer> fetch_api_tokenizer(ApiClient& client) {
+  const ApiEndpoint& e = client.endpoint();
+  nlohmann::json model = api_model_entry(client);
+  if (!model.is_object() || !model.contains("retort") || !model["retort"].is_object())
+    return nullptr;
+  nlohmann::json t = client.get(cat("models/", e.model, "/tokenizer"));
+  const std::string origin = cat("the endpoint ", e.base_url, " (model ", e.model, ")");
+  if (!t.is_object() || !t.contains("files") || !t["files"].is_object())
+    fail(origin, " answered models/", e.model, "/tokenizer without \"files\"");
+  const auto& files = t["files"];
+  TokenizerFiles f;
+  f.json = files.value("tokenizer.json", std::string());
+  f.model = base64_decode(files.value("tokenizer.model", std::string()));
+  std::shared_ptr<Tokenizer> tok = tokenizer_from_files(f, origin);
+  const std::string published = t.value("fingerprint", std::string());
+  if (!published.empty() && published != tok->fingerprint())
+    fail(origin, " publishes tokenizer fingerprint ", published, " but its files rebuild as ",
+         tok->fingerprint());
+  return tok;
+}
+
+}  // namespace retort

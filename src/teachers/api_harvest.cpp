@@ -1,0 +1,434 @@
+// What retort asks of an openai: teacher: its top-k over token windows (teacher forcing
+// through /completions with echo, into the top-k cache a local teacher fills) and its
+// continuations of prompts (sequence-level KD, kept as JSONL one record at a time).
+// The HTTP client itself (retries, budget) is api_client.cpp.
+#include <fcntl.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <exception>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "retort/api_teacher.h"
+#include "retort/error.h"
+#include "retort/fs.h"
+#include "retort/hash.h"
+#include "retort/progress.h"
+#include "retort/runtime.h"
+
+namespace retort {
+
+namespace {
+
+// Runs work(i) for i in [0, n) on `threads` threads, each pulling the next index. The first
+// exception stops the others from taking new work (requests in flight finish) and is
+// rethrown here; so is Ctrl-C, after which the function returns with *interrupted = true.
+void run_concurrently(int64_t n, int64_t threads, const std::function<void(int64_t)>& work,
+                      bool* interrupted) {
+  std::atomic<int64_t> next{0};
+  std::atomic<bool> stop{false};
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  auto worker = [&] {
+    while (!stop.load()) {
+      if (interrupt_requested()) {
+        stop = true;
+        break;
+      }
+      const int64_t i = next.fetch_add(1);
+      if (i >= n) break;
+      try {
+        work(i);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mutex);
+        if (!error) error = std::current_exception();
+        stop = true;
+      }
+    }
+  };
+  const int64_t t = std::max<int64_t>(1, std::min(threads, n));
+  std::vector<std::thread> pool;
+  for (int64_t i = 1; i < t; ++i) pool.emplace_back(worker);
+  worker();
+  for (auto& th : pool) th.join();
+  if (error) std::rethrow_exception(error);
+  *interrupted = interrupt_requested();
+}
+
+std::string quoted(const std::string& s) {
+  return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// Adds where the harvest is kept to a budget message.
+[[noreturn]] void rethrow_budget(const BudgetExhausted& e, const fs::path& kept) {
+  throw BudgetExhausted(cat(e.what(), "; what was harvested is kept in ", kept.string(),
+                            "; raise it and rerun to continue"));
+}
+
+const nlohmann::json& first_choice(const nlohmann::json& answer, const std::string& what) {
+  if (!answer.is_object() || !answer.contains("choices") || !answer["choices"].is_array() ||
+      answer["choices"].empty())
+    fail(what, ": the answer has no choices: ", answer.dump().substr(0, 200));
+  return answer["choices"][0];
+}
+
+}  // namespace
+
+// ---- top-k over windows --------------------------------------------------------------------
+
+namespace {
+
+// One window teacher-forced through the endpoint: its top-k at positions [0, n) into
+// ids/logprobs (T, k) accessors; positions n..T-1 (past the end of a padded window) stay as
+// they were filled.
+void harvest_window(ApiClient& client, const TokenStrings& strings, const std::vector<int64_t>& x,
+                    int64_t n, int64_t k, int64_t window, torch::TensorAccessor<int64_t, 2> ids,
+                    torch::TensorAccessor<float, 2> logprobs) {
+  const std::string what = cat("window ", window, " through ", client.endpoint().base_url);
+  nlohmann::json body = {{"model", client.endpoint().model},
+                         {"prompt", std::vector<int64_t>(x.begin(), x.begin() + n)},
+                         {"max_tokens", 1},
+                         {"temperature", 0},
+                         {"logprobs", k},
+                         {"echo", true},
+                         {"n", 1}};
+  nlohmann::json answer = client.post("completions", body);
+  const nlohmann::json& choice = first_choice(answer, what);
+  if (!choice.contains("logprobs") || !choice["logprobs"].is_object())
+    fail(what,
+         ": the answer has no logprobs; the endpoint must support logprobs with echo = true "
+         "(teacher forcing)");
+  const auto& lp = choice["logprobs"];
+  if (!lp.contains("tokens") || !lp["tokens"].is_array() || !lp.contains("top_logprobs") ||
+      !lp["top_logprobs"].is_array())
+    fail(what, ": logprobs without tokens / top_logprobs lists");
+  const auto& tokens = lp["tokens"];
+  const auto& top = lp["top_logprobs"];
+  if (int64_t(tokens.size()) < n || int64_t(top.size()) < n)
+    fail(what, ": the endpoint echoed ", tokens.size(), " tokens for a prompt of ", n,
+         " (does it support echo = true with logprobs?)");
+  if (int64_t(top.size()) < n + 1)
+    fail(what, ": the endpoint wrote no token after the prompt (finish_reason ",
+         choice.value("finish_reason", std::string("?")), "), so the last position's top-", k,
+         " is missing");
+  for (int64_t i = 0; i < n; ++i) {
+    const std::string got = tokens[i].is_string() ? tokens[i].get<std::string>() : tokens[i].dump();
+    const std::string& want = strings.text(int32_t(x[i]));
+    if (got != want)
+      fail("tokenizer mismatch: ", what, " came back as other tokens: at position ", i,
+           " the endpoint has ", quoted(got), ", the student's tokenizer ", quoted(want),
+           " (the student must use the endpoint's tokenizer: text.tokenizer = auto)");
+  }
+  std::vector<std::pair<float, int32_t>> entries;
+  for (int64_t t = 0; t < n; ++t) {
+    const auto& dict = top[t + 1];  // the distribution over x_{t+1}, after x_0..x_t
+    if (!dict.is_object())
+      fail(what, ": top_logprobs[", t + 1, "] is ", dict.dump().substr(0, 80),
+           ", expected {token: logprob}");
+    entries.clear();
+    for (auto it = dict.begin(); it != dict.end(); ++it) {
+      const int32_t id = strings.id(it.key());
+      if (id < 0)
+        fail("tokenizer mismatch: the endpoint's token ", quoted(it.key()),
+             " is not in the student's tokenizer (", what, ", position ", t,
+             "); the student must use the endpoint's tokenizer: text.tokenizer = auto");
+      if (!it.value().is_number())
+        fail(what, ": the logprob of ", quoted(it.key()), " is ", it.value().dump());
+      entries.emplace_back(it.value().get<float>(), id);
+    }
+    if (int64_t(entries.size()) < k)
+      fail(what, ": top_logprobs[", t + 1, "] has ", entries.size(), " entries, asked for ", k);
+    std::partial_sort(entries.begin(), entries.begin() + k, entries.end(),
+                      [](const auto& a, const auto& b) {
+                        return a.first > b.first || (a.first == b.first && a.second < b.second);
+                      });
+    for (int64_t j = 0; j < k; ++j) {
+      ids[t][j] = entries[j].second;
+      logprobs[t][j] = std::min(0.0f, entries[j].first);
+    }
+  }
+}
+
+}  // namespace
+
+TopkCache harvest_topk_cache(ApiClient& client, const Tokenizer& tokenizer,
+                             const TokenBatcher& windows, const TokenSet& set, int64_t k,
+                             const std::filesystem::path& cache_dir, CacheStatus* status,
+                             int64_t windows_per_shard) {
+  if (k < 1 || k > 20)
+    fail("an API returns at most the top 20 logprobs; top-k must be in [1, 20], got ", k);
+  if (set.vocab_size != tokenizer.vocab_size())
+    fail("the token set has a vocabulary of ", set.vocab_size, ", the tokenizer ",
+         tokenizer.describe());
+  const auto start = std::chrono::steady_clock::now();
+  const ApiEndpoint& e = client.endpoint();
+  TopkCacheInfo info;
+  info.k = k;
+  info.seq_len = windows.seq_len();
+  info.windows = windows.windows();
+  info.vocab_size = set.vocab_size;
+  info.windows_per_shard = std::max<int64_t>(1, windows_per_shard);
+  Hasher key;
+  key.update(cat("openai\n", e.base_url, "\n", e.model, "\n", k, "/", info.seq_len, "/",
+                 info.windows, "\n", tokenizer.fingerprint(), "\n"));
+  key.update(set.tokens.data_ptr(), set.tokens.numel() * set.tokens.element_size());
+  info.key = cat("openai:", e.base_url, " ", e.model, " ", key.hex());
+  fs::path dir = cache_dir / cat("topk-api-", key.hex(), "-k", k);
+  ensure_writable_dir(dir);
+  TopkCacheWriter writer(dir, info);
+  const std::vector<int64_t> missing = writer.missing_shards();
+  const bool hit = missing.empty();
+  if (!hit) {
+    // Before any harvest request: a retort endpoint names its tokenizer; it must be the student's.
+    nlohmann::json model;
+    try {
+      model = api_model_entry(client);
+    } catch (const BudgetExhausted& b) {
+      rethrow_budget(b, dir);
+    } catch (const Interrupted&) {
+      throw;
+    } catch (const Error& err) {
+      std::fprintf(stderr, "warning: %s; the tokenizer is checked token by token instead\n",
+                   err.what());
+    }
+    if (model.is_object() && model.contains("retort") && model["retort"].is_object()) {
+      const std::string theirs = model["retort"].value("tokenizer", std::string());
+      if (!theirs.empty() && theirs != tokenizer.fingerprint())
+        fail("tokenizer mismatch: the endpoint's model ", e.model, " uses tokenizer ", theirs,
+             ", the student ", tokenizer.describe(), " ", tokenizer.fingerprint(),
+             "; use the endpoint's tokenizer (text.tokenizer = auto) or distill.method = sequence");
+    }
+    const TokenStrings strings(tokenizer);
+    const int64_t T = info.seq_len, N = set.size();
+    int64_t total = 0;
+    for (int64_t s : missing) {
+      auto [first, last] = writer.shard_windows(s);
+      total += last - first;
+    }
+    ProgressBar bar(cat("teacher API top-", k), total, "win");
+    std::mutex bar_mutex;
+    std::atomic<int64_t> done{0};
+    for (size_t m = 0; m < missing.size(); ++m) {
+      const int64_t s = missing[m];
+      auto [first, last] = writer.shard_windows(s);
+      const int64_t count = last - first;
+      Batch batch = windows.windows_batch(torch::arange(first, last, torch::kInt64));
+      torch::Tensor x = batch.x.contiguous();  // (count, T)
+      // Positions past the end of a padded window are never scored; they keep this filler.
+      torch::Tensor ids = torch::arange(k, torch::kInt64)
+                              .remainder(info.vocab_size)
+                              .expand({count, T, k})
+                              .contiguous();
+      torch::Tensor logprobs = torch::full({count, T, k}, -std::log(double(k)), torch::kFloat32);
+      auto x_a = x.accessor<int64_t, 2>();
+      auto ids_a = ids.accessor<int64_t, 3>();
+      auto lp_a = logprobs.accessor<float, 3>();
+      bool interrupted = false;
+      std::atomic<int64_t> answered{0};
+      try {
+        run_concurrently(
+            count, e.concurrency,
+            [&](int64_t i) {
+              const int64_t w = first + i;
+              const int64_t n = std::min(T, N - 1 - w * T);  // positions with a next token
+              std::vector<int64_t> row(T);
+              for (int64_t t = 0; t < T; ++t) row[t] = x_a[i][t];
+              harvest_window(client, strings, row, n, k, w, ids_a[i], lp_a[i]);
+              answered.fetch_add(1);
+              const int64_t d = done.fetch_add(1) + 1;
+              std::lock_guard<std::mutex> lock(bar_mutex);
+              bar.update(d, d * T, cat(client.requests(), " requests"));
+            },
+            &interrupted);
+      } catch (const BudgetExhausted& b) {
+        rethrow_budget(b, dir);
+      }
+      if (answered.load() == count)
+        writer.write_shard(s, ids, logprobs);  // atomic: a kill loses only this shard
+      if (interrupted)
+        throw Interrupted(
+            cat("teacher API harvest: ", missing.size() - m - (answered.load() == count), " of ",
+                writer.info().shards(), " shards left to ask for; the finished ones are kept in ",
+                dir.string()));
+    }
+    bar.finish(cat(client.requests(), " requests, ", client.tokens(), " tokens, ", client.retries(),
+                   " retries"));
+  }
+  TopkCache cache = TopkCache::open(dir, info.key);
+  if (status) {
+    status->path = dir.string();
+    status->hit = hit;
+    status->bytes = cache.bytes();
+    status->seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  return cache;
+}
+
+// ---- written text --------------------------------------------------------------------------
+
+namespace {
+
+// The prompts as text, as make_prompts in sequence_kd.cpp picks them: the first prompt_tokens
+// of evenly spaced training windows, or each prompt of distill.prompts as written.
+std::vector<std::string> text_prompts(const Tokenizer& tok, const TokenSet& train, int64_t seq_len,
+                                      const SequenceKdOptions& o) {
+  std::vector<std::string> out;
+  if (!o.prompts_file.empty()) {
+    for (auto& p : load_text_corpus(o.prompts_file).documents)
+      if (!p.empty()) out.push_back(std::move(p));
+    if (out.empty()) fail("distill.prompts ", o.prompts_file, " holds no non-empty prompt");
+    return out;
+  }
+  const int64_t windows = (train.size() - 1) / seq_len;
+  if (windows < 1)
+    fail("sequence KD: the training text has ", train.size(), " tokens, fewer than one window");
+  const int64_t n = o.sequences > 0 ? o.sequences : windows;
+  torch::Tensor tokens = train.tokens.contiguous();
+  const int32_t* p = tokens.data_ptr<int32_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t w = (i * windows) / n % windows;
+    out.push_back(
+        tok.decode(std::vector<int32_t>(p + w * seq_len, p + w * seq_len + o.prompt_tokens)));
+  }
+  return out;
+}
+
+// The records of a JSONL answer file: index -> text. An incomplete or unreadable tail (a kill
+// mid-write) is cut off the file so that appends start on a clean line.
+std::map<int64_t, std::string> read_answers(const fs::path& file, int64_t prompts) {
+  std::map<int64_t, std::string> out;
+  if (!fs::exists(file)) return out;
+  const std::string text = read_text(file);
+  size_t pos = 0, good = 0;
+  while (pos < text.size()) {
+    const size_t end = text.find('\n', pos);
+    if (end == std::string::npos) break;  // no newline: the record was not finished
+    auto j = nlohmann::json::parse(text.begin() + pos, text.begin() + end, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("i") || !j["i"].is_number_integer() ||
+        !j.contains("text") || !j["text"].is_string())
+      break;
+    const int64_t i = j["i"].get<int64_t>();
+    if (i >= 0 && i < prompts) out[i] = j["text"].get<std::string>();
+    pos = good = end + 1;
+  }
+  if (good < text.size()) {
+    std::fprintf(stderr, "%s: dropping an incomplete last record (%zu bytes)\n",
+                 file.string().c_str(), text.size() - good);
+    fs::resize_file(file, good);
+  }
+  return out;
+}
+
+// Appends whole lines and makes each durable before the next.
+class JsonlAppender {
+ public:
+  explicit JsonlAppender(const fs::path& file) : file_(file) {
+    fd_ = ::open(file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) fail("cannot open ", file.string(), " for appending");
+  }
+  ~JsonlAppender() { ::close(fd_); }
+  void append(const std::string& line) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    size_t off = 0;
+    while (off < line.size()) {
+      ssize_t w = ::write(fd_, line.data() + off, line.size() - off);
+      if (w < 0) fail("cannot write to ", file_.string());
+      off += size_t(w);
+    }
+    ::fsync(fd_);
+  }
+
+ private:
+  fs::path file_;
+  int fd_ = -1;
+  std::mutex mutex_;
+};
+
+}  // namespace
+
+TextCorpus api_written_corpus(ApiClient& client, const Tokenizer& tokenizer, const TokenSet& train,
+                              int64_t seq_len, const SequenceKdOptions& o,
+                              const std::filesystem::path& cache_dir) {
+  if (o.prompt_tokens < 1 || o.new_tokens < 1)
+    fail("sequence KD: prompt and new tokens must be >= 1");
+  const ApiEndpoint& e = client.endpoint();
+  Hasher h;
+  h.update(cat("openai\n", e.base_url, "\n", e.model, "\n")).update(tokenizer.fingerprint());
+  h.update(train.tokens.data_ptr(), train.tokens.numel() * train.tokens.element_size());
+  h.update(cat(seq_len, "/", o.prompt_tokens, "/", o.new_tokens, "/", o.sequences, "/",
+               o.sampling.temperature, "/", o.sampling.top_p, "/", o.sampling.seed, "/",
+               o.prompts_file));
+  if (!o.prompts_file.empty()) h.update(read_text(o.prompts_file));
+  ensure_writable_dir(cache_dir);
+  const fs::path file = cache_dir / cat("seqkd-api-", h.hex(), ".jsonl");
+  const std::vector<std::string> prompts = text_prompts(tokenizer, train, seq_len, o);
+  const int64_t n = int64_t(prompts.size());
+  std::map<int64_t, std::string> answers = read_answers(file, n);
+  const bool hit = int64_t(answers.size()) == n;
+  if (!hit) {
+    std::vector<int64_t> todo;
+    for (int64_t i = 0; i < n; ++i)
+      if (!answers.count(i)) todo.push_back(i);
+    JsonlAppender out(file);
+    std::mutex mutex;
+    ProgressBar bar("teacher API writes", int64_t(todo.size()), "seq");
+    int64_t done = 0;
+    bool interrupted = false;
+    try {
+      run_concurrently(
+          int64_t(todo.size()), e.concurrency,
+          [&](int64_t t) {
+            const int64_t i = todo[t];
+            nlohmann::json body = {
+                {"model", e.model},
+                {"prompt", prompts[i]},
+                {"max_tokens", o.new_tokens},
+                {"temperature", o.sampling.temperature},
+                {"top_p", o.sampling.top_p},
+                {"seed", int64_t(mix_seed(o.sampling.seed, 0x5e9, uint64_t(i)) & 0x7fffffff)},
+                {"n", 1}};
+            nlohmann::json answer = client.post("completions", body);
+            const nlohmann::json& choice = first_choice(answer, cat("prompt ", i));
+            if (!choice.contains("text") || !choice["text"].is_string())
+              fail("prompt ", i,
+                   ": the answer's choice has no text: ", choice.dump().substr(0, 200));
+            const std::string doc = prompts[i] + choice["text"].get<std::string>();
+            // Cut text need not be valid UTF-8: such bytes become U+FFFD rather than an error.
+            const std::string line = nlohmann::json{{"i", i}, {"text", doc}}.dump(
+                -1, ' ', false, nlohmann::json::error_handler_t::replace);
+            out.append(line + "\n");
+            std::lock_guard<std::mutex> lock(mutex);
+            answers[i] = nlohmann::json::parse(line)["text"].get<std::string>();
+            ++done;
+            bar.update(done, done);
+          },
+          &interrupted);
+    } catch (const BudgetExhausted& b) {
+      rethrow_budget(b, file);
+    }
+    if (interrupted)
+      throw Interrupted(cat("sequence KD through the API: ", n - int64_t(answers.size()), " of ", n,
+                            " prompts left to ask for; the answers so far are kept in ",
+                            file.string()));
+    bar.finish(cat(client.requests(), " requests, ", client.tokens(), " tokens, ", client.retries(),
+                   " retries"));
+  }
+  TextCorpus corpus;
+  for (auto& [i, text] : answers)
+    if (!text.empty()) corpus.documents.push_back(std::move(text));
+  corpus.source = cat("text written by ", e.model, " at ", e.base_url, " (", n, " sequences, ",
+                      hit ? "cached " : "kept in ", file.string(), ")");
+  return corpus;
+}
+
+}  // namespace retort
