@@ -252,13 +252,19 @@ struct Server::Impl {
 
   // ---- routes ------------------------------------------------------------------------
 
+  // The body's model, which must be of `kind` (the audit row learns its name first).
+  const ServedModel& served(Call& call, const json& body, const std::string& kind) {
+    call.audit.model = model_of(body);
+    const ServedModel& m = engine->model(call.audit.model);
+    if (m.kind != kind)
+      bad_request("model", m.kind == "classifier" ? cat("'", m.id, "' is a classifier; use /v1/classify")
+                                                  : cat("'", m.id, "' is a language model; use /v1/completions or /v1/chat/completions"));
+    return m;
+  }
+
   void completions(std::shared_ptr<Call> call, const httplib::Request& req, httplib::Response& res, bool chat) {
     json body = parse_body(req.body);
-    std::string model_id = model_of(body);
-    call->audit.model = model_id;
-    const ServedModel& m = engine->model(model_id);
-    if (m.kind != "language_model")
-      bad_request("model", cat("'", m.id, "' is a classifier; use /v1/classify"));
+    const ServedModel& m = served(*call, body, "language_model");
     CompletionCall cc = chat ? parse_chat(body, m) : parse_completion(body, m);
     AuditRow& a = call->audit;
     a.prompt_hash = Hasher().update(chat ? dump(body.at("messages")) : cc.prompt_text).hex();
@@ -344,11 +350,7 @@ struct Server::Impl {
 
   void classify(std::shared_ptr<Call> call, const httplib::Request& req, httplib::Response& res) {
     json body = parse_body(req.body);
-    std::string model_id = model_of(body);
-    call->audit.model = model_id;
-    const ServedModel& m = engine->model(model_id);
-    if (m.kind != "classifier")
-      bad_request("model", cat("'", m.id, "' is a language model; use /v1/completions or /v1/chat/completions"));
+    const ServedModel& m = served(*call, body, "classifier");
     ClassifyCall cc = parse_classify(body, m);
     call->audit.prompt_hash = Hasher().update(dump(body.at("input"))).hex();
     call->audit.prompt_chars = int64_t(req.body.size());

@@ -610,5 +610,28 @@ TEST(TokenStrings, ByteTokenizerStringsRoundTripAndAreDistinct) {
   EXPECT_THROW(strings.text(-1), Error);
 }
 
+// SentencePiece: byte-fallback pieces decode to the same text as real pieces; the piece the
+// tokenizer itself produces must keep the plain string, so an echoed prompt reads as its text.
+TEST(TokenStrings, SentencePiecesKeepTheirTextAndByteFallbacksYield) {
+  std::string text;
+  for (int i = 0; i < 200; ++i) text += "And God said, Let there be light: and there was light.\n";
+  SentencePieceOptions o;
+  o.vocab_size = 300;
+  const auto tok = train_sentencepiece(text, o);
+  const TokenStrings strings(*tok);
+  std::set<std::string> seen;
+  for (int32_t id = 0; id < tok->vocab_size(); ++id) {
+    EXPECT_EQ(strings.id(strings.text(id)), id) << id;
+    seen.insert(strings.text(id));
+  }
+  EXPECT_EQ(int64_t(seen.size()), tok->vocab_size());
+  std::string joined;
+  for (int32_t id : tok->encode("And God said, Let there be light")) {
+    EXPECT_EQ(strings.text(id).rfind("bytes:", 0), std::string::npos) << "'" << strings.text(id) << "'";
+    joined += strings.text(id);
+  }
+  EXPECT_EQ(joined, "And God said, Let there be light");
+}
+
 }  // namespace
 }  // namespace retort
