@@ -4,6 +4,8 @@
   1. Throughput and latency: /v1/completions (16 new tokens, top-5 logprobs) on a gpt the size of
      `retort demo lm`'s teacher, and /v1/classify on a Fashion-MNIST MLP, at several concurrencies;
      a fixed number of requests each (bench/serve_load.mjs: Node's fetch, no npm packages).
+     The same rows against bench/reference/serve_reference.py (plain PyTorch behind Python's
+     http.server, no keys or audit) give the ratio retort / PyTorch in requests per second.
   2. Limits under concurrency: 4 keys with rpm / tpm / quota limits, 32 connections; checks that
      no key got more than its limit, that the tokens the answers reported equal the keys' settled
      usage in the database (nothing double-counted), and that every request has one audit row.
@@ -72,14 +74,34 @@ def main():
             ["node", LOAD, "--base", base, "--keys", ",".join(keys), "--endpoint", endpoint, "--model", model,
              "--concurrency", str(conc), "--requests", str(n), "--max-tokens", "16", "--pixels", pixels] + list(extra)))
         rows = []
-        for endpoint, model, conc in [("completions", "kjv", 1), ("completions", "kjv", 4), ("completions", "kjv", 16),
-                                      ("classify", "fashion", 1), ("classify", "fashion", 16)]:
+        cases = [("completions", "kjv", 1), ("completions", "kjv", 4), ("completions", "kjv", 16),
+                 ("classify", "fashion", 1), ("classify", "fashion", 16)]
+        for endpoint, model, conc in cases:
             n = a.requests if endpoint == "completions" else 4 * a.requests
             r = load([open_key], endpoint, model, conc, n)
             assert r["answered"] == n, r
             rows.append(r)
             print(f"/v1/{endpoint:<12} concurrency {conc:>2}: {r['answered']} answered in {r['seconds']:.1f} s, "
                   f"{r['answered_per_second']:.1f} req/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms", flush=True)
+        # the same rows against plain PyTorch behind Python's http.server
+        ref = subprocess.Popen(["/usr/bin/python3", os.path.join(ROOT, "bench", "reference", "serve_reference.py"),
+                                f"{runs}/lm/model/model.json", f"{runs}/mlp/model/model.json", "0"],
+                               stdout=subprocess.PIPE, text=True)
+        try:
+            ref_base = f"http://127.0.0.1:{int(ref.stdout.readline())}/v1"
+            print("\nplain PyTorch (bench/reference/serve_reference.py):")
+            for (endpoint, model, conc), mine in zip(cases, rows):
+                n = mine["answered"]
+                r = json.loads(sh(["node", LOAD, "--base", ref_base, "--keys", "none", "--endpoint", endpoint, "--model",
+                                   model, "--concurrency", str(conc), "--requests", str(n), "--max-tokens", "16",
+                                   "--pixels", pixels]))
+                mine["reference"] = r
+                print(f"/v1/{endpoint:<12} concurrency {conc:>2}: {r['answered_per_second']:.1f} req/s, p50 {r['p50_ms']:.1f} ms, "
+                      f"p99 {r['p99_ms']:.1f} ms; retort / PyTorch {mine['answered_per_second'] / r['answered_per_second']:.2f}x",
+                      flush=True)
+        finally:
+            ref.terminate()
+            ref.wait()
 
         t = time.time()
         r = load(limited, "completions", "kjv", 32, 400)
