@@ -153,6 +153,14 @@ struct SequenceKdOptions {
   SamplingOptions sampling;     // temperature, top-p, seed
   int64_t batch_size = 64;      // prompts generated together
 };
+// The prompts as rows of token ids: the first prompt_tokens of evenly spaced training windows,
+// or every non-empty prompt of options.prompts_file (lengths differ).
+std::vector<torch::Tensor> sequence_kd_prompts(const Tokenizer& tokenizer, const TokenSet& train, int64_t seq_len,
+                                               const SequenceKdOptions& options);
+// What a teacher-written corpus is keyed by: the teacher (`teacher`: a fingerprint, or an
+// endpoint's URL and model), the tokenizer, the training tokens and the options (16 hex digits).
+std::string sequence_kd_key(const std::string& teacher, const Tokenizer& tokenizer, const TokenSet& train,
+                            int64_t seq_len, const SequenceKdOptions& options);
 // The teacher's continuations of prompts, as a corpus of documents (prompt + continuation,
 // decoded to text, so a student with another tokenizer can learn from it too). Kept as
 // JSONL in `cache_dir` keyed by teacher, prompts and options, and reused.

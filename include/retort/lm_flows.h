@@ -25,6 +25,16 @@ LmRunResult lm_distill(const Config& c, const std::filesystem::path& dir);
 // Sequence-KD settings from distill.* (one full window written per prompt).
 SequenceKdOptions sequence_kd_options_from(const Config& c, int64_t seq_len);
 
+// Sequence-level KD's run: the student's labels recipe (model.*, train.*) on `written` (text a
+// teacher wrote) tokenized by the student's tokenizer; the run's digest and run.json name the
+// teacher (`teacher_digest`: what identifies its answers; `teacher`: where it is).
+struct TeacherTextRun {
+  TextData data;  // data with train = the teacher's text
+  RunSpec spec;
+};
+TeacherTextRun teacher_text_run(const Config& c, const std::filesystem::path& dir, const TextData& data,
+                                const TextCorpus& written, const std::string& teacher_digest, const std::string& teacher);
+
 // One line for the terminal: params, bits per byte, agreement, time.
 std::string describe_lm_result(const LmRunResult& r);
 

@@ -38,11 +38,11 @@ nlohmann::json api_usage(const ApiClient& client) {
       {"requests", client.requests()}, {"tokens", client.tokens()}, {"retries", client.retries()}};
 }
 
-void print_usage(const ApiClient& client, const CacheStatus& cache) {
+// "teacher API: N requests, M tokens, R retries; <what>" on stderr.
+void print_usage(const ApiClient& client, const std::string& what) {
   if (dist::is_main())
-    std::fprintf(stderr, "teacher API: %lld requests, %lld tokens, %lld retries; cache %s (%s)\n",
-                 (long long)client.requests(), (long long)client.tokens(),
-                 (long long)client.retries(), cache.path.c_str(), cache.hit ? "hit" : "built");
+    std::fprintf(stderr, "teacher API: %lld requests, %lld tokens, %lld retries; %s\n", (long long)client.requests(),
+                 (long long)client.tokens(), (long long)client.retries(), what.c_str());
 }
 
 }  // namespace
@@ -90,22 +90,12 @@ LmRunResult lm_distill_api(const Config& c, const std::filesystem::path& dir) {
   if (method == "sequence") {
     TextCorpus written = api_written_corpus(client, *data.tokenizer, data.train, data.seq_len,
                                             sequence_kd_options_from(c, data.seq_len), cache_dir);
-    if (dist::is_main())
-      std::fprintf(stderr,
-                   "teacher API: %lld requests, %lld tokens, %lld retries; sequence KD: %s\n",
-                   (long long)client.requests(), (long long)client.tokens(),
-                   (long long)client.retries(), written.source.c_str());
-    TextData student_data = data;
-    student_data.train = tokenize(written, *data.tokenizer);
-    RunSpec spec = lm_labels_run_spec(c, "model", "train", student_data, dir);
-    spec.digest += c.digest("distill.") + url + "\n" + endpoint.model;
-    spec.extra["method"] = "sequence";
-    spec.extra["teacher"] = url;
-    spec.extra["teacher_model"] = endpoint.model;
-    spec.extra["teacher_api"] = api_usage(client);
-    spec.label = "distill (sequence, API)";
-    return execute_lm_run(spec,
-                          student_data);  // no agreement: the endpoint's top-1 is not asked for
+    print_usage(client, "sequence KD: " + written.source);
+    TeacherTextRun run = teacher_text_run(c, dir, data, written, url + "\n" + endpoint.model, url);
+    run.spec.extra["teacher_model"] = endpoint.model;
+    run.spec.extra["teacher_api"] = api_usage(client);
+    run.spec.label = "distill (sequence, API)";
+    return execute_lm_run(run.spec, run.data);  // no agreement: the endpoint's top-1 is not asked for
   }
 
   const int64_t batch = c.get_int("data.eval_batch_size");
@@ -124,7 +114,7 @@ LmRunResult lm_distill_api(const Config& c, const std::filesystem::path& dir) {
                           .ids.select(-1, 0);  // (W, T)
   prepared.signal = std::make_shared<ApiTopkTeacher>(
       cache, cat(url, " (model ", endpoint.model, ", top-", k, " cache ", cache.info().key, ")"));
-  print_usage(client, prepared.cache);
+  print_usage(client, cat("cache ", prepared.cache.path, " (", prepared.cache.hit ? "hit" : "built", ")"));
 
   RunSpec spec = lm_labels_run_spec(c, "model", "train", data, dir);
   make_lm_distill_spec(spec, c, prepared);

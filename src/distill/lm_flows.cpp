@@ -56,6 +56,18 @@ std::shared_ptr<Tokenizer> lm_teacher_tokenizer(const LoadedModel& t, const Conf
   return make_byte_tokenizer();
 }
 
+TeacherTextRun teacher_text_run(const Config& c, const std::filesystem::path& dir, const TextData& data,
+                                const TextCorpus& written, const std::string& teacher_digest, const std::string& teacher) {
+  TeacherTextRun run{data, {}};
+  run.data.train = tokenize(written, *data.tokenizer);
+  run.spec = lm_labels_run_spec(c, "model", "train", run.data, dir);
+  run.spec.digest += c.digest("distill.") + teacher_digest;
+  run.spec.extra["method"] = "sequence";
+  run.spec.extra["teacher"] = teacher;
+  run.spec.label = "distill (sequence)";
+  return run;
+}
+
 LmRunResult lm_distill(const Config& c, const std::filesystem::path& dir) {
   if (is_api_teacher(c.get_string("teacher.path"))) return lm_distill_api(c, dir);
   LoadedModel t = load_teacher(c.get_string("teacher.path"));
@@ -74,17 +86,11 @@ LmRunResult lm_distill(const Config& c, const std::filesystem::path& dir) {
                                                 sequence_kd_options_from(c, data.seq_len), frozen.fingerprint(),
                                                 cache_dir_from(c));
     if (dist::is_main()) std::fprintf(stderr, "sequence KD: %s\n", written.source.c_str());
-    TextData student_data = data;
-    student_data.train = tokenize(written, *data.tokenizer);
-    RunSpec spec = lm_labels_run_spec(c, "model", "train", student_data, dir);
-    spec.digest += c.digest("distill.") + frozen.fingerprint();
-    spec.extra["method"] = "sequence";
-    spec.extra["teacher"] = t.dir.string();
+    TeacherTextRun run = teacher_text_run(c, dir, data, written, frozen.fingerprint(), t.dir.string());
     if (teacher_vocab == data.tokenizer->vocab_size())  // same tokens: agreement is defined
-      score_lm(*t.model, data.validation, *data.tokenizer, data.seq_len, spec.eval_batch_size, {},
-               &spec.teacher_test_logits);
-    spec.label = "distill (sequence)";
-    return execute_lm_run(spec, student_data);
+      score_lm(*t.model, data.validation, *data.tokenizer, data.seq_len, run.spec.eval_batch_size, {},
+               &run.spec.teacher_test_logits);
+    return execute_lm_run(run.spec, run.data);
   }
 
   check_same_vocabulary(teacher_vocab, data.tokenizer->vocab_size(), "distill.method = logits");

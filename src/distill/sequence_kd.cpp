@@ -15,12 +15,8 @@
 
 namespace retort {
 
-namespace {
-
-// Prompts as rows of token ids: the first prompt_tokens of evenly spaced training windows,
-// or every prompt of a JSONL file (each generated on its own, since lengths differ).
-std::vector<torch::Tensor> make_prompts(const Tokenizer& tok, const TokenSet& train, int64_t seq_len,
-                                        const SequenceKdOptions& o) {
+std::vector<torch::Tensor> sequence_kd_prompts(const Tokenizer& tok, const TokenSet& train, int64_t seq_len,
+                                               const SequenceKdOptions& o) {
   std::vector<torch::Tensor> rows;
   if (!o.prompts_file.empty()) {
     TextCorpus prompts = load_text_corpus(o.prompts_file);
@@ -33,6 +29,7 @@ std::vector<torch::Tensor> make_prompts(const Tokenizer& tok, const TokenSet& tr
     return rows;
   }
   int64_t windows = (train.size() - 1) / seq_len;
+  if (windows < 1) fail("sequence KD: the training text has ", train.size(), " tokens, fewer than one window");
   int64_t n = o.sequences > 0 ? o.sequences : windows;
   torch::Tensor tokens = train.tokens.to(torch::kInt64);
   for (int64_t i = 0; i < n; ++i) {
@@ -42,26 +39,29 @@ std::vector<torch::Tensor> make_prompts(const Tokenizer& tok, const TokenSet& tr
   return rows;
 }
 
-}  // namespace
-
-TextCorpus teacher_written_corpus(ModelImpl& teacher, const Tokenizer& tokenizer, const TokenSet& train,
-                                  int64_t seq_len, const SequenceKdOptions& o, const std::string& fingerprint,
-                                  const std::filesystem::path& cache_dir) {
+std::string sequence_kd_key(const std::string& teacher, const Tokenizer& tokenizer, const TokenSet& train,
+                            int64_t seq_len, const SequenceKdOptions& o) {
   if (o.prompt_tokens < 1 || o.new_tokens < 1) fail("sequence KD: prompt and new tokens must be >= 1");
   Hasher h;
-  h.update(fingerprint).update(tokenizer.fingerprint());
+  h.update(teacher).update(tokenizer.fingerprint());
   h.update(train.tokens.data_ptr(), train.tokens.numel() * train.tokens.element_size());
   h.update(cat(seq_len, "/", o.prompt_tokens, "/", o.new_tokens, "/", o.sequences, "/", o.sampling.temperature, "/",
                o.sampling.top_k, "/", o.sampling.top_p, "/", o.sampling.seed, "/", o.prompts_file));
   if (!o.prompts_file.empty()) h.update(read_text(o.prompts_file));
-  fs::path file = cache_dir / cat("seqkd-", h.hex(), ".jsonl");
+  return h.hex();
+}
+
+TextCorpus teacher_written_corpus(ModelImpl& teacher, const Tokenizer& tokenizer, const TokenSet& train,
+                                  int64_t seq_len, const SequenceKdOptions& o, const std::string& fingerprint,
+                                  const std::filesystem::path& cache_dir) {
+  fs::path file = cache_dir / cat("seqkd-", sequence_kd_key(fingerprint, tokenizer, train, seq_len, o), ".jsonl");
   TextCorpus out;
   if (fs::exists(file)) {
     out = load_text_corpus(file.string());
     out.source = cat("teacher-written text (", out.documents.size(), " sequences, cached ", file.string(), ")");
     return out;
   }
-  std::vector<torch::Tensor> prompts = make_prompts(tokenizer, train, seq_len, o);
+  std::vector<torch::Tensor> prompts = sequence_kd_prompts(tokenizer, train, seq_len, o);
   ProgressBar bar("teacher writes", int64_t(prompts.size()), "seq");
   std::ostringstream jsonl;
   const torch::Device device = model_device(teacher);

@@ -90,9 +90,8 @@ std::vector<std::pair<int32_t, float>> top_of(const torch::Tensor& row, int64_t 
 
 // The end of the longest prefix of s[begin, end) that does not split a UTF-8 character.
 size_t utf8_safe_end(const std::string& s, size_t begin, size_t end) {
-  size_t i = end;
   // step back over at most 3 continuation bytes to the lead byte of the last character
-  size_t lead = i;
+  size_t lead = end;
   for (int back = 0; back < 4 && lead > begin; ++back) {
     --lead;
     unsigned char c = s[lead];
@@ -101,7 +100,7 @@ size_t utf8_safe_end(const std::string& s, size_t begin, size_t end) {
       return lead + need <= end ? end : lead;
     }
   }
-  return i;
+  return end;
 }
 
 }  // namespace

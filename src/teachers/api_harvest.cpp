@@ -278,31 +278,6 @@ TopkCache harvest_topk_cache(ApiClient& client, const Tokenizer& tokenizer,
 
 namespace {
 
-// The prompts as text, as make_prompts in sequence_kd.cpp picks them: the first prompt_tokens
-// of evenly spaced training windows, or each prompt of distill.prompts as written.
-std::vector<std::string> text_prompts(const Tokenizer& tok, const TokenSet& train, int64_t seq_len,
-                                      const SequenceKdOptions& o) {
-  std::vector<std::string> out;
-  if (!o.prompts_file.empty()) {
-    for (auto& p : load_text_corpus(o.prompts_file).documents)
-      if (!p.empty()) out.push_back(std::move(p));
-    if (out.empty()) fail("distill.prompts ", o.prompts_file, " holds no non-empty prompt");
-    return out;
-  }
-  const int64_t windows = (train.size() - 1) / seq_len;
-  if (windows < 1)
-    fail("sequence KD: the training text has ", train.size(), " tokens, fewer than one window");
-  const int64_t n = o.sequences > 0 ? o.sequences : windows;
-  torch::Tensor tokens = train.tokens.contiguous();
-  const int32_t* p = tokens.data_ptr<int32_t>();
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t w = (i * windows) / n % windows;
-    out.push_back(
-        tok.decode(std::vector<int32_t>(p + w * seq_len, p + w * seq_len + o.prompt_tokens)));
-  }
-  return out;
-}
-
 // The records of a JSONL answer file: index -> text. An incomplete or unreadable tail (a kill
 // mid-write) is cut off the file so that appends start on a clean line.
 std::map<int64_t, std::string> read_answers(const fs::path& file, int64_t prompts) {
@@ -359,19 +334,16 @@ class JsonlAppender {
 TextCorpus api_written_corpus(ApiClient& client, const Tokenizer& tokenizer, const TokenSet& train,
                               int64_t seq_len, const SequenceKdOptions& o,
                               const std::filesystem::path& cache_dir) {
-  if (o.prompt_tokens < 1 || o.new_tokens < 1)
-    fail("sequence KD: prompt and new tokens must be >= 1");
   const ApiEndpoint& e = client.endpoint();
-  Hasher h;
-  h.update(cat("openai\n", e.base_url, "\n", e.model, "\n")).update(tokenizer.fingerprint());
-  h.update(train.tokens.data_ptr(), train.tokens.numel() * train.tokens.element_size());
-  h.update(cat(seq_len, "/", o.prompt_tokens, "/", o.new_tokens, "/", o.sequences, "/",
-               o.sampling.temperature, "/", o.sampling.top_p, "/", o.sampling.seed, "/",
-               o.prompts_file));
-  if (!o.prompts_file.empty()) h.update(read_text(o.prompts_file));
+  const std::string key = sequence_kd_key(cat("openai\n", e.base_url, "\n", e.model, "\n"), tokenizer, train, seq_len, o);
   ensure_writable_dir(cache_dir);
-  const fs::path file = cache_dir / cat("seqkd-api-", h.hex(), ".jsonl");
-  const std::vector<std::string> prompts = text_prompts(tokenizer, train, seq_len, o);
+  const fs::path file = cache_dir / cat("seqkd-api-", key, ".jsonl");
+  // Sent as text, so that foreign endpoints (another tokenizer) can answer; decode(encode(x)) == x.
+  std::vector<std::string> prompts;
+  for (const torch::Tensor& row : sequence_kd_prompts(tokenizer, train, seq_len, o)) {
+    torch::Tensor ids = row.to(torch::kInt32).contiguous();
+    prompts.push_back(tokenizer.decode(std::vector<int32_t>(ids.data_ptr<int32_t>(), ids.data_ptr<int32_t>() + ids.numel())));
+  }
   const int64_t n = int64_t(prompts.size());
   std::map<int64_t, std::string> answers = read_answers(file, n);
   const bool hit = int64_t(answers.size()) == n;
