@@ -19,6 +19,13 @@ class Interrupted : public Error {
   explicit Interrupted(const std::string& what) : Error(what) {}
 };
 
+// Thrown when a file retort wrote fails its digest or cannot be parsed any more: it was written
+// whole, something damaged it since (a disk, a copy, a kill in the middle of a rename).
+class Damaged : public Error {
+ public:
+  explicit Damaged(const std::string& what) : Error(what) {}
+};
+
 namespace detail {
 inline void append(std::ostringstream&) {}
 template <typename T, typename... Rest>

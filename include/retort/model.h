@@ -46,7 +46,8 @@ int64_t count_parameters(const torch::nn::Module& m);
 // The device of the model's first parameter (CPU for a model without parameters).
 torch::Device model_device(const torch::nn::Module& m);
 
-// Writes `dir`/model.json and `dir`/model.pt atomically. Returns bytes on disk.
+// Writes `dir`/model.pt then `dir`/model.json (with "weights_digest", the digest of model.pt),
+// each atomically. Returns bytes on disk.
 int64_t save_model(const ModelImpl& model, const ModelSpec& spec, const std::filesystem::path& dir);
 
 struct LoadedModel {
@@ -55,7 +56,9 @@ struct LoadedModel {
   std::filesystem::path dir;             // the folder (or file) the model was read from
   std::shared_ptr<Tokenizer> tokenizer;  // language models: their tokenizer; null for classifiers
 };
-// Accepts a model folder (has model.json) or a run folder (has model/model.json).
+// Accepts a model folder (has model.json) or a run folder (has model/model.json). model.pt must
+// match model.json's "weights_digest" (else Damaged naming the file and both digests); a folder
+// without one (an older retort) loads with a warning on stderr.
 LoadedModel load_model(const std::filesystem::path& path);
 int64_t model_size_on_disk(const std::filesystem::path& dir);
 

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "retort/checkpoints.h"
 #include "retort/progress.h"
 #include "retort/trainer.h"
 
@@ -56,14 +57,19 @@ class ProgressObserver : public Observer {
   double loss_ema_ = 0;
 };
 
-// Writes the checkpoint at every epoch end and on Ctrl-C (atomically).
+// Writes the checkpoint `path` (checkpoints/last.pt) at every epoch end and on Ctrl-C
+// (atomically, with its digest), keeping the one before as previous.pt (retort/checkpoints.h).
 class CheckpointObserver : public Observer {
  public:
   explicit CheckpointObserver(std::filesystem::path path) : path_(std::move(path)) {}
-  void on_epoch(Trainer& t, EpochInfo&) override { t.save_checkpoint(path_); }
-  void on_interrupt(Trainer& t) override { t.save_checkpoint(path_); }
+  void on_epoch(Trainer& t, EpochInfo&) override { save(t); }
+  void on_interrupt(Trainer& t) override { save(t); }
 
  private:
+  void save(Trainer& t) {
+    keep_as_previous(path_);
+    t.save_checkpoint(path_);
+  }
   std::filesystem::path path_;
 };
 

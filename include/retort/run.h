@@ -66,10 +66,11 @@ struct RunResult {
 
 // ---- the phases every run shares (classifier and language-model runs) ----
 // Prepares spec.dir: a folder made by another configuration is cleared (or refused, per
-// on_mismatch, when it holds a checkpoint); writes config.toml and run.json with status
-// "training". Returns the run.json object to finish.
+// on_mismatch, when it holds a checkpoint); removes temporaries a killed run left there; writes
+// config.toml and run.json with status "training". Returns the run.json object to finish.
 nlohmann::json begin_run(const RunSpec& spec);
-// Resumes from checkpoints/last.pt when allowed, then trains with `evaluators` (added first,
+// Resumes when allowed from the newest checkpoint that passes its digest (checkpoints/last.pt,
+// else previous.pt, saying on stderr which was damaged), then trains with `evaluators` (added first,
 // so the others see their metrics), metrics.jsonl, progress and checkpoints. Returns true when
 // the folder already held the finished run (nothing trained).
 bool train_in_folder(Trainer& trainer, const RunSpec& spec, const std::vector<std::shared_ptr<Observer>>& evaluators);

@@ -70,7 +70,8 @@ struct CacheStatus {
 
 // The teacher's logits on `set`, read from `cache_dir` when a file with the same
 // key (teacher fingerprint + data hash) exists and verifies, else computed and
-// written atomically. A corrupt file is reported and rebuilt, never trusted.
+// written atomically. A corrupt file is reported and rebuilt, never trusted. Temporaries of
+// logits-*.bin that a killed build left in `cache_dir` are removed first.
 torch::Tensor load_or_build_logit_cache(ModelTeacher& teacher, const ImageSet& set,
                                         const std::filesystem::path& cache_dir, CacheStatus* status = nullptr);
 

@@ -44,6 +44,7 @@ struct TopkCacheInfo {
 // whose checksum still verifies and lists the others as missing: that is how a killed build
 // resumes and how a corrupt shard is rebuilt. A folder holding another cache (another key
 // or shape) is cleared: its meta.json and shard-*.bin files are deleted, nothing else is.
+// Either way, temporaries of those files that a killed build left are removed on opening.
 class TopkCacheWriter {
  public:
   TopkCacheWriter(std::filesystem::path dir, TopkCacheInfo info);

@@ -82,8 +82,12 @@ class Trainer {
   // Stop after this many more steps (tests use it to simulate a crash).
   void stop_after_steps(int64_t n) { stop_after_ = n; }
 
-  // Model + optimizer + position + RNG, written atomically.
+  // Model + optimizer + position + RNG, written atomically, then its digest in the sidecar
+  // checkpoint_sidecar(path) (retort/checkpoints.h).
   void save_checkpoint(const std::filesystem::path& path) const;
+  // Checks the file against its sidecar's digest first: a mismatch, or a file torch cannot read
+  // -> Damaged naming the file (and both digests); no sidecar (an older retort) -> one warning
+  // line, then loads. A missing file or another seed -> Error.
   void load_checkpoint(const std::filesystem::path& path);
 
   ModelImpl& model() { return *model_; }

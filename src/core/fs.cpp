@@ -2,8 +2,13 @@
 #include "retort/fs.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <climits>
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <random>
@@ -73,9 +78,42 @@ std::string read_text(const fs::path& path) {
 }
 
 std::vector<uint8_t> read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) fail("cannot read ", path, ": no such file or not readable");
-  return std::vector<uint8_t>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<uint8_t> out(static_cast<size_t>(in.tellg()));
+  in.seekg(0);
+  if (!in.read(reinterpret_cast<char*>(out.data()), static_cast<std::streamsize>(out.size())))
+    fail("reading ", path, " failed");
+  return out;
+}
+
+// ---- temporaries a killed writer left ------------------------------------------------------
+
+namespace {
+// When this process started (static initialisation, before any write of its own).
+const fs::file_time_type fs_process_start = fs::file_time_type::clock::now();
+}  // namespace
+
+int remove_orphaned_temporaries(const fs::path& dir, const std::regex& names) {
+  // atomic_write's temporaries: ".<name>.tmp<pid>-<random>".
+  static const std::regex temporary(R"(\.(.+)\.tmp(\d+)-\d+)");
+  std::error_code ec;
+  int removed = 0;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    std::smatch m;
+    const std::string name = entry.path().filename().string();
+    if (!entry.is_regular_file(ec) || !std::regex_match(name, m, temporary) || !std::regex_match(m[1].str(), names))
+      continue;
+    // A writer that is still running (its pid alive here) or that wrote since we started keeps its file.
+    const long pid = std::strtol(m[2].str().c_str(), nullptr, 10);
+    const bool writer_alive = pid > 0 && pid <= INT32_MAX && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
+    if (writer_alive || entry.last_write_time(ec) >= fs_process_start || ec) continue;
+    if (fs::remove(entry.path(), ec)) ++removed;
+  }
+  if (removed > 0)
+    std::fprintf(stderr, "retort: removed %d temporary file%s that a killed run left in %s\n", removed,
+                 removed == 1 ? "" : "s", dir.c_str());
+  return removed;
 }
 
 fs::path default_cache_dir() {

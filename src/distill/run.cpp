@@ -3,6 +3,9 @@
 
 #include <torch/torch.h>
 
+#include <regex>
+
+#include "retort/checkpoints.h"
 #include "retort/distributed.h"
 #include "retort/error.h"
 #include "retort/eval.h"
@@ -71,15 +74,18 @@ nlohmann::json begin_run(const RunSpec& spec) {
     return nlohmann::json::object();
   }
   ensure_writable_dir(spec.dir);
-  fs::path ckpt = spec.dir / "checkpoints" / "last.pt";
+  const fs::path checkpoints = spec.dir / "checkpoints";
   fs::path meta_path = spec.dir / "run.json";
+  // What a killed run was writing (run.json, metrics, checkpoints, the model) goes before we write.
+  static const std::regex any_name(".*");
+  for (const fs::path& d : {spec.dir, checkpoints, spec.dir / "model"}) remove_orphaned_temporaries(d, any_name);
 
   // A resume is only allowed into a folder made by the same configuration.
   if (fs::exists(meta_path)) {
     auto meta = nlohmann::json::parse(read_text(meta_path), nullptr, false);
     std::string old = meta.is_discarded() ? "" : meta.value("digest", "");
     if (old != spec.digest || !spec.resume) {
-      if (spec.resume && spec.on_mismatch == OnMismatch::Fail && fs::exists(ckpt))
+      if (spec.resume && spec.on_mismatch == OnMismatch::Fail && has_checkpoint(checkpoints))
         fail("run folder ", spec.dir.string(), " holds a run with a different configuration; ",
              "pick another run.name or pass --fresh to start over");
       std::error_code ec;
@@ -99,23 +105,30 @@ nlohmann::json begin_run(const RunSpec& spec) {
 
 bool train_in_folder(Trainer& trainer, const RunSpec& spec, const std::vector<std::shared_ptr<Observer>>& evaluators) {
   fs::path ckpt = spec.dir / "checkpoints" / "last.pt";
-  // Rank 0 decides whether to resume; every rank then reads the same checkpoint (multi-node
-  // jobs keep run folders on a shared filesystem).
-  bool resume = spec.resume && fs::exists(ckpt);
+  // Rank 0 picks the checkpoint (the newest that passes its digest); every rank then reads that
+  // one (multi-node jobs keep run folders on a shared filesystem).
+  fs::path from;
+  std::string passed_over;
+  if (spec.resume && dist::is_main()) from = load_newest_good_checkpoint(trainer, ckpt, &passed_over);
   if (dist::active()) {
-    torch::Tensor flag = torch::tensor({resume ? 1 : 0});
+    const int choice = from.empty() ? 0 : from == ckpt ? 1 : 2;
+    torch::Tensor flag = torch::tensor({choice});
     std::vector<torch::Tensor> v{flag};
     dist::broadcast(v, 0);
-    resume = flag.item<int>() == 1;
-    if (resume && !fs::exists(ckpt))
-      fail(dist::describe(), " cannot see ", ckpt.string(), ", which rank 0 resumes from: the ranks of a job must ",
-           "share the run folder (run.dir on a shared filesystem)");
+    if (!dist::is_main() && flag.item<int>() != 0) {
+      from = flag.item<int>() == 1 ? ckpt : previous_checkpoint(ckpt);
+      if (!fs::exists(from))
+        fail(dist::describe(), " cannot see ", from.string(), ", which rank 0 resumes from: the ranks of a job must ",
+             "share the run folder (run.dir on a shared filesystem)");
+      trainer.load_checkpoint(from);
+    }
   }
-  if (resume) trainer.load_checkpoint(ckpt);
+  const bool resume = !from.empty();
   if (resume && trainer.finished()) return true;
   if (resume && dist::is_main())
-    std::fprintf(stderr, "%s: resuming from %s (epoch %lld, step %lld)\n", spec.label.c_str(), ckpt.c_str(),
-                 (long long)trainer.epoch() + 1, (long long)trainer.step());
+    std::fprintf(stderr, "%s: %s%sresuming from %s (epoch %lld, step %lld)\n", spec.label.c_str(),
+                 passed_over.c_str(), passed_over.empty() ? "" : "; ", from.c_str(), (long long)trainer.epoch() + 1,
+                 (long long)trainer.step());
   // Rank 0 evaluates, writes metrics and checkpoints and draws progress; every rank trains.
   if (dist::is_main()) {
     for (const auto& e : evaluators) trainer.add_observer(e);

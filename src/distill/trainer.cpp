@@ -1,7 +1,6 @@
-// The training loop and its checkpoints.
+// The training loop (its checkpoints: checkpoints.cpp).
 #include "retort/trainer.h"
 
-#include <torch/serialize.h>
 #include <torch/torch.h>
 
 #include <chrono>
@@ -220,54 +219,6 @@ void Trainer::train_step(Prepared& p, int64_t total, bool local_stop, bool* stop
     info.targets = int64_t(std::llround(info.targets / std::max(batch.share, 1e-12)));
   }
   for (auto& o : observers_) o->on_step(*this, info);
-}
-
-// ---- checkpoints ------------------------------------------------------------
-
-void Trainer::save_checkpoint(const std::filesystem::path& path) const {
-  atomic_write(path, [&](const fs::path& tmp) {
-    torch::serialize::OutputArchive archive, model_archive, optim_archive;
-    model_->save(model_archive);
-    optimizer_->save(optim_archive);
-    archive.write("model", model_archive);
-    archive.write("optimizer", optim_archive);
-    archive.write("position", torch::tensor({step_, epoch_, batch_, epoch_loss_count_}, torch::kInt64));
-    archive.write("accumulators", torch::tensor({epoch_loss_sum_, train_seconds_}, torch::kFloat64));
-    archive.write("seed", torch::tensor({static_cast<int64_t>(options_.seed)}, torch::kInt64));
-    archive.write("rng", torch::Tensor(at::detail::getDefaultCPUGenerator().get_state()));
-    archive.save_to(tmp.string());
-  });
-}
-
-void Trainer::load_checkpoint(const std::filesystem::path& path) {
-  if (!fs::exists(path)) fail("checkpoint ", path.string(), " does not exist");
-  try {
-    torch::serialize::InputArchive archive, model_archive, optim_archive;
-    archive.load_from(path.string());
-    archive.read("model", model_archive);
-    archive.read("optimizer", optim_archive);
-    torch::Tensor pos, acc, seed, rng;
-    archive.read("position", pos);
-    archive.read("accumulators", acc);
-    archive.read("seed", seed);
-    archive.read("rng", rng);
-    if (static_cast<uint64_t>(seed[0].item<int64_t>()) != options_.seed)
-      fail("checkpoint ", path.string(), " was made with seed ", seed[0].item<int64_t>(), ", this run has seed ",
-           options_.seed);
-    model_->load(model_archive);
-    optimizer_->load(optim_archive);
-    step_ = pos[0].item<int64_t>();
-    epoch_ = pos[1].item<int64_t>();
-    batch_ = pos[2].item<int64_t>();
-    epoch_loss_count_ = pos[3].item<int64_t>();
-    epoch_loss_sum_ = acc[0].item<double>();
-    train_seconds_ = acc[1].item<double>();
-    at::Generator gen = at::detail::getDefaultCPUGenerator();
-    gen.set_state(rng);
-  } catch (const c10::Error& e) {
-    fail("checkpoint ", path.string(), " cannot be loaded (corrupt, or from a different model): ",
-         e.what_without_backtrace());
-  }
 }
 
 }  // namespace retort

@@ -13,6 +13,7 @@
 #include "retort/error.h"
 #include "retort/formats.h"
 #include "retort/fs.h"
+#include "retort/hash.h"
 #include "retort/tokenizer.h"
 
 namespace retort {
@@ -26,6 +27,13 @@ using json = nlohmann::json;
 constexpr const char* kSpecKey = "retort.model_spec";
 constexpr const char* kTokenizerJsonKey = "retort.tokenizer.json";
 constexpr const char* kTokenizerModelKey = "retort.tokenizer.model";
+// The digest (retort/hash.h) of what retort reads back: the tensor data, then the three keys above.
+constexpr const char* kDigestKey = "retort.digest";
+
+std::string gguf_digest(Hasher h, const std::string& spec, const std::string& tokenizer_json,
+                        const std::string& tokenizer_model) {
+  return digest_text(h.update(spec).update(tokenizer_json).update(tokenizer_model));
+}
 
 // RoPE rotates pairs of a head's dimensions. retort (like Hugging Face) pairs i with i + hd/2
 // (rotate_half); llama.cpp's `llama` pairs 2i with 2i + 1. Reordering the rows of the q and k
@@ -120,7 +128,8 @@ ExportResult export_gguf(const LoadedModel& model, const fs::path& file,
   w.add_u32("llama.vocab_size", o.vocab_size());
   gguf::add_llama_vocab(w, *model.tokenizer);
   TokenizerFiles tokenizer = model.tokenizer->files();
-  w.add_string(kSpecKey, json{{"name", model.spec.name}, {"options", model.spec.options}}.dump());
+  const std::string spec = json{{"name", model.spec.name}, {"options", model.spec.options}}.dump();
+  w.add_string(kSpecKey, spec);
   w.add_string(kTokenizerJsonKey, tokenizer.json);
   if (!tokenizer.model.empty()) w.add_bytes(kTokenizerModelKey, tokenizer.model);
 
@@ -137,6 +146,9 @@ ExportResult export_gguf(const LoadedModel& model, const fs::path& file,
   };
   for (const auto& t : llama_cpp_tensors(gpt))
     add(t.name, t.interleaved_heads ? halves_to_interleaved(t.view, t.interleaved_heads) : t.view);
+  Hasher tensors;
+  w.hash_tensors(tensors);
+  w.add_string(kDigestKey, gguf_digest(tensors, spec, tokenizer.json, tokenizer.model));
 
   atomic_write(file, [&](const fs::path& tmp) {
     std::ofstream out(tmp, std::ios::binary);
@@ -161,10 +173,16 @@ LoadedModel import_gguf(const fs::path& file) {
     r.fail_here(cat("no ", kSpecKey,
                     " key: not written by `retort export`, and retort reads back only the "
                     "GGUF files it wrote"));
+  const std::string spec_text = r.string(kSpecKey), tokenizer_json = r.string(kTokenizerJsonKey),
+                    tokenizer_model = r.has(kTokenizerModelKey) ? r.bytes(kTokenizerModelKey) : "";
+  Hasher tensors;
+  r.hash_tensors(tensors);
+  check_digest(cat("GGUF file ", file.string()), gguf_digest(tensors, spec_text, tokenizer_json, tokenizer_model),
+               r.has(kDigestKey) ? r.string(kDigestKey) : "", cat("its ", kDigestKey, " key"));
   LoadedModel out;
   out.dir = file;
   try {
-    json spec = json::parse(r.string(kSpecKey));
+    json spec = json::parse(spec_text);
     out.spec = {spec.at("name").get<std::string>(), spec.at("options")};
   } catch (const json::exception& e) {
     r.fail_here(cat(kSpecKey, " is not a model spec: ", e.what()));
@@ -188,8 +206,7 @@ LoadedModel import_gguf(const fs::path& file) {
   };
   for (const auto& t : llama_cpp_tensors(gpt)) load(t.name, t.view, t.interleaved_heads);
 
-  TokenizerFiles tokenizer{r.string(kTokenizerJsonKey),
-                           r.has(kTokenizerModelKey) ? r.bytes(kTokenizerModelKey) : ""};
+  TokenizerFiles tokenizer{tokenizer_json, tokenizer_model};
   out.tokenizer = tokenizer_from_files(tokenizer, cat(file.string(), " (", kTokenizerJsonKey, ")"));
   return out;
 }

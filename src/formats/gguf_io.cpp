@@ -4,6 +4,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 
@@ -232,6 +233,10 @@ void Writer::write(std::ostream& out) const {
   }
 }
 
+void Writer::hash_tensors(Hasher& h) const {
+  for (const auto& t : tensors_) h.update(t.data.data_ptr(), t.data.numel() * element_size(t.type));
+}
+
 // ---- reading ------------------------------------------------------------------------
 
 Reader::Reader(const std::filesystem::path& path) : path_(path) {
@@ -295,6 +300,18 @@ Reader::Reader(const std::filesystem::path& path) : path_(path) {
                     " bytes at offset ", info.offset, " of the data section, which starts at byte ",
                     data_start_, ") lies beyond the end of the file (", data_.size(), " bytes)"));
   }
+}
+
+void Reader::hash_tensors(Hasher& h) const {
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;  // (offset, bytes) in file order
+  for (const auto& [name, info] : tensors_) {
+    if (!readable(info.type)) continue;
+    uint64_t bytes = element_size(static_cast<TensorType>(info.type));
+    for (int64_t d : info.dims) bytes *= d;  // the constructor checked that it lies inside the file
+    ranges.emplace_back(info.offset, bytes);
+  }
+  std::sort(ranges.begin(), ranges.end());
+  for (const auto& [offset, bytes] : ranges) h.update(data_.data() + data_start_ + offset, bytes);
 }
 
 void Reader::fail_here(const std::string& what) const {

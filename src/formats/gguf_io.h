@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "retort/hash.h"
+
 namespace retort::gguf {
 
 // gguf_metadata_value_type
@@ -55,6 +57,9 @@ class Writer {
   void add_tensor(const std::string& name, const torch::Tensor& t, TensorType type);
   // Header, metadata, tensor infos, then the data, each tensor at a multiple of the alignment.
   void write(std::ostream& out) const;
+  // Feeds each tensor's bytes as stored, in file order, to `h` (Reader::hash_tensors reads the
+  // same from the file): what a digest of the tensor data covers.
+  void hash_tensors(Hasher& h) const;
 
  private:
   struct Tensor {
@@ -91,6 +96,9 @@ class Reader {
   const std::map<std::string, TensorInfo>& tensors() const { return tensors_; }
   // The tensor in torch's shape (dims reversed), as float32.
   torch::Tensor tensor(const std::string& name) const;
+  // Feeds the bytes of every F32/F16 tensor, in file order, to `h`.
+  void hash_tensors(Hasher& h) const;
+  const std::filesystem::path& path() const { return path_; }
   // Error "GGUF file <path>: <what>".
   [[noreturn]] void fail_here(const std::string& what) const;
 

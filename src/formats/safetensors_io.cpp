@@ -12,6 +12,7 @@
 
 #include "retort/error.h"
 #include "retort/fs.h"
+#include "retort/hash.h"
 
 namespace retort {
 
@@ -98,8 +99,8 @@ Entry parse_entry(const std::string& where, const std::string& name, const json&
 int64_t write_safetensors(const std::filesystem::path& path, const NamedTensors& tensors,
                           const std::map<std::string, std::string>& metadata) {
   json header = json::object();
-  if (!metadata.empty()) header["__metadata__"] = metadata;
   std::vector<torch::Tensor> data;  // CPU and contiguous, in file order
+  Hasher digest;                    // of the data section
   uint64_t offset = 0;
   for (const auto& [name, tensor] : tensors) {
     if (header.contains(name))
@@ -116,8 +117,12 @@ int64_t write_safetensors(const std::filesystem::path& path, const NamedTensors&
                     {"shape", t.sizes().vec()},
                     {"data_offsets", json::array({offset, offset + bytes})}};
     offset += bytes;
+    digest.update(t.data_ptr(), bytes);
     data.push_back(t);
   }
+  json meta = metadata;
+  meta[kSafetensorsDigestKey] = digest_text(digest);
+  header["__metadata__"] = meta;
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // the data then starts 8-byte aligned
 
@@ -200,6 +205,7 @@ SafetensorsFile read_safetensors(const std::filesystem::path& path) {
     fail(where, ": ", data_size - pos, " bytes after the last tensor belong to no tensor (data is ",
          data_size, " bytes, the tensors cover ", pos, ")");
 
+  Hasher digest;  // of the data section: the tensors in offset order cover it exactly
   for (const Entry& e : entries) {
     torch::Tensor t = torch::empty(e.shape, torch::TensorOptions().dtype(e.type));
     in.seekg(static_cast<std::streamoff>(8 + n + e.begin));
@@ -207,8 +213,13 @@ SafetensorsFile read_safetensors(const std::filesystem::path& path) {
     if (!in)
       fail("cannot read ", where, ": reading tensor \"", e.name, "\" at byte ", 8 + n + e.begin,
            " failed");
+    digest.update(t.data_ptr(), e.end - e.begin);
     out.tensors.emplace(e.name, std::move(t));
   }
+  auto recorded = out.metadata.find(kSafetensorsDigestKey);
+  check_digest(cat("the tensor data of ", where), digest_text(digest),
+               recorded == out.metadata.end() ? "" : recorded->second,
+               cat("its __metadata__ \"", kSafetensorsDigestKey, "\""));
   return out;
 }
 

@@ -8,6 +8,7 @@
 #include "retort/error.h"
 #include "retort/formats.h"
 #include "retort/fs.h"
+#include "retort/hash.h"
 #include "retort/model.h"
 #include "retort/tokenizer.h"
 
@@ -117,7 +118,9 @@ int64_t save_model(const ModelImpl& model, const ModelSpec& spec, const std::fil
     torch::serialize::OutputArchive archive;
     model.save(archive);
     archive.save_to(tmp.string());
+    meta["weights_digest"] = file_digest(tmp);
   });
+  // Written after model.pt: a kill in between leaves an old model.json whose digest refuses the new weights.
   atomic_write_text(dir / "model.json", meta.dump(2) + "\n");
   return model_size_on_disk(dir);
 }
@@ -151,12 +154,18 @@ LoadedModel load_model(const std::filesystem::path& path) {
   out.spec = {meta.at("name").get<std::string>(), meta.at("options")};
   out.model = make_model(out.spec);
   out.dir = dir;
+  // One read: the bytes hashed are the bytes loaded.
+  const fs::path weights = dir / "model.pt";
+  const std::vector<uint8_t> bytes = read_bytes(weights);
+  const json& recorded = meta.contains("weights_digest") ? meta.at("weights_digest") : json();
+  check_digest(cat("model weights ", weights.string()), digest_text(Hasher().update(bytes.data(), bytes.size())),
+               recorded.is_string() ? recorded.get<std::string>() : "", (dir / "model.json").string());
   try {
     torch::serialize::InputArchive archive;
-    archive.load_from((dir / "model.pt").string());
+    archive.load_from(reinterpret_cast<const char*>(bytes.data()), bytes.size());
     out.model->load(archive);
   } catch (const c10::Error& e) {
-    fail("model weights ", (dir / "model.pt").string(), " cannot be loaded (corrupt or from another model): ",
+    fail("model weights ", weights.string(), " cannot be loaded (corrupt or from another model): ",
          e.what_without_backtrace());
   }
   if (fs::exists(dir / "tokenizer.json")) out.tokenizer = load_tokenizer(dir);

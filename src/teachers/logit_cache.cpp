@@ -2,6 +2,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <regex>
 
 #include "retort/distributed.h"
 #include "retort/error.h"
@@ -71,6 +72,9 @@ torch::Tensor load_or_build_logit_cache(ModelTeacher& teacher, const ImageSet& s
   key_hash.update(fingerprint_tensors({set.images, set.labels}));
   std::string key = key_hash.hex();
   fs::path path = cache_dir / ("logits-" + key + ".bin");
+  // What a killed build left (rank 0 is the only writer; it has not begun).
+  static const std::regex cache_files(R"(logits-[0-9a-f]+\.bin)");
+  if (dist::is_main()) remove_orphaned_temporaries(cache_dir, cache_files);
 
   std::string why;
   torch::Tensor table = try_read(path, key, &why);

@@ -141,6 +141,10 @@ TopkCacheWriter::TopkCacheWriter(fs::path dir, TopkCacheInfo info)
   fs::create_directories(dir_, ec);
   if (ec) fail("top-k cache: cannot create folder ", dir_.string(), ": ", ec.message());
 
+  // What a killed build left; the writer is opened before any shard of this build is written
+  // (data parallelism: rank 0 opens it, the others wait for its list of missing shards).
+  static const std::regex cache_files(R"(meta\.json|shard-\d+\.bin)");
+  remove_orphaned_temporaries(dir_, cache_files);
   nlohmann::json meta = read_meta(dir_);
   std::optional<TopkCacheInfo> old = info_of(meta);
   if (old && old->key == info_.key && same_shape(*old, info_)) {

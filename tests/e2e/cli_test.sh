@@ -92,6 +92,20 @@ bad_input)
   expect_error "distill without a teacher" "needs a teacher" distill "${SMALL[@]}"
   expect_error "teacher that is not a model" "no model at" distill "${SMALL[@]}" --teacher $WORK/ro
   expect_error "eval of a missing model" "no model at" eval --model $WORK/nothing
+  # --resume with nothing to resume says so (one line), then trains from the start.
+  check "--resume with nothing to resume trains" "$RETORT" train "${SMALL[@]}" --set run.name=new --set model.hidden=64 \
+    --set train.epochs=1 --resume >/dev/null 2>"$WORK/resume.err"
+  check "--resume with nothing to resume says so" \
+    grep -qxF "resume: no checkpoint in $WORK/runs/new/checkpoints; starting from step 0" "$WORK/resume.err"
+  # Damaged weights (XOR 0x40 into every 4000th byte from offset 100,003) are refused, not evaluated.
+  /usr/bin/python3 - "$WORK/runs/new/model/model.pt" <<'PY'
+import sys
+b = bytearray(open(sys.argv[1], "rb").read())
+for i in range(100003, len(b), 4000): b[i] ^= 0x40
+open(sys.argv[1], "wb").write(b)
+PY
+  expect_error "eval of damaged weights" "model.pt is damaged: its digest is fnv1a64:.*records fnv1a64:" \
+    eval --model "$WORK/runs/new" --set data.test_subset=500
   # With Debian's reference BLAS behind libblas.so.3, start-up warns loudly.
   if [ -f /usr/lib/x86_64-linux-gnu/blas/libblas.so.3 ]; then
     env -u RETORT_NO_BLAS_WARNING LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/blas \

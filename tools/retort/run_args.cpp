@@ -1,5 +1,9 @@
 #include "run_args.h"
 
+#include <cstdio>
+
+#include "retort/checkpoints.h"
+#include "retort/distributed.h"
 #include "retort/error.h"
 
 namespace retort::cli {
@@ -16,9 +20,13 @@ std::filesystem::path run_dir_for(const Config& c, const RunArgs& args, const st
   std::filesystem::path dir = std::filesystem::path(c.get_string("run.dir")) / name;
   if (args.resume && args.fresh) fail("--resume and --fresh exclude each other");
   if (args.fresh) std::filesystem::remove_all(dir);
-  if (!args.resume && std::filesystem::exists(dir / "checkpoints" / "last.pt"))
+  const bool has = has_checkpoint(dir / "checkpoints");
+  if (!args.resume && has)
     fail("run folder ", dir.string(), " already holds a run; pass --resume to continue it, --fresh to start over, ",
          "or --set run.name=OTHER");
+  // Asked to resume what is not there: say so rather than silently start over (rank 0 only).
+  if (args.resume && !has && launch_env().rank == 0)
+    std::fprintf(stderr, "resume: no checkpoint in %s; starting from step 0\n", (dir / "checkpoints").c_str());
   return dir;
 }
 
