@@ -110,6 +110,10 @@ class RateLimiter {
   explicit RateLimiter(KeyStore& store);
   LimitDecision reserve(const ApiKey& key, int64_t tokens, double now = -1);
   void settle(const Reservation& r, int64_t used_tokens, double now = -1);
+  // settle() in memory only; returns the tokens to add to the key's durable total, which
+  // AuditLog::append writes in the same transaction as the request's row (AuditRow::settled_tokens),
+  // so a kill -9 can never leave usage that no audit row accounts for. 0 when already settled.
+  int64_t settle_for_audit(const Reservation& r, int64_t used_tokens);
   void release(const Reservation& r, double now = -1);
 
  private:
@@ -137,10 +141,11 @@ struct AuditRow {
   double latency_ms = 0;
   std::string client;      // remote address
   std::string user_agent;
+  int64_t settled_tokens = 0;  // added to the key's used_tokens in the row's own transaction
 };
 
 // One durable row per request, committed before the answer leaves (a kill -9 after an answer
-// never loses its row).
+// never loses its row), in one transaction with the usage it settles (row.settled_tokens).
 class AuditLog {
  public:
   explicit AuditLog(std::shared_ptr<GuardDb> db);

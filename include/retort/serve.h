@@ -3,9 +3,10 @@
 //               classification. Knows nothing of HTTP or keys.
 //   the schema  JSON bodies <-> engine requests/results in OpenAI's shapes (openai_schema.cpp);
 //               every invalid field is an ApiError naming it.
-//   Server      the transport (cpp-httplib): routes, server-sent events, a bounded admission
-//               queue (503 + Retry-After when full), and the guard chain every request passes:
-//               auth -> parse -> limits -> model -> settle -> audit (retort/guard.h).
+//   Server      the transport (src/serve/transport.h: Boost.Beast's parser on an Asio event loop,
+//               read deadlines, connection caps, keep-alive and pipelining), the guard chain every
+//               request passes (src/serve/chain.h: auth -> parse -> limits -> admission -> model ->
+//               settle -> audit, retort/guard.h) and the route families (src/serve/route_*.cpp).
 // Handlers never throw: every failure becomes an OpenAI error object with a 4xx/5xx status.
 #pragma once
 #include <atomic>
@@ -120,17 +121,23 @@ struct ServeOptions {
   std::string db = "serve.db";   // keys, usage, audit log (SQLite)
   int64_t workers = 2;           // model executions at once
   int64_t queue = 32;            // requests waiting for a worker; beyond that 503 + Retry-After
-  int64_t max_body = 1 << 20;    // bytes; larger bodies get 413
+  int64_t max_body = 1 << 20;    // bytes; a larger Content-Length gets 413 at once
   double timeout = 600;          // seconds a request may wait in the queue
+  double header_timeout = 10;    // seconds from a request's first byte to its last header byte (408)
+  double body_timeout = 30;      // seconds for the body once the header is in (408)
+  double idle_timeout = 5;       // seconds a kept-alive connection may wait for its next request
+  int64_t max_connections = 4096;            // open connections in all (503 beyond)
+  int64_t max_connections_per_client = 256;  // open connections from one address (503 beyond)
 };
 
 class Server {
  public:
   Server(std::shared_ptr<Engine> engine, ServeOptions options);
   ~Server();
-  // Binds (throws Error naming host:port when it cannot) and serves until stop(); blocking.
+  // Binds (throws Error naming host:port when it cannot: a port in use is refused, never
+  // shared) and serves until stop(); blocking.
   void listen();
-  bool bind();  // bind only (for tests: port() then listen_after_bind())
+  bool bind();  // bind only (for tests: port() then listen_after_bind()); false when it cannot
   void listen_after_bind();
   void stop();
   int port() const;

@@ -7,6 +7,7 @@
 namespace retort {
 
 using guard_detail::Statement;
+using guard_detail::Transaction;
 
 namespace {
 
@@ -23,7 +24,14 @@ AuditLog::AuditLog(std::shared_ptr<GuardDb> db) : db_(std::move(db)) {
 }
 
 void AuditLog::append(const AuditRow& r) {
+  if (r.settled_tokens < 0) fail("cannot settle ", r.settled_tokens, " tokens with an audit row (negative)");
   std::lock_guard<std::mutex> lock(db_->mutex());
+  Transaction t(*db_);
+  if (r.settled_tokens > 0) {
+    Statement u(*db_, "UPDATE keys SET used_tokens = used_tokens + ? WHERE id = ?");
+    u.bind(1, r.settled_tokens).bind(2, r.key_id);
+    u.run();
+  }
   Statement s(*db_, (std::string("INSERT INTO audit (") + kAuditColumns +
                      ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
                         .c_str());
@@ -33,6 +41,7 @@ void AuditLog::append(const AuditRow& r) {
   s.bind(14, r.logprobs).bind(15, r.echo).bind(16, r.stream).bind(17, r.temperature);
   s.bind(18, r.latency_ms).bind(19, r.client).bind(20, r.user_agent);
   s.run();
+  t.commit();
 }
 
 int64_t AuditLog::count() const {

@@ -194,22 +194,25 @@ LimitDecision RateLimiter::reserve(const ApiKey& key, int64_t tokens, double now
 }
 
 void RateLimiter::settle(const Reservation& r, int64_t used_tokens, double /*now*/) {
-  if (r.ticket == 0) return;
+  const int64_t settled = settle_for_audit(r, used_tokens);
+  if (settled) store_.add_usage(r.key_id, settled);
+}
+
+int64_t RateLimiter::settle_for_audit(const Reservation& r, int64_t used_tokens) {
+  if (r.ticket == 0) return 0;
   if (used_tokens < 0)
     fail("cannot settle ", used_tokens, " tokens for key id ", r.key_id, " (negative)");
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto it = keys_.find(r.key_id);
-    if (it == keys_.end()) return;
-    State& s = *it->second;
-    auto p = s.pending.find(r.ticket);
-    if (p == s.pending.end()) return;  // settled or released already
-    // The tokens count at the time they were reserved: the window the request was admitted in.
-    if (used_tokens) s.events.push_back({p->second.time, 0, used_tokens});
-    s.used += used_tokens;
-    s.pending.erase(p);
-  }
-  store_.add_usage(r.key_id, used_tokens);
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = keys_.find(r.key_id);
+  if (it == keys_.end()) return 0;
+  State& s = *it->second;
+  auto p = s.pending.find(r.ticket);
+  if (p == s.pending.end()) return 0;  // settled or released already
+  // The tokens count at the time they were reserved: the window the request was admitted in.
+  if (used_tokens) s.events.push_back({p->second.time, 0, used_tokens});
+  s.used += used_tokens;
+  s.pending.erase(p);
+  return used_tokens;
 }
 
 void RateLimiter::release(const Reservation& r, double /*now*/) {

@@ -79,4 +79,23 @@ inline void exec(GuardDb& db, const std::string& sql) {
   }
 }
 
+// BEGIN IMMEDIATE ... COMMIT; rolled back unless commit() was reached. Caller holds the mutex.
+class Transaction {
+ public:
+  explicit Transaction(GuardDb& db) : db_(db) { exec(db_, "BEGIN IMMEDIATE"); }
+  ~Transaction() {
+    if (!done_) sqlite3_exec(db_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  void commit() {
+    exec(db_, "COMMIT");
+    done_ = true;
+  }
+
+ private:
+  GuardDb& db_;
+  bool done_ = false;
+};
+
 }  // namespace retort::guard_detail

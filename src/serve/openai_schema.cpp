@@ -182,12 +182,29 @@ json chat_logprobs(const ServedModel& m, const std::vector<TokenLogprob>& lp, in
 }  // namespace
 
 json parse_body(const std::string& body) {
+  // Parsed with a depth limit: nothing deeper than kMaxJsonDepth is ever built, so nothing
+  // recursive (dump, copies, comparisons) can meet a body nested 100,000 deep. The last key
+  // seen names the parameter when a value cannot be read (a number out of range).
+  std::string last_key;
+  auto guard = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (depth > kMaxJsonDepth)
+      throw ApiError(400, "invalid_request_error", "invalid_json",
+                     cat("The JSON body is nested more than ", kMaxJsonDepth, " levels deep", last_key.empty() ? "" : " under '",
+                         last_key, last_key.empty() ? "" : "'"),
+                     last_key);
+    if (event == json::parse_event_t::key && depth == 1 && parsed.is_string()) last_key = parsed.get<std::string>();
+    return true;
+  };
   json b;
   try {
-    b = json::parse(body);
+    b = json::parse(body, guard);
   } catch (const json::parse_error& e) {
     throw ApiError(400, "invalid_request_error", "invalid_json",
                    cat("We could not parse the JSON body of your request: ", e.what()));
+  } catch (const json::exception& e) {  // out_of_range: 1e999 and the like
+    throw ApiError(400, "invalid_request_error", "invalid_value",
+                   cat("A value in the JSON body cannot be read", last_key.empty() ? "" : cat(" ('", last_key, "')"), ": ", e.what()),
+                   last_key);
   }
   if (!b.is_object())
     throw ApiError(400, "invalid_request_error", "invalid_json", cat("The body must be a JSON object, got ", type_name(b)));

@@ -11,7 +11,10 @@ namespace retort::serve {
 
 using nlohmann::json;
 
-// The body as a JSON object; malformed JSON or another type -> 400.
+// Deepest nesting a request body may have; deeper bodies are refused while parsing (400).
+inline constexpr int kMaxJsonDepth = 64;
+// The body as a JSON object; malformed JSON, a value out of range, nesting deeper than
+// kMaxJsonDepth, or another type -> 400 (naming the top-level key where one is known).
 json parse_body(const std::string& body);
 // body["model"]: a non-empty string -> 400 otherwise.
 std::string model_of(const json& body);

@@ -29,6 +29,10 @@ void register_serve(CLI::App& app) {
       "Every /v1 request needs 'Authorization: Bearer KEY' (`retort keys create`), passes the key's limits\n"
       "(requests and tokens per minute, total quota: 429 with Retry-After beyond them) and leaves one row in\n"
       "the audit log of --db, written before the answer is sent. A full queue answers 503 with Retry-After.\n"
+      "Hostile clients: JSON bodies nested deeper than 64 levels are refused (400) while parsing; a request's\n"
+      "header must arrive within --header-timeout and its body within --body-timeout (408); a Content-Length\n"
+      "above --max-body is refused at once (413); connections are capped per client address. Pipelined and\n"
+      "HTTP/1.0 keep-alive requests are answered in order. A port in use is an error, never shared.\n"
       "Examples: KEY=$(retort keys create --name alice --rpm 60 --tpm 20000 --db serve.db)\n"
       "          retort serve --model kjv=runs/demo-lm/students/distilled --port 8080 --db serve.db\n"
       "          curl -H \"Authorization: Bearer $KEY\" localhost:8080/v1/completions \\\n"
@@ -45,7 +49,26 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--queue", o.queue, "requests that may wait for a worker; beyond that 503 + Retry-After")
       ->capture_default_str()
       ->check(CLI::Range(0, 100000));
-  cmd->add_option("--max-body", o.max_body, "largest request body in bytes (413 above)")->capture_default_str();
+  cmd->add_option("--max-body", o.max_body, "largest request body in bytes (a larger Content-Length: 413 at once)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 34));
+  // Slow or hostile clients: deadlines for reading a request, caps on connections.
+  cmd->add_option("--header-timeout", o.header_timeout, "seconds from a request's first byte to its last header byte (408 beyond)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 3600.0));
+  cmd->add_option("--body-timeout", o.body_timeout, "seconds to read a request body once its header is in (408 beyond)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 3600.0));
+  cmd->add_option("--idle-timeout", o.idle_timeout, "seconds a kept-alive connection may wait for its next request")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 3600.0));
+  cmd->add_option("--max-connections", o.max_connections, "open connections in all (beyond: 503 and close)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  cmd->add_option("--max-connections-per-client", o.max_connections_per_client,
+                  "open connections from one client address (beyond: 503 and close)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
   cmd->callback([] {
     Config c = resolve_config(config);
     setup_runtime(c);
@@ -61,7 +84,9 @@ void register_serve(CLI::App& app) {
     }
     auto engine = std::make_shared<Engine>(specs, c.get_string("run.device"));
     Server server(engine, o);
-    if (!server.bind()) fail("serve: cannot listen on ", o.host, ":", o.port, " (in use, or not an address of this machine)");
+    if (!server.bind())
+      fail("serve: cannot listen on ", o.host, ":", o.port,
+           " (in use by another process, perhaps another retort serve, or not an address of this machine)");
     for (const auto& m : engine->models())
       std::fprintf(stderr, "serve: %s (%s) from %s\n", m->id.c_str(), m->kind.c_str(), m->path.c_str());
     std::fprintf(stderr,

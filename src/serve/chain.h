@@ -1,0 +1,92 @@
+// The guard chain every request to `retort serve` passes (serve-private):
+//   authenticate -> [route: parse -> limits (reserve) -> admission -> model -> settle] -> audit
+// One place runs a handler inside it, so that every failure becomes an OpenAI error object and
+// every request leaves exactly one audit row, committed with the key's usage before the answer
+// leaves. Later stages (actions in force, telemetry, watermarks) are added here, one each.
+#pragma once
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "retort/guard.h"
+#include "retort/serve.h"
+#include "serve/transport.h"
+
+namespace retort::serve {
+
+using nlohmann::json;
+
+// At most `workers` model executions at once and `queue` requests waiting for one; a request
+// that finds the queue full is refused at once (503), one that waits too long too.
+class Admission {
+ public:
+  Admission(int64_t workers, int64_t queue) : workers_(workers), queue_(queue) {}
+  bool enter(double timeout);
+  void leave();
+  std::pair<int64_t, int64_t> load();  // (running, waiting)
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  int64_t workers_, queue_, active_ = 0, waiting_ = 0;
+};
+
+// One request on its way through the chain; shared with a streamed body that outlives the handler.
+struct Call {
+  AuditRow audit;
+  std::optional<ApiKey> key;
+  Reservation reservation;
+  HeaderList headers;  // x-ratelimit-*
+  double start = 0;
+  bool settled = false, recorded = false, streaming = false, admitted = false;
+};
+
+using CallPtr = std::shared_ptr<Call>;
+using RouteFn = std::function<void(const CallPtr&, const http::Request&, http::Response&)>;
+
+class GuardChain {
+ public:
+  explicit GuardChain(const ServeOptions& options);
+
+  // Runs `fn` inside the chain (authenticating first when `needs_key`). Never throws.
+  void handle(const http::Request& req, http::Response& res, const char* endpoint, bool needs_key, const RouteFn& fn);
+  // An answer the transport made by itself (unknown route, body too large): the error body,
+  // and an audit row for those a client could mean (404, 413).
+  void transport_error(const http::Request& req, http::Response& res, const std::string& code, const std::string& message);
+
+  void require_admin(const Call& call) const;
+  void reserve(Call& call, int64_t tokens);  // 429 with Retry-After when a limit refuses
+  void settle(Call& call, int64_t used);     // in memory now; durable with the audit row
+  void admit(Call& call);                    // 503 with Retry-After when the queue is full
+  void leave(Call& call);
+  // Last link: drops an unsettled reservation, writes the audit row (with the settled usage,
+  // in one transaction). Before the answer leaves; once per call.
+  void record(Call& call, int status, const std::string& code = "");
+
+  static void send_json(http::Response& res, int status, const json& body);
+  static std::string dump(const json& j);  // compact, invalid UTF-8 replaced
+
+  KeyStore& keys() { return keys_; }
+  std::pair<int64_t, int64_t> load() { return admission_.load(); }
+  int64_t answered() const { return answered_.load(); }
+
+ private:
+  void authenticate(const http::Request& req, Call& call);
+
+  ServeOptions o_;
+  std::shared_ptr<GuardDb> db_;
+  KeyStore keys_;
+  RateLimiter limiter_;
+  AuditLog audit_;
+  Admission admission_;
+  std::atomic<int64_t> answered_{0};
+};
+
+double unix_now();
+double steady_now();
+
+}  // namespace retort::serve
