@@ -11,8 +11,11 @@
 
 namespace retort {
 
+// Temperatures below this sample greedily: dividing logits by less can overflow float32 to inf.
+inline constexpr double kGreedyTemperature = 1e-4;
+
 struct SamplingOptions {
-  double temperature = 1.0;  // 0 = greedy (argmax)
+  double temperature = 1.0;  // 0 = greedy (argmax); below kGreedyTemperature greedy too
   int64_t top_k = 0;         // keep the k most likely tokens; 0 = all
   double top_p = 1.0;        // nucleus: smallest set with cumulative probability >= top_p
   uint64_t seed = 0;         // same seed, same prompt, same model -> same tokens

@@ -43,7 +43,9 @@ torch::Tensor sample_next(const torch::Tensor& logits, const SamplingOptions& o,
   check_sampling(o);
   if (logits.dim() != 2)
     fail("sampling: logits must be (batch, vocab), got shape ", logits.sizes());
-  if (o.temperature == 0) return logits.argmax(-1);
+  // Below kGreedyTemperature logits / T can overflow to inf (1e-320 did, through the API): the
+  // limit of sampling as T -> 0 is the argmax, so take it.
+  if (o.temperature < kGreedyTemperature) return logits.argmax(-1);
   torch::Tensor l = logits.to(torch::kCPU, torch::kFloat32) / o.temperature;  // (B, V)
   const int64_t V = l.size(-1);
   if (o.top_k > 0 && o.top_k < V) {

@@ -9,10 +9,11 @@
 #include <random>
 
 #include "retort/config.h"
+#include "retort/config_schema.h"
 #include "retort/error.h"
 #include "retort/fs.h"
 #include "retort/generate.h"
-#include "retort/lm.h"
+#include "retort/load_model.h"
 #include "retort/model.h"
 #include "retort/serve.h"
 #include "retort/tokenizer.h"

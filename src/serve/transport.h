@@ -98,7 +98,7 @@ class Transport {
   void run();   // serves until stop(); blocking
   void stop();  // from any thread
 
- struct Impl;  // transport.cpp's
+ struct Impl;  // transport_impl.h (the transport's own files only)
 
  private:
   std::shared_ptr<Impl> impl_;

@@ -163,6 +163,21 @@ TEST(ServeHostile, ANumberOutOfRangeIsA400NamingTheParameter) {
   EXPECT_EQ(json::parse(a.body)["error"]["param"], "temperature") << a.body;
 }
 
+TEST(ServeHostile, ATemperatureNearZeroSamplesGreedilyInsteadOf500) {
+  TempDir dir;
+  auto r = start(dir, {});
+  // 1e-320 > 0 passes the range check; logits / 1e-320 overflowed to inf and the sampler threw (500).
+  Conn::Answer tiny = once(*r, request("POST", "/v1/completions", r->key,
+                                       R"({"model":"m","prompt":[65,110,100],"max_tokens":4,"temperature":1e-320,"seed":3})"));
+  ASSERT_EQ(tiny.status, 200) << tiny.body;
+  Conn::Answer greedy = once(*r, request("POST", "/v1/completions", r->key,
+                                         R"({"model":"m","prompt":[65,110,100],"max_tokens":4,"temperature":0,"seed":3})"));
+  ASSERT_EQ(greedy.status, 200) << greedy.body;
+  const std::string a = json::parse(tiny.body)["choices"][0]["text"], b = json::parse(greedy.body)["choices"][0]["text"];
+  EXPECT_FALSE(b.empty());
+  EXPECT_EQ(a, b);
+}
+
 TEST(ServeHostile, PipelinedRequestsAreEachAnsweredInOrder) {
   TempDir dir;
   auto r = start(dir, {});
