@@ -56,7 +56,7 @@ distill)
 import json; d=json.load(open('$WORK/eval.json')); assert 0.3<d['accuracy']<=1 and 0<d['agreement']<=1 and d['latency_ms']>0 and d['params']==784*32+32+330, d"
   acc_run=$(json "$WORK/runs/s/run.json" 'd["test_accuracy"]')
   acc_eval=$(json "$WORK/eval.json" 'd["accuracy"]')
-  check "eval of the saved model equals the run's own evaluation ($acc_run)" test "$acc_run" = "$acc_eval"
+  same "eval of the saved model equals the run's own evaluation ($acc_run)" "$acc_run" "$acc_eval"
   check "rerun without --resume is refused" bash -c "! '$RETORT' distill ${SMALL[*]} --teacher '$WORK/runs/t' --set run.name=s 2>/dev/null"
   ;;
 bad_input)

@@ -29,13 +29,13 @@ check "f16 file is about half the f32 one" test $(($(stat -c %s "$WORK/lm-f16.gg
 check "no temporary files left" bash -c "! ls -a '$WORK' | grep -q tmp"
 
 g() { "$RETORT" generate --model "$1" --prompt "And God said" --max-tokens 20 --temperature 0 2>/dev/null; }
-check "generate from the f32 GGUF gives the run's text" test "$(g "$RUN")" = "$(g "$WORK/lm-f32.gguf")"
+same "generate from the f32 GGUF gives the run's text" "$(g "$RUN")" "$(g "$WORK/lm-f32.gguf")"
 text=$("$RETORT" generate --model "$WORK/lm-f16.gguf" --prompt "And God" --max-tokens 5 2>/dev/null)
 check "generate reads the f16 GGUF" test "${text:0:7}" = "And God"
 
 ev() { "$RETORT" eval --model "$1" --json "${TINY[@]}" "${TOK[@]}" 2>/dev/null | /usr/bin/python3 -c \
   "import json,sys; d=json.load(sys.stdin); print(d['val_bpb'], d['params'], d['bytes_on_disk'] > 0)"; }
-check "eval of the f32 GGUF equals eval of the run: $(ev "$WORK/lm-f32.gguf")" test "$(ev "$RUN")" = "$(ev "$WORK/lm-f32.gguf")"
+same "eval of the f32 GGUF equals eval of the run: $(ev "$WORK/lm-f32.gguf")" "$(ev "$RUN")" "$(ev "$WORK/lm-f32.gguf")"
 
 check "llama.cpp agrees with retort" node "$CLIENTS/gguf_llama_test.mjs" "$RETORT" "$RUN" \
   f32="$WORK/lm-f32.gguf" f16="$WORK/lm-f16.gguf"

@@ -34,7 +34,7 @@ lm)
   check "generate from the run" g "$WORK/runs/byte" "$WORK/g_run"
   check "generate from the export" g "$WORK/st" "$WORK/g_st"
   check "generate from the f16 export" g "$WORK/st16" "$WORK/g_st16"
-  check "the export writes what the run writes" cmp -s "$WORK/g_run" "$WORK/g_st"
+  same_files "the export writes what the run writes" "$WORK/g_run" "$WORK/g_st"
   check "f32: names, shapes, values, config; Llama's greedy text equals retort's" \
     $CHECK llama "$WORK/st" "$WORK/runs/byte/model" "And God said" "$WORK/g_st"
   check "f16: the same on half-precision weights" \
@@ -45,10 +45,10 @@ lm)
   check "export it" "$RETORT" export "$WORK/runs/sp" --format safetensors --out "$WORK/sp" >/dev/null
   check "names, values, config, tokenizer.model for LlamaTokenizer" $CHECK llama "$WORK/sp" "$WORK/runs/sp/model"
   g "$WORK/runs/sp" "$WORK/g_sprun"; g "$WORK/sp" "$WORK/g_sp"
-  check "SentencePiece export generates what its run does" cmp -s "$WORK/g_sprun" "$WORK/g_sp"
+  same_files "SentencePiece export generates what its run does" "$WORK/g_sprun" "$WORK/g_sp"
   ev() { "$RETORT" eval --model "$1" --json "${TINY[@]}" 2>/dev/null | /usr/bin/python3 -c \
     "import json,sys; d=json.load(sys.stdin); print(d['val_bpb'], d['params'], d['tokenizer'])"; }
-  check "eval of the export equals eval of the run: $(ev "$WORK/sp")" test "$(ev "$WORK/runs/sp")" = "$(ev "$WORK/sp")"
+  same "eval of the export equals eval of the run: $(ev "$WORK/sp")" "$(ev "$WORK/runs/sp")" "$(ev "$WORK/sp")"
 
   cp -r "$WORK/st" "$WORK/cut"
   truncate -s -7 "$WORK/cut/model.safetensors"

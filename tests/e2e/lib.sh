@@ -12,6 +12,30 @@ check() {  # check "what" command...   (the command's own redirections stay its 
   local what=$1; shift
   if "$@"; then echo "ok: $what" >&3; else echo "FAIL: $what" >&3; failures=$((failures + 1)); fi
 }
+# Comparisons that two failures cannot pass: two failed commands print the same nothing, and two
+# missing files read as the same empty string.
+# same WHAT A B: A equals B, and neither is empty.
+same() {
+  local what=$1 a=$2 b=$3
+  if [ -z "$a" ] || [ -z "$b" ]; then check "$what: empty side ('$(shown "$a")' vs '$(shown "$b")')" false
+  elif [ "$a" != "$b" ]; then check "$what ('$(shown "$a")' vs '$(shown "$b")')" false
+  else check "$what" true; fi
+}
+# differ WHAT A B: A differs from B, and neither is empty.
+differ() {
+  local what=$1 a=$2 b=$3
+  if [ -z "$a" ] || [ -z "$b" ]; then check "$what: empty side ('$(shown "$a")' vs '$(shown "$b")')" false
+  else check "$what" test "$a" != "$b"; fi
+}
+# same_files WHAT FILE1 FILE2: two distinct, non-empty regular files, byte for byte equal.
+same_files() {
+  local what=$1 a=$2 b=$3
+  if ! [ -f "$a" ] || ! [ -s "$a" ] || ! [ -f "$b" ] || ! [ -s "$b" ]; then
+    check "$what: '$a' or '$b' is missing or empty" false
+  elif [ "$a" -ef "$b" ]; then check "$what: '$a' is '$b' itself" false
+  else check "$what" cmp -s "$a" "$b"; fi
+}
+shown() { local v=${1//$'\n'/\\n}; echo "${v:0:120}"; }  # one line of at most 120 characters
 json() { /usr/bin/python3 -c "import json,sys; d=json.load(open('$1')); print($2)"; }
 below() { /usr/bin/python3 -c "import sys; sys.exit(0 if float('$1') < float('$2') else 1)"; }  # below A B: A < B
 
@@ -38,5 +62,5 @@ interrupt_and_resume() {
   local a b
   a=$(json "$WORK/runs/straight/run.json" "d[\"$key\"]")
   b=$(json "$WORK/runs/cut/run.json" "d[\"$key\"]")
-  check "resumed $key $b equals uninterrupted $a" test "$a" = "$b"
+  same "resumed $key $b equals uninterrupted $a" "$a" "$b"
 }

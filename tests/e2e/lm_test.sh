@@ -75,9 +75,9 @@ generate)
   g() { "$RETORT" generate --model "$WORK/runs/t" --prompt "And God said" --max-tokens 40 --temperature 0.8 --top-p 0.95 "$@" 2>/dev/null; }
   a=$(g --seed 3); b=$(g --seed 3); c=$(g --seed 4); d=$(g --seed 3 --no-cache)
   check "starts with the prompt" bash -c "[[ '${a//\'/}' == 'And God said'* ]]"
-  check "same seed, same text" test "$a" = "$b"
-  check "other seed, other text" test "$a" != "$c"
-  check "KV cache and full recompute give the same text" test "$a" = "$d"
+  same "same seed, same text" "$a" "$b"
+  differ "other seed, other text" "$a" "$c"
+  same "KV cache and full recompute give the same text" "$a" "$d"
   ;;
 bad_input)
   check "train a byte-level teacher" teacher

@@ -109,7 +109,7 @@ PY
   kill -9 $SERVER_PID
   wait $SERVER_PID 2>/dev/null
   SERVER_PID=""
-  check "after kill -9 the audit log holds all $sent answered requests" test "$(rows 'select count(*) from audit')" = "$sent"
+  same "after kill -9 the audit log holds all $sent answered requests" "$(rows 'select count(*) from audit')" "$sent"
   check "the 413 row is there" test "$(rows "select count(*) from audit where status=413")" = 1
   check "the database is intact" test "$(rows 'pragma integrity_check')" = ok
   ;;
@@ -237,14 +237,14 @@ distill)
   check "the student distilled through the API ($api bits/byte) beats labels alone ($labels)" below "$api" "$labels"
   check "the same teacher's top-5 read locally gives the very same student" "$RETORT" distill "${STUDENT[@]}" \
     --teacher "$WORK/runs/t" --set distill.top_k=5 --set run.name=local >/dev/null 2>&1
-  check "(val bits/byte $(json "$WORK/runs/local/run.json" 'd["val_bpb"]') = $api)" \
-    test "$(json "$WORK/runs/local/run.json" 'd["val_bpb"]')" = "$api"
+  same "(val bits/byte $(json "$WORK/runs/local/run.json" 'd["val_bpb"]') = $api)" \
+    "$(json "$WORK/runs/local/run.json" 'd["val_bpb"]')" "$api"
   check "run.json records the API teacher" /usr/bin/python3 -c "
 import json; d=json.load(open('$WORK/runs/api/run.json')); a=d['teacher_api']; assert a['requests'] > 0 and a['tokens'] > 0, d"
   n=$(rows "select count(*) from audit where endpoint='/v1/completions'")
   check "a rerun reads the harvest from the cache" "$RETORT" distill "${STUDENT[@]}" "${API[@]}" --set distill.top_k=5 \
     --set run.name=api2 >/dev/null 2>&1
-  check "and asks for no completion" test "$(rows "select count(*) from audit where endpoint='/v1/completions'")" = "$n"
+  same "and asks for no completion" "$(rows "select count(*) from audit where endpoint='/v1/completions'")" "$n"
   # (16-token windows and 4-token prompts: in the teacher's bytes, prompt + continuation fit its 32-token context)
   check "text only (sequence KD) works with another tokenizer" "$RETORT" distill "${TINY[@]}" "${API[@]}" \
     --set distill.method=sequence --set text.tokenizer=sentencepiece --set text.vocab_size=400 --set run.name=seq \
