@@ -1,6 +1,7 @@
-// Configuration: one table of every key retort understands (name, type, default,
-// help, allowed range), filled from defaults, then a TOML file, then --set
-// overrides. Unknown or mistyped keys are errors that name the key.
+// Configuration: a schema of keys (name, type, default, help, allowed range), and a
+// config filled from defaults, then a TOML file, then --set overrides. Unknown or
+// mistyped keys are errors that name the key. The schema of every key retort
+// understands is retort/config_schema.h.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -35,9 +36,6 @@ class ConfigSchema {
  private:
   std::vector<ConfigKey> keys_;
 };
-
-// The schema of every retort command (one table for all of them).
-const ConfigSchema& retort_schema();
 
 class Config {
  public:

@@ -47,7 +47,8 @@ struct AugmentOptions {
 };
 
 // One training batch. Images: x (B, C, H, W) float32, y (B) labels. Text: x (B, T)
-// int64 token ids, y (B, T) int64 next tokens, kIgnoreLabel (-100) where nothing counts.
+// int64 token ids, y (B, T) int64 next tokens, kIgnoreLabel (-100, retort/labels.h) where
+// nothing counts.
 struct Batch {
   torch::Tensor x;
   torch::Tensor y;

@@ -1,6 +1,7 @@
 // Data-parallel training on PyTorch's c10d: the launch environment (torchrun, Slurm or
 // plain variables), the process group (TCPStore + ProcessGroupGloo), the few collectives
-// retort needs, and bucketed gradient all-reduce that overlaps with the backward pass.
+// retort needs, and bucketed gradient all-reduce that overlaps with the backward pass. Each
+// rank's slice of the data is retort/sharded_source.h (data).
 //
 // One process with no launch variables set is world 1: every call here is then a no-op
 // and the code paths are those of a plain single-process run.
@@ -14,7 +15,6 @@
 #include <string>
 #include <vector>
 
-#include "retort/data.h"
 #include "retort/error.h"
 
 namespace retort {
@@ -70,21 +70,6 @@ void barrier();
 bool any(bool flag);
 
 }  // namespace dist
-
-// A rank's slice of each batch of `base`: rows [B*r/W, B*(r+1)/W) of the global batch b, so
-// that the ranks together see exactly the batches one process would, in disjoint shards.
-// batch.share is this slice's fraction of the global batch's targets (labels, or tokens not
-// ignored), which weights its loss so that summed gradients equal the global-batch mean.
-class ShardedSource : public BatchSource {
- public:
-  ShardedSource(const BatchSource& base, int rank, int world_size);
-  int64_t batches_per_epoch() const override { return base_.batches_per_epoch(); }
-  Batch batch(int64_t epoch, int64_t b) const override;
-
- private:
-  const BatchSource& base_;
-  int rank_, world_;
-};
 
 // Averages gradients across ranks during backward: parameters are grouped into buckets of
 // about `bucket_bytes` in reverse order (the order backward produces their gradients); a hook

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "retort/labels.h"
 #include "retort/objective.h"
 
 namespace retort {
@@ -67,11 +68,8 @@ torch::Tensor skew_reverse_kl(const torch::Tensor& student, const torch::Tensor&
 
 // ---- the divergences as objective terms ----------------------------------------------
 
-// Rows whose label is this value are padding (PyTorch's ignore_index, which
-// CrossEntropyTerm skips too); divergence terms leave them out.
-constexpr int64_t kIgnoreLabel = -100;
-
-// The divergences above that a DivergenceTerm can be.
+// The divergences above that a DivergenceTerm can be; each has one row (its name, weight,
+// default and help) in the divergence table (retort/divergence_table.h).
 enum class DivergenceKind {
   kForwardKl,
   kReverseKl,
@@ -81,13 +79,10 @@ enum class DivergenceKind {
   kSkewReverseKl
 };
 
-// The mixture weight a term of `kind` gets when none is given: beta = 0.5 for JSD (the
-// symmetric one), alpha = 0.1 for the skew KLs (DistiLLM's choice), unused (0) otherwise.
-constexpr double default_weight(DivergenceKind kind) {
-  if (kind == DivergenceKind::kJsd) return 0.5;
-  if (kind == DivergenceKind::kSkewForwardKl || kind == DivergenceKind::kSkewReverseKl) return 0.1;
-  return 0.0;
-}
+// The mixture weight a term of `kind` gets when none is given, from its table row: beta = 0.5
+// for JSD (the symmetric one), alpha = 0.1 for the skew KLs (DistiLLM's choice), unused (0)
+// otherwise.
+double default_weight(DivergenceKind kind);
 
 // A divergence between student and teacher as an objective term. compute() takes
 // logits (B, V) or (B, T, V), labels (B) or (B, T) int64 (undefined: no padding; rows
@@ -107,7 +102,7 @@ constexpr double default_weight(DivergenceKind kind) {
 // mean over the rows that count, 0 (not NaN) when none does.
 class DivergenceTerm : public Term {
  public:
-  std::string name() const override;      // "kl", "rkl", "jsd", "tvd", "skl" or "srkl"
+  std::string name() const override;      // its table row's name: "kl", "rkl", "jsd", ...
   std::string describe() const override;  // "kl(T=4)", "jsd(T=1, beta=0.5)", "skl(T=2, alpha=0.1)"
   bool needs_teacher() const override { return true; }
   torch::Tensor compute(const torch::Tensor& logits, const TeacherSignal* teacher,
@@ -143,9 +138,10 @@ using TotalVariationTerm = DivergenceTermOf<DivergenceKind::kTotalVariation>;  /
 using SkewForwardKlTerm = DivergenceTermOf<DivergenceKind::kSkewForwardKl>;    // "skl"
 using SkewReverseKlTerm = DivergenceTermOf<DivergenceKind::kSkewReverseKl>;    // "srkl"
 
-// A divergence term by name: "kl", "rkl", "jsd", "tvd", "skl", "srkl". beta_or_alpha is
-// beta for "jsd", alpha for "skl" and "srkl", and is ignored by the others. Throws
-// retort::Error naming the known divergences otherwise.
+// A divergence term by the name of its divergence table row ("kl", "rkl", "jsd", ...), made by
+// the row's factory. beta_or_alpha is the row's weight (beta for "jsd", alpha for "skl" and
+// "srkl") and is ignored by rows that take none. An unknown name -> retort::Error naming it and
+// every row.
 std::shared_ptr<Term> make_divergence_term(const std::string& name, double temperature,
                                            double beta_or_alpha);
 

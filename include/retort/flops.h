@@ -1,9 +1,7 @@
-// Compute-efficiency instruments: analytic FLOP counts of the registry models, and the
-// measured matmul peak of this machine they are compared against (`retort doctor`).
-// Counts are of matrix products only; they are estimates for utilisation, not profiles.
+// Analytic FLOP counts of the registry models (models; src/models/flops.cpp, one counter per
+// registry entry). Counts are of matrix products only; they are estimates for utilisation, not
+// profiles. The measured matmul peak they are compared against is retort/matmul_probe.h.
 #pragma once
-#include <torch/types.h>
-
 #include <cstdint>
 
 #include "retort/model.h"
@@ -28,11 +26,5 @@ double forward_flops_per_example(const ModelSpec& spec, int64_t seq_len = 0);
 // FLOPs of one training step on `examples` examples: 3 * forward * examples, as the backward pass
 // costs about twice the forward (gradients with respect to both activations and weights).
 double train_step_flops(const ModelSpec& spec, int64_t examples, int64_t seq_len = 0);
-
-// Measured CPU throughput in GFLOP/s of n x n by n x n matrix products in `dtype` (torch::kFloat,
-// torch::kBFloat16) with libtorch's current intra-op thread count: one warm-up product, then
-// products until min_seconds have passed (at least one). Counts 2 * n^3 FLOPs per product.
-// An unsupported dtype throws (retort::Error for non-floating types, c10::Error from torch).
-double measure_matmul_gflops(torch::ScalarType dtype, int64_t n, double min_seconds);
 
 }  // namespace retort

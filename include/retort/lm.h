@@ -40,9 +40,6 @@ ModelSpec gpt_spec_from(const Config& c, const std::string& prefix, int64_t voca
 // Fails unless the teacher and the student share a vocabulary (sizes named).
 void check_same_vocabulary(int64_t teacher_vocab, int64_t student_vocab, const std::string& why);
 
-// The model folder's tokenizer (saved there by LM runs); Error when it has none.
-std::shared_ptr<Tokenizer> tokenizer_of_model(const LoadedModel& model);
-
 // ---- scoring ---------------------------------------------------------------------------
 
 struct LmScore {

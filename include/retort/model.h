@@ -56,11 +56,17 @@ struct LoadedModel {
   std::filesystem::path dir;             // the folder (or file) the model was read from
   std::shared_ptr<Tokenizer> tokenizer;  // language models: their tokenizer; null for classifiers
 };
-// Accepts a model folder (has model.json) or a run folder (has model/model.json). model.pt must
-// match model.json's "weights_digest" (else Damaged naming the file and both digests); a folder
-// without one (an older retort) loads with a warning on stderr.
-LoadedModel load_model(const std::filesystem::path& path);
+// A model folder save_model wrote (has model.json) or a run folder (has model/model.json);
+// neither -> Error. model.pt must match model.json's "weights_digest" (else Damaged naming the
+// file and both digests); a folder without one (an older retort) loads with a warning on stderr.
+// Any model file, what `retort export` wrote included: load_model (retort/load_model.h).
+LoadedModel load_model_folder(const std::filesystem::path& path);
+// True when `path` holds model.json, itself or in its model/ folder.
+bool is_model_folder(const std::filesystem::path& path);
 int64_t model_size_on_disk(const std::filesystem::path& dir);
+// The model's tokenizer (saved beside language models by LM runs); Error naming the folder when
+// it has none.
+std::shared_ptr<Tokenizer> tokenizer_of_model(const LoadedModel& model);
 
 // A TorchScript module saved from PyTorch (torch.jit.trace / torch.jit.script, then .save()):
 // a classifier (images (B, C, H, W) float32 -> logits (B, classes)) or a language model (ids
@@ -68,8 +74,6 @@ int64_t model_size_on_disk(const std::filesystem::path& dir);
 // is the logits, or a dict with "logits". spec.name = "torchscript". A tokenizer.json saved by
 // retort beside the file becomes the model's tokenizer. Not a TorchScript file -> Error.
 LoadedModel load_torchscript(const std::filesystem::path& file);
-// A teacher by source: "torchscript:FILE", or a retort model path (load_model).
-LoadedModel load_teacher(const std::string& source);
 // Runs ids (2, T) through a language model and returns its vocabulary size V; other shapes
 // -> Error naming the expected [2, T, V] and what came back.
 int64_t probe_lm_vocabulary(ModelImpl& model, int64_t T, const std::string& who);

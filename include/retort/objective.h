@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "retort/labels.h"
 #include "retort/model.h"
 
 namespace retort {
@@ -53,7 +54,7 @@ class Term {
 };
 
 // Cross-entropy against the labels, mean over the scored targets: logits (B, V) with
-// labels (B), or (B, T, V) with labels (B, T); labels equal to -100 are not scored.
+// labels (B), or (B, T, V) with labels (B, T); labels equal to kIgnoreLabel are not scored.
 class CrossEntropyTerm : public Term {
  public:
   std::string name() const override { return "ce"; }

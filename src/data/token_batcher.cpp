@@ -1,6 +1,6 @@
 // Packed fixed-length token windows for language models, in deterministic shuffled batches.
-#include "retort/divergence.h"
 #include "retort/error.h"
+#include "retort/labels.h"
 #include "retort/text.h"
 
 namespace retort {

@@ -1,6 +1,9 @@
 // Every configuration key retort understands, with its default and help. The
-// defaults are the demo recipe: a CNN teacher distilled into a small MLP.
-#include "retort/config.h"
+// defaults are the demo recipe: a CNN teacher distilled into a small MLP. distill.loss and
+// distill.beta read the divergence table (divergence_table.h).
+#include "retort/config_schema.h"
+
+#include "retort/divergence_table.h"
 
 namespace retort {
 
@@ -42,6 +45,13 @@ void add_train_keys(ConfigSchema& s, const std::string& p, const std::string& op
   s.add({p + ".precision", ValueKind::String, std::string("fp32"),
          "forward passes of the " + who + ": fp32 | bf16 (autocast: products in bfloat16, weights and loss in fp32)",
          {}, {}, {"fp32", "bf16"}});
+}
+
+// The names distill.loss accepts: every row of the divergence table.
+std::vector<std::string> divergence_choices() {
+  std::vector<std::string> out;
+  for (const DivergenceRow& row : divergence_table()) out.push_back(row.name);
+  return out;
 }
 
 ConfigSchema build() {
@@ -100,10 +110,8 @@ ConfigSchema build() {
   s.add({"distill.teacher_precision", ValueKind::String, std::string("fp32"),
          "the teacher's forward passes (its cache too): fp32 | bf16 (autocast; about 2x faster matrix products on AVX-512 BF16)",
          {}, {}, {"fp32", "bf16"}});
-  s.add({"distill.loss", ValueKind::String, std::string("kl"),
-         "divergence: kl (forward) | rkl (reverse) | jsd (generalized JSD, distill.beta) | tvd (total variation) | "
-         "skl / srkl (skew forward / reverse KL, distill.beta is their alpha)", {}, {}, {"kl", "rkl", "jsd", "tvd", "skl", "srkl"}});
-  s.add({"distill.beta", ValueKind::Float, -1.0, "jsd: beta; skl/srkl: skew alpha; -1: the divergence's default (jsd 0.5, skew 0.1)", -1.0, 1.0});
+  s.add({"distill.loss", ValueKind::String, std::string("kl"), divergence_loss_help(), {}, {}, divergence_choices()});
+  s.add({"distill.beta", ValueKind::Float, -1.0, divergence_weight_help(), -1.0, 1.0});
   s.add({"distill.top_k", ValueKind::Int, int64_t{0}, "text: the teacher's k most likely tokens + a tail bucket (0: dense logits, no cache)", 0, 1 << 20});
   s.add({"distill.method", ValueKind::String, std::string("logits"),
          "text: logits (match the teacher's distributions) | sequence (cross-entropy on teacher-written text)",

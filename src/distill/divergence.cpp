@@ -1,5 +1,6 @@
-// Divergences between student and teacher token distributions, and their objective terms.
-// Everything works on log-probabilities so that -inf logits (ruled-out tokens) stay finite.
+// Divergences between student and teacher token distributions, and their objective terms: the
+// checks, softening, masks and T^2 around what each divergence computes per position (its row
+// function in divergence_rows.cpp, found through the divergence table).
 #include "retort/divergence.h"
 
 #include <torch/torch.h>
@@ -8,6 +9,7 @@
 #include <cmath>
 #include <limits>
 
+#include "retort/divergence_table.h"
 #include "retort/error.h"
 
 namespace retort {
@@ -26,28 +28,6 @@ void check_weight(const std::string& what, const char* weight_name, double weigh
     fail(what, ": ", weight_name, " must be in [0, 1], got ", weight);
 }
 
-// Per row, KL(p || q) = sum_v p_v (log p_v - log q_v) from log-probabilities (n, V) -> (n).
-// Tokens that either side rules out (-inf) are left out: where p rules a token out its term
-// is 0 anyway; where only q does, the true KL is infinite (see the header). They are replaced
-// by 0 before any arithmetic, because masking after the fact would still leave -inf - -inf
-// or 0 * inf in the backward pass, and a NaN times a zero gradient is still NaN.
-torch::Tensor kl_rows(const torch::Tensor& log_p, const torch::Tensor& log_q) {
-  torch::Tensor out = (log_p == kMinusInf) | (log_q == kMinusInf);
-  torch::Tensor lp = log_p.masked_fill(out, 0.0), lq = log_q.masked_fill(out, 0.0);
-  return (lp.exp() * (lp - lq)).sum(-1);  // a left-out token adds exp(0) * (0 - 0) = 0
-}
-
-// log(w * exp(log_a) + (1 - w) * exp(log_b)) elementwise, w in [0, 1]: the log of a mixture
-// of two distributions without leaving log space. -inf where neither side has mass.
-torch::Tensor log_mix(const torch::Tensor& log_a, const torch::Tensor& log_b, double w) {
-  torch::Tensor x = log_a + std::log(w), y = log_b + std::log1p(-w);
-  // logaddexp(-inf, -inf) has gradient 0/0 = NaN even under a zero incoming gradient,
-  // so those entries go in as 0 and come out as -inf again.
-  torch::Tensor empty = (x == kMinusInf) & (y == kMinusInf);
-  return torch::logaddexp(x.masked_fill(empty, 0.0), y.masked_fill(empty, 0.0))
-      .masked_fill(empty, kMinusInf);
-}
-
 // Checks `mask` against n rows and returns it on `device`: (n) bool, true = the row counts.
 torch::Tensor checked_mask(const char* what, const torch::Tensor& mask, int64_t n,
                            const torch::Device& device) {
@@ -56,11 +36,6 @@ torch::Tensor checked_mask(const char* what, const torch::Tensor& mask, int64_t 
          mask.sizes());
   return mask.to(device);
 }
-
-// The divergence of one row from log-probabilities (n, V) of student and teacher -> (n);
-// weight is beta or alpha for the kinds that take one.
-using RowDivergence = torch::Tensor (*)(const torch::Tensor& log_ps, const torch::Tensor& log_pt,
-                                        double weight);
 
 // What mean_over_rows is given: raw logits to soften by T, or log-probabilities at T already.
 enum class Inputs { kLogits, kLogProbs };
@@ -94,68 +69,11 @@ torch::Tensor mean_over_rows(const char* what, const torch::Tensor& student,
   return rows(s, t, weight).sum() / n * (temperature * temperature);
 }
 
-// ---- the divergences, one row at a time (log p_s, log p_t) -------------------------------
-
-torch::Tensor forward_kl_rows(const torch::Tensor& ls, const torch::Tensor& lt, double) {
-  return kl_rows(lt, ls);
-}
-
-torch::Tensor reverse_kl_rows(const torch::Tensor& ls, const torch::Tensor& lt, double) {
-  return kl_rows(ls, lt);
-}
-
-torch::Tensor jsd_rows(const torch::Tensor& ls, const torch::Tensor& lt, double beta) {
-  if (beta == 0) return kl_rows(lt, ls);  // TRL's convention for the ends
-  if (beta == 1) return kl_rows(ls, lt);
-  // m covers both supports, so neither KL leaves out a token p allows.
-  torch::Tensor log_m = log_mix(lt, ls, beta);
-  return beta * kl_rows(lt, log_m) + (1 - beta) * kl_rows(ls, log_m);
-}
-
-torch::Tensor total_variation_rows(const torch::Tensor& ls, const torch::Tensor& lt, double) {
-  return 0.5 * (lt.exp() - ls.exp()).abs().sum(-1);
-}
-
-// KL(p || alpha * p + (1 - alpha) * q) with p the teacher and q the student (forward), or
-// the other way round (reverse): the two skew KLs are one divergence with the roles swapped.
-torch::Tensor skew_forward_kl_rows(const torch::Tensor& ls, const torch::Tensor& lt, double alpha) {
-  return kl_rows(lt, log_mix(lt, ls, alpha));
-}
-
-torch::Tensor skew_reverse_kl_rows(const torch::Tensor& ls, const torch::Tensor& lt, double alpha) {
-  return kl_rows(ls, log_mix(ls, lt, alpha));
-}
-
-struct KindInfo {
-  const char* name;         // the term's name, as make_divergence_term knows it
-  const char* function;     // the public function's name, for error messages
-  const char* weight_name;  // "beta" or "alpha"; nullptr: takes no weight
-  RowDivergence rows;
-};
-
-KindInfo kind_info(DivergenceKind kind) {
-  switch (kind) {
-    case DivergenceKind::kForwardKl:
-      return {"kl", "forward_kl", nullptr, &forward_kl_rows};
-    case DivergenceKind::kReverseKl:
-      return {"rkl", "reverse_kl", nullptr, &reverse_kl_rows};
-    case DivergenceKind::kJsd:
-      return {"jsd", "generalized_jsd", "beta", &jsd_rows};
-    case DivergenceKind::kTotalVariation:
-      return {"tvd", "total_variation", nullptr, &total_variation_rows};
-    case DivergenceKind::kSkewForwardKl:
-      return {"skl", "skew_forward_kl", "alpha", &skew_forward_kl_rows};
-    case DivergenceKind::kSkewReverseKl:
-      return {"srkl", "skew_reverse_kl", "alpha", &skew_reverse_kl_rows};
-  }
-  fail("unknown divergence kind ", static_cast<int>(kind));
-}
-
 // A divergence between dense logits, checked and named as its public function.
 torch::Tensor dense_divergence(DivergenceKind kind, const torch::Tensor& student,
                                const torch::Tensor& teacher, double temperature, double weight,
                                const torch::Tensor& mask) {
-  KindInfo k = kind_info(kind);
+  const DivergenceRow& k = divergence_row(kind);
   if (k.weight_name) check_weight(k.function, k.weight_name, weight);
   return mean_over_rows(k.function, student, teacher, temperature, mask, Inputs::kLogits, k.rows,
                         weight);
@@ -243,7 +161,7 @@ std::pair<torch::Tensor, torch::Tensor> bucket_log_probs(const torch::Tensor& st
 torch::Tensor top_k_divergence(DivergenceKind kind, const torch::Tensor& student,
                                const torch::Tensor& ids, const torch::Tensor& logprobs,
                                double temperature, double weight, const torch::Tensor& mask) {
-  KindInfo k = kind_info(kind);
+  const DivergenceRow& k = divergence_row(kind);
   check_temperature(k.name, temperature);
   torch::Tensor s = student, i = ids.to(torch::kLong), lp = logprobs.to(student.dtype());
   if (mask.defined()) {  // rows are left out before anything touches them, as in mean_over_rows
@@ -268,15 +186,15 @@ torch::Tensor top_k_divergence(DivergenceKind kind, const torch::Tensor& student
 
 DivergenceTerm::DivergenceTerm(DivergenceKind kind, double temperature, double weight)
     : kind_(kind), temperature_(temperature), weight_(weight) {
-  KindInfo k = kind_info(kind);
+  const DivergenceRow& k = divergence_row(kind);
   check_temperature(k.name, temperature);
   if (k.weight_name) check_weight(k.name, k.weight_name, weight);
 }
 
-std::string DivergenceTerm::name() const { return kind_info(kind_).name; }
+std::string DivergenceTerm::name() const { return divergence_row(kind_).name; }
 
 std::string DivergenceTerm::describe() const {
-  KindInfo k = kind_info(kind_);
+  const DivergenceRow& k = divergence_row(kind_);
   if (!k.weight_name) return cat(k.name, "(T=", temperature_, ")");
   return cat(k.name, "(T=", temperature_, ", ", k.weight_name, "=", weight_, ")");
 }
@@ -327,13 +245,8 @@ torch::Tensor DivergenceTerm::compute(const torch::Tensor& logits, const Teacher
 
 std::shared_ptr<Term> make_divergence_term(const std::string& name, double temperature,
                                            double beta_or_alpha) {
-  if (name == "kl") return std::make_shared<ForwardKlTerm>(temperature);  // a DivergenceTerm
-  if (name == "rkl") return std::make_shared<ReverseKlTerm>(temperature);
-  if (name == "jsd") return std::make_shared<JsdTerm>(temperature, beta_or_alpha);
-  if (name == "tvd") return std::make_shared<TotalVariationTerm>(temperature);
-  if (name == "skl") return std::make_shared<SkewForwardKlTerm>(temperature, beta_or_alpha);
-  if (name == "srkl") return std::make_shared<SkewReverseKlTerm>(temperature, beta_or_alpha);
-  fail("unknown divergence '", name, "'; known: kl, rkl, jsd, tvd, skl, srkl");
+  const DivergenceRow& row = divergence_row(name);
+  return row.make(temperature, row.weight_name ? beta_or_alpha : row.default_weight);
 }
 
 Objective make_distill_objective(const std::string& loss, double alpha, double temperature,

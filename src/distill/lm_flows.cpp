@@ -8,6 +8,7 @@
 #include "retort/error.h"
 #include "retort/fs.h"
 #include "retort/lm_flows.h"
+#include "retort/load_model.h"
 
 namespace retort {
 

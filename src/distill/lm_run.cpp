@@ -7,7 +7,9 @@
 #include "retort/divergence.h"
 #include "retort/error.h"
 #include "retort/fs.h"
+#include "retort/labels.h"
 #include "retort/lm.h"
+#include "retort/sharded_source.h"
 
 namespace retort {
 

@@ -5,6 +5,7 @@
 
 #include "retort/divergence.h"
 #include "retort/error.h"
+#include "retort/labels.h"
 
 namespace retort {
 
@@ -58,8 +59,10 @@ torch::Tensor CrossEntropyTerm::compute(const torch::Tensor& logits, const Teach
   if (logits.dim() != labels.dim() + 1 || logits.sizes().slice(0, labels.dim()) != labels.sizes())
     fail("cross-entropy: logits of shape ", logits.sizes(), " do not match labels of shape ", labels.sizes());
   torch::Tensor flat = logits.reshape({-1, logits.size(-1)}), y = labels.reshape({-1});
-  if (!(y != -100).any().item<bool>()) return flat.sum() * 0;  // nothing scored: 0, not NaN
-  return torch::nn::functional::cross_entropy(flat, y);         // ignore_index -100, mean over scored
+  if (!(y != kIgnoreLabel).any().item<bool>()) return flat.sum() * 0;  // nothing scored: 0, not NaN
+  // mean over the scored targets
+  return torch::nn::functional::cross_entropy(
+      flat, y, torch::nn::functional::CrossEntropyFuncOptions().ignore_index(kIgnoreLabel));
 }
 
 Objective& Objective::add(double weight, std::shared_ptr<Term> term) {

@@ -12,6 +12,7 @@
 #include "retort/flops.h"
 #include "retort/fs.h"
 #include "retort/observers.h"
+#include "retort/sharded_source.h"
 
 namespace retort {
 

@@ -2,6 +2,7 @@
 #include <torch/torch.h>
 
 #include "retort/divergence.h"
+#include "retort/divergence_table.h"
 #include "retort/error.h"
 #include "retort/eval.h"
 #include "retort/run.h"
@@ -62,10 +63,9 @@ PreparedTeacher prepare_teacher(const Config& c, ModelPtr teacher, const std::st
 }
 
 double distill_weight_from(const Config& c) {
-  const std::string& loss = c.get_string("distill.loss");
   double beta = c.get_float("distill.beta");
   if (beta >= 0) return beta;
-  return loss == "jsd" ? 0.5 : (loss == "skl" || loss == "srkl") ? 0.1 : 0.0;
+  return divergence_row(c.get_string("distill.loss")).default_weight;
 }
 
 void make_distill_spec(RunSpec& s, const Config& c, const PreparedTeacher& t) {

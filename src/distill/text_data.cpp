@@ -111,10 +111,4 @@ void check_same_vocabulary(int64_t teacher_vocab, int64_t student_vocab, const s
          "text alone with distill.method = sequence");
 }
 
-std::shared_ptr<Tokenizer> tokenizer_of_model(const LoadedModel& m) {
-  if (!m.tokenizer)
-    fail("the model at ", m.dir.string(), " has no tokenizer: it is not a language model saved by retort");
-  return m.tokenizer;
-}
-
 }  // namespace retort

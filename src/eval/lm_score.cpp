@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "retort/error.h"
+#include "retort/labels.h"
 #include "retort/lm.h"
 
 namespace retort {
@@ -28,7 +29,7 @@ LmScore score_lm(ModelImpl& model, const TokenSet& set, const Tokenizer& tokeniz
   for (int64_t b = 0; b < windows.batches_per_epoch(); ++b) {
     Batch batch = windows.batch(0, b);
     torch::Tensor logits = model.forward(batch.x.to(device)).logits.to(torch::kCPU).to(torch::kFloat32);  // (B, T, V)
-    torch::Tensor y = batch.y, scored = y != -100;
+    torch::Tensor y = batch.y, scored = y != kIgnoreLabel;
     torch::Tensor safe_y = y.clamp_min(0);
     torch::Tensor logp = torch::log_softmax(logits, -1).gather(-1, safe_y.unsqueeze(-1)).squeeze(-1);  // (B, T)
     nll -= logp.masked_select(scored).to(torch::kFloat64).sum().item<double>();

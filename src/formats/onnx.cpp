@@ -10,6 +10,7 @@
 
 #include "onnx_graph.h"
 #include "retort/config.h"
+#include "retort/config_schema.h"
 #include "retort/error.h"
 #include "retort/formats.h"
 #include "retort/fs.h"

@@ -1,25 +1,22 @@
-// Analytic FLOP counts of the registry models and a matmul throughput probe (see flops.h).
-// The counts read spec.options with the same keys and defaults as src/models/registry.cpp;
-// tests/unit/flops_test.cpp checks them against the Linear modules of the built models.
-#include "models/model_options.h"
-#include "retort/flops.h"
+// Analytic FLOP counts of the registry models (see retort/flops.h); the registry
+// (registry.cpp) names each model's counter next to its factory. The counts read spec.options
+// with the same keys and defaults as the factories; tests/unit/flops_test.cpp checks them
+// against the Linear modules of the built models.
+#include "model_flops.h"
 
-#include <algorithm>
-#include <chrono>
-#include <cmath>
 #include <vector>
 
-#include "models/cnn.h"
-#include "models/gpt.h"
-#include "models/mlp.h"
+#include "cnn.h"
+#include "mlp.h"
+#include "model_options.h"
 #include "retort/error.h"
+#include "retort/flops.h"
 
 namespace retort {
 
 namespace {
 
 using json = nlohmann::json;
-
 
 // y = x W^T (+ b): one multiply-add per weight; the bias adds are ignored.
 double linear_flops(int64_t in, int64_t out) { return 2.0 * static_cast<double>(in) * out; }
@@ -36,14 +33,16 @@ double classifier_flops(const std::string& model, int64_t in, const std::vector<
   return flops + linear_flops(in, num_classes);
 }
 
-double mlp_flops(const json& o) {
+}  // namespace
+
+double mlp_forward_flops(const json& o, int64_t /*seq_len*/) {
   const int64_t in = model_option<int64_t>(o, "in_channels", 1) * model_option<int64_t>(o, "height", 28) *
                      model_option<int64_t>(o, "width", 28);
   return classifier_flops("mlp", in, model_option(o, "hidden", MlpOptions().hidden()),
                           model_option<int64_t>(o, "num_classes", 10));
 }
 
-double cnn_flops(const json& o) {
+double cnn_forward_flops(const json& o, int64_t /*seq_len*/) {
   const CnnOptions d;
   const std::vector<int64_t> channels = model_option(o, "channels", d.channels());
   int64_t in = model_option<int64_t>(o, "in_channels", 1), h = model_option<int64_t>(o, "height", 28),
@@ -65,7 +64,7 @@ double cnn_flops(const json& o) {
                                   model_option<int64_t>(o, "num_classes", 10));
 }
 
-double gpt_flops(const json& o, int64_t T) {
+double gpt_forward_flops(const json& o, int64_t T) {
   const GptOptions r = resolve_gpt_options(gpt_options_from(o));  // fills n_kv_heads, d_ff; names a bad value
   if (T < 1) fail("gpt: FLOPs per example need the tokens per example (seq_len >= 1), got ", T);
   if (T > r.max_seq_len())
@@ -82,46 +81,9 @@ double gpt_flops(const json& o, int64_t T) {
   return r.n_layers() * (T * per_token_layer + attention_layer) + T * head;
 }
 
-}  // namespace
-
-double forward_flops_per_example(const ModelSpec& spec, int64_t seq_len) {
-  if (spec.name == "mlp") return mlp_flops(spec.options);
-  if (spec.name == "cnn") return cnn_flops(spec.options);
-  if (spec.name == "gpt") return gpt_flops(spec.options, seq_len);
-  fail("no FLOP count for model '", spec.name,
-       "': counts are known for the registry models cnn, gpt and mlp only");
-}
-
 double train_step_flops(const ModelSpec& spec, int64_t examples, int64_t seq_len) {
   if (examples < 0) fail("train_step_flops: examples must be >= 0, got ", examples);
   return 3.0 * forward_flops_per_example(spec, seq_len) * static_cast<double>(examples);
-}
-
-double measure_matmul_gflops(torch::ScalarType dtype, int64_t n, double min_seconds) {
-  if (!c10::isFloatingType(dtype))
-    fail("measure_matmul_gflops: dtype must be floating point, got ", c10::toString(dtype));
-  if (n < 1) fail("measure_matmul_gflops: n must be >= 1, got ", n);
-  if (!(min_seconds >= 0))
-    fail("measure_matmul_gflops: min_seconds must be >= 0, got ", min_seconds);
-  torch::NoGradGuard no_grad;
-  const auto options = torch::TensorOptions().dtype(dtype);
-  // a, b, c: (n, n); values in [-1, 1) so bf16 products stay finite
-  torch::Tensor a = torch::rand({n, n}, options) * 2 - 1;
-  torch::Tensor b = torch::rand({n, n}, options) * 2 - 1;
-  torch::Tensor c = torch::empty({n, n}, options);
-  torch::mm_out(c, a, b);  // warm-up: thread pool start, packing buffers, first-touch of c
-
-  using clock = std::chrono::steady_clock;
-  const auto start = clock::now();
-  int64_t products = 0;
-  double seconds = 0;
-  do {
-    torch::mm_out(c, a, b);
-    ++products;
-    seconds = std::chrono::duration<double>(clock::now() - start).count();
-  } while (seconds < min_seconds);
-  const double flops = 2.0 * std::pow(static_cast<double>(n), 3) * static_cast<double>(products);
-  return flops / std::max(seconds, 1e-9) / 1e9;
 }
 
 }  // namespace retort

@@ -1,12 +1,14 @@
-// The model registry (filled once, explicitly) and model folders on disk.
+// The model registry (filled once, explicitly: each model's factory and FLOP counter) and
+// model folders on disk. Other model files (what `retort export` writes) are src/formats/.
 #include <torch/serialize.h>
 
-#include "model_options.h"
 #include "cnn.h"
 #include "gpt.h"
 #include "mlp.h"
+#include "model_flops.h"
+#include "model_options.h"
 #include "retort/error.h"
-#include "retort/formats.h"
+#include "retort/flops.h"
 #include "retort/fs.h"
 #include "retort/hash.h"
 #include "retort/model.h"
@@ -40,10 +42,16 @@ void check_positive(const std::string& model, const char* what, const std::vecto
     if (x <= 0) fail(model, ": every entry of ", what, " must be >= 1, got ", x);
 }
 
-const std::map<std::string, ModelFactory>& registry() {
-  static const std::map<std::string, ModelFactory> r = {
+// One registry row: how to build the model, and how to count its FLOPs.
+struct ModelEntry {
+  ModelFactory make;          // options -> the model
+  FlopCounter forward_flops;  // options, tokens per example -> FLOPs of one forward pass
+};
+
+const std::map<std::string, ModelEntry>& registry() {
+  static const std::map<std::string, ModelEntry> r = {
       {"mlp",
-       [](const json& o) -> ModelPtr {
+       {[](const json& o) -> ModelPtr {
          MlpOptions m;
          m.in_features(model_option<int64_t>(o, "in_channels", 1) * model_option<int64_t>(o, "height", 28) *
                        model_option<int64_t>(o, "width", 28))
@@ -52,9 +60,10 @@ const std::map<std::string, ModelFactory>& registry() {
              .dropout(model_option<double>(o, "dropout", 0.0));
          check_positive("mlp", "hidden", m.hidden());
          return std::make_shared<MlpImpl>(m);
-       }},
+       },
+        &mlp_forward_flops}},
       {"cnn",
-       [](const json& o) -> ModelPtr {
+       {[](const json& o) -> ModelPtr {
          CnnOptions c;
          c.in_channels(model_option<int64_t>(o, "in_channels", 1))
              .height(model_option<int64_t>(o, "height", 28))
@@ -66,11 +75,13 @@ const std::map<std::string, ModelFactory>& registry() {
          check_positive("cnn", "channels", c.channels());
          check_positive("cnn", "hidden", c.hidden());
          return std::make_shared<CnnImpl>(c);
-       }},
+       },
+        &cnn_forward_flops}},
       {"gpt",
-       [](const json& o) -> ModelPtr {
+       {[](const json& o) -> ModelPtr {
          return std::make_shared<GptImpl>(gpt_options_from(o));  // GptImpl validates and names a bad value
-       }},
+       },
+        &gpt_forward_flops}},
   };
   return r;
 }
@@ -90,7 +101,22 @@ ModelPtr make_model(const ModelSpec& spec) {
     for (const auto& n : model_names()) known += (known.empty() ? "" : ", ") + n;
     fail("unknown model '", spec.name, "'; known models: ", known);
   }
-  return it->second(spec.options);
+  return it->second.make(spec.options);
+}
+
+double forward_flops_per_example(const ModelSpec& spec, int64_t seq_len) {
+  auto it = registry().find(spec.name);
+  if (it == registry().end() || !it->second.forward_flops) {
+    std::vector<std::string> counted;
+    for (const auto& [name, entry] : registry())
+      if (entry.forward_flops) counted.push_back(name);
+    std::string known;  // "cnn, gpt and mlp"
+    for (size_t i = 0; i < counted.size(); ++i)
+      known += (i == 0 ? "" : i + 1 == counted.size() ? " and " : ", ") + counted[i];
+    fail("no FLOP count for model '", spec.name, "': counts are known for the registry models ",
+         known, " only");
+  }
+  return it->second.forward_flops(spec.options, seq_len);
 }
 
 int64_t count_parameters(const torch::nn::Module& m) {
@@ -133,15 +159,16 @@ int64_t model_size_on_disk(const std::filesystem::path& dir) {
   return ec ? 0 : static_cast<int64_t>(n);
 }
 
-LoadedModel load_model(const std::filesystem::path& path) {
-  // What `retort export` wrote loads too (src/formats/).
-  if (fs::is_regular_file(path) && is_gguf_file(path)) return import_gguf(path);
-  if (is_safetensors_folder(path)) return import_safetensors(path);
+bool is_model_folder(const std::filesystem::path& path) {
+  return fs::exists(path / "model.json") || fs::exists(path / "model" / "model.json");
+}
+
+LoadedModel load_model_folder(const std::filesystem::path& path) {
   fs::path dir = path;
   if (!fs::exists(dir / "model.json") && fs::exists(dir / "model" / "model.json")) dir = dir / "model";
   if (!fs::exists(dir / "model.json"))
-    fail("no model at '", path.string(), "': expected model.json there or in its model/ folder, or what ",
-         "`retort export` wrote (a safetensors folder, a .gguf file)");
+    fail("no model folder at '", path.string(),
+         "': expected model.json there or in its model/ folder");
   json meta;
   try {
     meta = json::parse(read_text(dir / "model.json"));
@@ -170,6 +197,13 @@ LoadedModel load_model(const std::filesystem::path& path) {
   }
   if (fs::exists(dir / "tokenizer.json")) out.tokenizer = load_tokenizer(dir);
   return out;
+}
+
+std::shared_ptr<Tokenizer> tokenizer_of_model(const LoadedModel& m) {
+  if (!m.tokenizer)
+    fail("the model at ", m.dir.string(),
+         " has no tokenizer: it is not a language model saved by retort");
+  return m.tokenizer;
 }
 
 }  // namespace retort

@@ -115,12 +115,6 @@ LoadedModel load_torchscript(const fs::path& file) {
   return out;
 }
 
-LoadedModel load_teacher(const std::string& source) {
-  const std::string prefix = "torchscript:";
-  if (source.rfind(prefix, 0) == 0) return load_torchscript(source.substr(prefix.size()));
-  return load_model(source);
-}
-
 int64_t probe_lm_vocabulary(ModelImpl& model, int64_t T, const std::string& who) {
   torch::NoGradGuard no_grad;
   bool was_training = model.is_training();

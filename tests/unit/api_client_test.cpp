@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "retort/api_teacher.h"
+#include "retort/config_schema.h"
 #include "retort/error.h"
 #include "retort/fs.h"
 #include "test_util.h"

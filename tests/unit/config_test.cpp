@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "retort/config.h"
+#include "retort/config_schema.h"
 #include "retort/demo.h"
 #include "retort/error.h"
 #include "test_util.h"

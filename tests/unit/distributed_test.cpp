@@ -6,7 +6,8 @@
 #include <map>
 
 #include "retort/distributed.h"
-#include "retort/divergence.h"
+#include "retort/labels.h"
+#include "retort/sharded_source.h"
 #include "test_util.h"
 
 namespace retort {

@@ -1,5 +1,6 @@
 // FLOP counts (flops.h): closed forms worked out by hand for tiny specs, and a cross-check against
-// the products the built models really hold (their Linear and Conv2d modules).
+// the products the built models really hold (their Linear and Conv2d modules); and the matmul
+// probe (matmul_probe.h).
 #include "retort/flops.h"
 
 #include <gtest/gtest.h>
@@ -8,6 +9,7 @@
 #include <cmath>
 
 #include "retort/error.h"
+#include "retort/matmul_probe.h"
 #include "retort/model.h"
 
 using namespace retort;

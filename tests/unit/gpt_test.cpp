@@ -12,6 +12,7 @@
 #include "retort/error.h"
 #include "retort/fs.h"
 #include "retort/generate.h"
+#include "retort/load_model.h"
 #include "retort/model.h"
 #include "test_util.h"
 

@@ -19,6 +19,7 @@
 #include "retort/formats.h"
 #include "retort/fs.h"
 #include "retort/hash.h"
+#include "retort/load_model.h"
 #include "retort/model.h"
 #include "retort/observers.h"
 #include "retort/run.h"

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "retort/error.h"
+#include "retort/load_model.h"
 #include "retort/model.h"
 #include "test_util.h"
 

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "retort/config.h"
+#include "retort/config_schema.h"
 #include "retort/formats.h"
 #include "retort/fs.h"
 #include "test_util.h"

@@ -13,6 +13,7 @@
 #include "retort/error.h"
 #include "retort/formats.h"
 #include "retort/fs.h"
+#include "retort/load_model.h"
 #include "retort/model.h"
 #include "retort/text.h"
 #include "retort/tokenizer.h"

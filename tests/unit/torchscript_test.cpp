@@ -6,6 +6,7 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include "retort/load_model.h"
 #include "retort/model.h"
 #include "retort/teacher.h"
 #include "test_util.h"

@@ -1,6 +1,7 @@
 // `retort demo`: the main job, end to end on Fashion-MNIST.
 #include <cstdio>
 
+#include "retort/config_schema.h"
 #include "retort/demo.h"
 #include "common.h"
 

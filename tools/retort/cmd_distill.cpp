@@ -3,8 +3,10 @@
 
 #include "retort/api_teacher.h"
 #include "retort/distributed.h"
+#include "retort/divergence_table.h"
 #include "retort/error.h"
 #include "retort/lm_flows.h"
+#include "retort/load_model.h"
 #include "retort/run.h"
 #include "run_args.h"
 
@@ -13,14 +15,19 @@ namespace retort::cli {
 void register_distill(CLI::App& app) {
   static RunArgs args;
   static std::string teacher, teacher_model, api_key_env;
+  // The divergences, from the divergence table: the first (the classic) with its help, then the rest.
+  const DivergenceRow& classic = divergence_table().front();
+  std::string others;
+  for (const DivergenceRow& row : divergence_table())
+    if (&row != &classic) others += (others.empty() ? "" : " ") + std::string(row.name);
   auto* cmd = app.add_subcommand(
       "distill",
       "Distil a student (model.*, train.*) from a trained teacher.\n"
       "Loss: (1 - distill.alpha) * CE(labels) + distill.alpha * T^2 * D(teacher_T, student_T), D = distill.loss\n"
-      "(kl: forward KL, the classic; rkl jsd tvd skl srkl for the others).\n"
+      "(" + std::string(classic.name) + ": " + classic.help + "; " + others + " for the others).\n"
       "The teacher's logits on the training set are cached on disk (distill.cache) unless\n"
       "augmentation is on, in which case the teacher sees each augmented batch.\n"
-      "Language models (data.kind = text): distill.loss picks the divergence (kl rkl jsd tvd skl srkl,\n"
+      "Language models (data.kind = text): distill.loss picks the divergence (" + divergence_names(" ") + ",\n"
       "distill.beta their weight), distill.top_k > 0 distils from the teacher's top-k tokens + tail\n"
       "(cached on disk), distill.on_policy = lambda samples that share of batches from the student\n"
       "(GKD), distill.method = sequence trains on text the teacher wrote (tokenizers may differ),\n"

@@ -10,7 +10,7 @@
 
 #include "common.h"
 #include "retort/error.h"
-#include "retort/flops.h"
+#include "retort/matmul_probe.h"
 #include "retort/runtime.h"
 
 namespace retort::cli {

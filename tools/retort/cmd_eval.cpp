@@ -7,6 +7,7 @@
 #include "retort/fs.h"
 #include "retort/lm.h"
 #include "retort/lm_flows.h"
+#include "retort/load_model.h"
 #include "retort/model.h"
 #include "retort/run.h"
 

@@ -4,6 +4,7 @@
 #include "common.h"
 #include "retort/error.h"
 #include "retort/formats.h"
+#include "retort/load_model.h"
 
 namespace retort::cli {
 

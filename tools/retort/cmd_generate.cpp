@@ -8,6 +8,7 @@
 #include "retort/error.h"
 #include "retort/generate.h"
 #include "retort/lm.h"
+#include "retort/load_model.h"
 #include "retort/runtime.h"
 
 namespace retort::cli {

@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 #include <cstdio>
 
+#include "retort/config_schema.h"
 #include "retort/distributed.h"
 #include "retort/error.h"
 #include "retort/progress.h"
