@@ -89,6 +89,12 @@ void make_lm_distill_spec(RunSpec& s, const Config& c, const PreparedLmTeacher& 
   s.prompt_tokens = c.get_int("distill.prompt_tokens");
   s.sample_temperature = c.get_float("distill.sample_temperature");
   s.sample_top_p = c.get_float("distill.sample_top_p");
+  // On-policy batches sample from the student; with overlap they would be built on the teacher's
+  // thread (toggling eval()) while the main thread trains the same module: a data race.
+  if (s.on_policy > 0 && c.get_bool("run.overlap_teacher"))
+    fail("distill.on_policy = ", s.on_policy, " samples from the student while it trains, and run.overlap_teacher = true ",
+         "would build those batches on another thread as the main thread updates the same weights; ",
+         "set run.overlap_teacher = false (on-policy batches are built on the main thread)");
   if (s.on_policy > 0 && alpha < 1)
     fail("distill.on_policy = ", s.on_policy, " trains on the student's own samples, where cross-entropy would ",
          "reinforce them; set distill.alpha = 1 (divergence only, as GKD does)");
