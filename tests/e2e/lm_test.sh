@@ -98,8 +98,8 @@ bad_input)
   check "on-policy with cross-entropy refused" grep -q "distill.alpha = 1" "$WORK/e5"
   # on-policy batches sample from the student: building them on the overlap thread would race the training step
   check "on-policy with run.overlap_teacher refused" bash -c "! '$RETORT' distill ${TINY[*]} --teacher '$WORK/runs/t' \
-    --set distill.on_policy=0.5 --set distill.alpha=1 --set run.overlap_teacher=true --set run.name=race >/dev/null 2>'$WORK/e6'"
-  check "it names run.overlap_teacher" grep -q "run.overlap_teacher = false" "$WORK/e6"
+    --set distill.on_policy=0.5 --set distill.alpha=1 --set run.overlap_teacher=true --set run.name=race >/dev/null 2>'$WORK/e_race'"
+  check "it names run.overlap_teacher" grep -q "run.overlap_teacher = false" "$WORK/e_race"
   "$RETORT" distill "${TINY[@]}" --teacher "$WORK/runs/t" --set distill.top_k=4 --set run.name=c1 >/dev/null 2>&1
   shard=$(ls "$WORK"/cache/retort/topk-*/shard-00000.bin | head -1)
   /usr/bin/python3 -c "
