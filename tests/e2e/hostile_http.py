@@ -23,18 +23,22 @@ import time
 
 def read_answer(sock, buf, deadline):
     """One HTTP response from sock -> (status, body, rest of buffer); status 0: none."""
-    while b"\r\n\r\n" not in buf:
+    def more():  # appends what arrives before the deadline; False on timeout or close
+        nonlocal buf
         left = deadline - time.monotonic()
         if left <= 0:
-            return 0, b"", buf
+            return False
         sock.settimeout(left)
         try:
             chunk = sock.recv(65536)
         except (socket.timeout, OSError):
-            return 0, b"", buf
-        if not chunk:
-            return 0, b"", buf
+            return False
         buf += chunk
+        return bool(chunk)
+
+    while b"\r\n\r\n" not in buf:
+        if not more():
+            return 0, b"", buf
     head, _, buf = buf.partition(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     try:
@@ -47,49 +51,24 @@ def read_answer(sock, buf, deadline):
     for line in lines[1:]:
         k, _, v = line.partition(b":")
         headers[k.strip().lower()] = v.strip()
+    read_answer.closing = headers.get(b"connection", b"").lower() == b"close"
     if b"content-length" in headers:
         n = int(headers[b"content-length"])
         while len(buf) < n:
-            left = deadline - time.monotonic()
-            if left <= 0:
+            if not more():
                 return 0, b"", buf
-            sock.settimeout(left)
-            try:
-                chunk = sock.recv(65536)
-            except (socket.timeout, OSError):
-                return 0, b"", buf
-            if not chunk:
-                return 0, b"", buf
-            buf += chunk
-        read_answer.closing = headers.get(b"connection", b"").lower() == b"close"
         return status, buf[:n], buf[n:]
-    read_answer.closing = headers.get(b"connection", b"").lower() == b"close"
     if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
         body = b""
         while True:
             while b"\r\n" not in buf:
-                left = deadline - time.monotonic()
-                if left <= 0:
+                if not more():
                     return 0, b"", buf
-                sock.settimeout(left)
-                try:
-                    chunk = sock.recv(65536)
-                except (socket.timeout, OSError):
-                    return 0, b"", buf
-                if not chunk:
-                    return 0, b"", buf
-                buf += chunk
             size_line, _, buf = buf.partition(b"\r\n")
             size = int(size_line, 16)
             while len(buf) < size + 2:
-                left = deadline - time.monotonic()
-                if left <= 0:
+                if not more():
                     return 0, b"", buf
-                sock.settimeout(left)
-                chunk = sock.recv(65536)
-                if not chunk:
-                    return 0, b"", buf
-                buf += chunk
             body += buf[:size]
             buf = buf[size + 2:]
             if size == 0:

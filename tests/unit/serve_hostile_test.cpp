@@ -14,6 +14,7 @@
 
 #include "retort/guard.h"
 #include "retort/serve.h"
+#include "serve_fixture.h"
 #include "test_util.h"
 
 namespace retort {
@@ -23,34 +24,10 @@ using nlohmann::json;
 using testing::TempDir;
 using Clock = std::chrono::steady_clock;
 
-struct Running {
-  std::unique_ptr<Server> server;
-  std::thread thread;
-  std::string key;
-  std::string db;
-  ~Running() {
-    server->stop();
-    thread.join();
-  }
-};
+using Running = testing::RunningServer;
 
-std::unique_ptr<Running> start(const TempDir& dir, ServeOptions o) {
-  auto r = std::make_unique<Running>();
-  o.port = 0;
-  o.db = r->db = (dir / "serve.db").string();
-  {
-    KeyStore keys(std::make_shared<GuardDb>(o.db));
-    r->key = keys.create("test", {1000, 0, 100000}).second;  // limits are no shield: the crash came before them
-  }
-  LoadedModel m = testing::tiny_gpt({{"vocab_size", 256}, {"max_seq_len", 48}});
-  save_model(*m.model, m.spec, dir / "lm");
-  m.tokenizer->save(dir / "lm");
-  r->server = std::make_unique<Server>(
-      std::make_shared<Engine>(std::vector<std::pair<std::string, std::string>>{{"m", (dir / "lm").string()}}, "cpu"), o);
-  EXPECT_TRUE(r->server->bind());
-  r->thread = std::thread([s = r->server.get()] { s->listen_after_bind(); });
-  return r;
-}
+// Limits are no shield: the crash came before them.
+std::unique_ptr<Running> start(const TempDir& dir, ServeOptions o) { return testing::start_server(dir, o, {1000, 0, 100000}); }
 
 // A TCP connection to the server, from `source` (any 127.x.y.z address).
 struct Conn {

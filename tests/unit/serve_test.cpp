@@ -10,6 +10,7 @@
 #include "retort/generate.h"
 #include "retort/guard.h"
 #include "retort/serve.h"
+#include "serve_fixture.h"
 #include "test_util.h"
 
 namespace retort {
@@ -18,14 +19,7 @@ namespace {
 using testing::TempDir;
 using nlohmann::json;
 
-// A byte-level gpt saved as a model folder with its tokenizer.
-std::string save_tiny_lm(const TempDir& dir, int64_t context = 48) {
-  LoadedModel m = testing::tiny_gpt({{"vocab_size", 256}, {"max_seq_len", context}});
-  std::filesystem::path p = dir / "lm";
-  save_model(*m.model, m.spec, p);
-  m.tokenizer->save(p);
-  return p.string();
-}
+using testing::save_tiny_lm;
 
 GenerationRequest request(const std::string& text, int64_t max_tokens, uint64_t seed = 1) {
   GenerationRequest r;
@@ -149,29 +143,9 @@ TEST(ServeEngine, RequestsTheModelCannotTakeAre400s) {
 
 // ---- the HTTP server --------------------------------------------------------------------
 
-struct Running {
-  std::unique_ptr<Server> server;
-  std::thread thread;
-  std::string key;
-  ~Running() {
-    server->stop();
-    thread.join();
-  }
-};
+using Running = testing::RunningServer;
 
-std::unique_ptr<Running> start(const TempDir& dir, ServeOptions o) {
-  auto r = std::make_unique<Running>();
-  o.port = 0;
-  o.db = (dir / "serve.db").string();
-  {
-    KeyStore keys(std::make_shared<GuardDb>(o.db));
-    r->key = keys.create("test", {}).second;
-  }
-  r->server = std::make_unique<Server>(std::make_shared<Engine>(std::vector<std::pair<std::string, std::string>>{{"m", save_tiny_lm(dir)}}, "cpu"), o);
-  EXPECT_TRUE(r->server->bind());
-  r->thread = std::thread([s = r->server.get()] { s->listen_after_bind(); });
-  return r;
-}
+std::unique_ptr<Running> start(const TempDir& dir, ServeOptions o) { return testing::start_server(dir, o); }
 
 httplib::Result post(const Running& r, const json& body) {
   httplib::Client c("127.0.0.1", r.server->port());
