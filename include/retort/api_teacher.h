@@ -9,7 +9,9 @@
 //     are kept as JSONL, one record at a time, and re-tokenized by the student (any tokenizer).
 // Requests run concurrently (teacher.api_concurrency), failures are retried with exponential
 // backoff that honours Retry-After, and a budget (teacher.api_max_requests / api_max_tokens)
-// stops the harvest with a clear Error, keeping what was harvested.
+// stops the harvest with a clear Error, keeping what was harvested. The endpoint comes from the
+// openai: teacher source (retort/teacher_source.h); `retort distill`'s flow through it is
+// lm_distill_api (retort/lm_flows.h).
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -18,8 +20,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "retort/config.h"
 #include "retort/lm.h"
+#include "retort/teacher.h"
+#include "retort/topk_cache.h"
 
 namespace retort {
 
@@ -35,10 +38,8 @@ struct ApiEndpoint {
                             // before each request: requests in flight may overshoot it a little)
 };
 
-// True for "openai:..." teacher sources.
-bool is_api_teacher(const std::string& source);
-// From teacher.path ("openai:URL") and teacher.api_*; a missing key variable -> Error naming it.
-ApiEndpoint api_endpoint_from(const Config& c);
+// The prefix of openai: teacher sources ("openai:URL"); part of the top-k cache keys too.
+inline constexpr char kApiTeacherPrefix[] = "openai:";
 
 // Thrown when the budget would be exceeded; what was harvested is kept on disk.
 struct BudgetExhausted : Error {
@@ -94,8 +95,18 @@ TopkCache harvest_topk_cache(ApiClient& client, const Tokenizer& tokenizer, cons
 TextCorpus api_written_corpus(ApiClient& client, const Tokenizer& tokenizer, const TokenSet& train, int64_t seq_len,
                               const SequenceKdOptions& options, const std::filesystem::path& cache_dir);
 
-// `retort distill` with teacher.path = "openai:URL" and data.kind = text: top-k logprobs
-// (distill.method = logits, distill.top_k 1..20) or text (distill.method = sequence).
-LmRunResult lm_distill_api(const Config& c, const std::filesystem::path& dir);
+// The endpoint's top-k from a harvested cache (harvest_topk_cache). Every batch must be a stored
+// training window: there is no live model to ask about anything else (on-policy samples,
+// augmented batches -> Error).
+class ApiTopkTeacher : public Teacher {
+ public:
+  ApiTopkTeacher(TopkCache cache, std::string description);
+  TeacherSignal signal(const Batch& batch) override;
+  std::string describe() const override { return description_; }
+
+ private:
+  TopkCache cache_;
+  std::string description_;
+};
 
 }  // namespace retort

@@ -9,6 +9,8 @@
 
 namespace retort {
 
+struct ApiEndpoint;  // retort/api_teacher.h
+
 // A gpt (model.*, train.*) on next-token labels of text.corpus.
 LmRunResult lm_train(const Config& c, const std::filesystem::path& dir);
 
@@ -17,10 +19,15 @@ LmRunResult lm_train(const Config& c, const std::filesystem::path& dir);
 // V = 256 and text.tokenizer allows; any other case -> Error naming both sizes.
 std::shared_ptr<Tokenizer> lm_teacher_tokenizer(const LoadedModel& teacher, const Config& c, int64_t* vocab);
 
-// A gpt student from the language model at teacher.path ("torchscript:FILE" too): distill.method = logits matches
+// A gpt student from the language model at teacher.path (any teacher source: retort/teacher_source.h): distill.method = logits matches
 // the teacher's distributions (distill.loss, top_k, on_policy, init_from_teacher; the
 // vocabularies must match); sequence trains on text the teacher wrote (any tokenizers).
 LmRunResult lm_distill(const Config& c, const std::filesystem::path& dir);
+
+// lm_distill with an openai: teacher (`endpoint`, from the openai: source) and data.kind = text:
+// top-k logprobs (distill.method = logits, distill.top_k 1..20) or text (distill.method =
+// sequence). Harvests through ApiClient (retort/api_teacher.h) into the top-k or text cache.
+LmRunResult lm_distill_api(const Config& c, const std::filesystem::path& dir, const ApiEndpoint& endpoint);
 
 // Sequence-KD settings from distill.* (one full window written per prompt).
 SequenceKdOptions sequence_kd_options_from(const Config& c, int64_t seq_len);

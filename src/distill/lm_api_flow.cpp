@@ -1,6 +1,7 @@
 // `retort distill` with an openai: teacher (teacher.path = "openai:URL"): the endpoint's
 // top-k logprobs harvested into a top-k cache (distill.method = logits), or its written text
-// (distill.method = sequence). The local-teacher flows are lm_flows.cpp.
+// (distill.method = sequence). The local-teacher flows are lm_flows.cpp; the teacher itself
+// (client, harvest, ApiTopkTeacher) is src/teachers/.
 #include <torch/torch.h>
 
 #include <cstdio>
@@ -13,25 +14,6 @@
 namespace retort {
 
 namespace {
-
-// The endpoint's top-k from the harvested cache. Every batch must be a stored training
-// window: there is no live model to ask about anything else (on-policy samples).
-class ApiTopkTeacher : public Teacher {
- public:
-  ApiTopkTeacher(TopkCache cache, std::string description)
-      : cache_(std::move(cache)), description_(std::move(description)) {}
-  TeacherSignal signal(const Batch& batch) override {
-    if (batch.augmented)
-      fail("the openai: teacher answers only the training windows it was asked about beforehand; ",
-           "this batch was generated (distill.on_policy) or augmented");
-    return cache_.rows(batch.index);
-  }
-  std::string describe() const override { return description_; }
-
- private:
-  TopkCache cache_;
-  std::string description_;
-};
 
 nlohmann::json api_usage(const ApiClient& client) {
   return {
@@ -47,8 +29,7 @@ void print_usage(const ApiClient& client, const std::string& what) {
 
 }  // namespace
 
-LmRunResult lm_distill_api(const Config& c, const std::filesystem::path& dir) {
-  ApiEndpoint endpoint = api_endpoint_from(c);
+LmRunResult lm_distill_api(const Config& c, const std::filesystem::path& dir, const ApiEndpoint& endpoint) {
   const std::string url = c.get_string("teacher.path");
   if (dist::world_size() > 1)
     fail(

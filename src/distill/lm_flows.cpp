@@ -3,12 +3,11 @@
 
 #include <cstdio>
 
-#include "retort/api_teacher.h"
 #include "retort/distributed.h"
 #include "retort/error.h"
 #include "retort/fs.h"
 #include "retort/lm_flows.h"
-#include "retort/load_model.h"
+#include "retort/teacher_source.h"
 
 namespace retort {
 
@@ -70,8 +69,10 @@ TeacherTextRun teacher_text_run(const Config& c, const std::filesystem::path& di
 }
 
 LmRunResult lm_distill(const Config& c, const std::filesystem::path& dir) {
-  if (is_api_teacher(c.get_string("teacher.path"))) return lm_distill_api(c, dir);
-  LoadedModel t = load_teacher(c.get_string("teacher.path"));
+  OpenedTeacher opened = open_teacher(c.get_string("teacher.path"), teacher_source_options_from(c));
+  if (opened.api) return lm_distill_api(c, dir, *opened.api);
+  opened.check_data_kind("text");
+  LoadedModel& t = *opened.model;
   int64_t teacher_vocab = 0;
   std::shared_ptr<Tokenizer> teacher_tok = lm_teacher_tokenizer(t, c, &teacher_vocab);
   std::shared_ptr<Tokenizer> student_tok = c.get_string("text.tokenizer") == "auto" ? teacher_tok : nullptr;

@@ -34,10 +34,4 @@ LoadedModel load_model(const std::filesystem::path& path) {
        "`retort export` wrote (a safetensors folder, a .gguf file)");
 }
 
-LoadedModel load_teacher(const std::string& source) {
-  const std::string prefix = "torchscript:";
-  if (source.rfind(prefix, 0) == 0) return load_torchscript(source.substr(prefix.size()));
-  return load_model(source);
-}
-
 }  // namespace retort

@@ -13,9 +13,9 @@
 #include "retort/error.h"
 #include "retort/fs.h"
 #include "retort/generate.h"
-#include "retort/load_model.h"
 #include "retort/model.h"
 #include "retort/serve.h"
+#include "retort/teacher_source.h"
 #include "retort/tokenizer.h"
 
 namespace retort {
@@ -27,7 +27,7 @@ const float kNaN = std::numeric_limits<float>::quiet_NaN();
 // The id a model is served under: --model NAME=PATH, else the folder's name ("model" folders
 // inside runs take the run's name).
 std::string default_id(const std::string& path) {
-  fs::path p = fs::path(path.rfind("torchscript:", 0) == 0 ? path.substr(12) : path).lexically_normal();
+  fs::path p = fs::path(teacher_source_location(path)).lexically_normal();
   if (p.filename().empty()) p = p.parent_path();
   std::string name = p.stem().string();
   if (name == "model" && p.has_parent_path()) name = p.parent_path().filename().string();
@@ -54,7 +54,7 @@ std::shared_ptr<ServedModel> load_served(const std::string& id, const std::strin
   m->id = id;
   m->path = path;
   m->created = static_cast<int64_t>(std::time(nullptr));
-  LoadedModel loaded = load_teacher(path);
+  LoadedModel loaded = open_teacher(path).local_model("retort serve --model");
   m->model = loaded.model;
   m->model->to(device);
   m->model->eval();

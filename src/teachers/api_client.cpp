@@ -1,5 +1,6 @@
-// The HTTP side of the openai: teacher: the endpoint from config, a thread-safe client with
-// retries, Retry-After and a request/token budget, and the endpoint's published tokenizer.
+// The HTTP side of the openai: teacher: a thread-safe client with retries, Retry-After and a
+// request/token budget, and the endpoint's published tokenizer. The endpoint itself comes from
+// the openai: source (source_openai.cpp).
 // What is asked of the endpoint (top-k harvest, written text) lives in api_harvest.cpp.
 #include <httplib.h>
 
@@ -20,7 +21,6 @@ namespace retort {
 
 namespace {
 
-constexpr const char* kPrefix = "openai:";
 constexpr double kMaxRetryAfter = 60;  // seconds: a longer Retry-After is capped, not obeyed
 constexpr double kMaxBackoff = 30;     // seconds: exponential backoff without Retry-After
 
@@ -66,34 +66,6 @@ void interruptible_sleep(double seconds, const std::string& what) {
 }
 
 }  // namespace
-
-bool is_api_teacher(const std::string& source) { return source.rfind(kPrefix, 0) == 0; }
-
-ApiEndpoint api_endpoint_from(const Config& c) {
-  const std::string& path = c.get_string("teacher.path");
-  if (!is_api_teacher(path)) fail("teacher.path = '", path, "' is not an openai: teacher");
-  ApiEndpoint e;
-  e.base_url = path.substr(std::string(kPrefix).size());
-  while (!e.base_url.empty() && e.base_url.back() == '/') e.base_url.pop_back();
-  if (e.base_url.rfind("http://", 0) != 0 && e.base_url.rfind("https://", 0) != 0)
-    fail("teacher.path = '", path, "': the endpoint must be an http:// or https:// URL, e.g. ",
-         "openai:http://127.0.0.1:8080/v1");
-  e.model = c.get_string("teacher.api_model");
-  if (e.model.empty()) fail("--teacher-model / teacher.api_model is required for openai: teachers");
-  const std::string& var = c.get_string("teacher.api_key_env");
-  const char* key = var.empty() ? nullptr : std::getenv(var.c_str());
-  if (!key || !*key)
-    fail("the API key of ", e.base_url, " is read from the environment variable ",
-         var.empty() ? "(none)" : var, ", which is ", key ? "empty" : "not set",
-         "; export it, or name another with --api-key-env / teacher.api_key_env");
-  e.api_key = key;
-  e.concurrency = c.get_int("teacher.api_concurrency");
-  e.max_retries = c.get_int("teacher.api_retries");
-  e.timeout = c.get_float("teacher.api_timeout");
-  e.max_requests = c.get_int("teacher.api_max_requests");
-  e.max_tokens = c.get_int("teacher.api_max_tokens");
-  return e;
-}
 
 // ---- the client ----------------------------------------------------------------------------
 

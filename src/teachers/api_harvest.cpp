@@ -181,7 +181,7 @@ TopkCache harvest_topk_cache(ApiClient& client, const Tokenizer& tokenizer,
   key.update(cat("openai\n", e.base_url, "\n", e.model, "\n", k, "/", info.seq_len, "/",
                  info.windows, "\n", tokenizer.fingerprint(), "\n"));
   key.update(set.tokens.data_ptr(), set.tokens.numel() * set.tokens.element_size());
-  info.key = cat("openai:", e.base_url, " ", e.model, " ", key.hex());
+  info.key = cat(kApiTeacherPrefix, e.base_url, " ", e.model, " ", key.hex());
   fs::path dir = cache_dir / cat("topk-api-", key.hex(), "-k", k);
   ensure_writable_dir(dir);
   TopkCacheWriter writer(dir, info);

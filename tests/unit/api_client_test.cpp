@@ -17,6 +17,7 @@
 #include "retort/config_schema.h"
 #include "retort/error.h"
 #include "retort/fs.h"
+#include "retort/teacher_source.h"
 #include "test_util.h"
 
 using namespace retort;
@@ -320,6 +321,9 @@ TEST(ApiClient, ConnectionRefusedIsAnErrorAfterTheRetries) {
 TEST(ApiClient, EndpointFromConfigNeedsAUrlAModelAndAKey) {
   Config c = Config::defaults(retort_schema());
   c.set("teacher.path", "openai:http://127.0.0.1:9/v1/");
+  auto api_endpoint_from = [](const Config& c) {
+    return *open_teacher(c.get_string("teacher.path"), teacher_source_options_from(c)).api;
+  };
   EXPECT_NE(error_of([&] { api_endpoint_from(c); }).find("teacher.api_model"), std::string::npos);
   c.set("teacher.api_model", "kjv");
   c.set("teacher.api_key_env", "RETORT_TEST_UNSET_KEY_VARIABLE");
@@ -334,8 +338,8 @@ TEST(ApiClient, EndpointFromConfigNeedsAUrlAModelAndAKey) {
   c.set("teacher.path", "openai:127.0.0.1:9/v1");
   EXPECT_NE(error_of([&] { api_endpoint_from(c); }).find("http://"), std::string::npos);
   ::unsetenv("RETORT_TEST_UNSET_KEY_VARIABLE");
-  EXPECT_TRUE(is_api_teacher("openai:http://x/v1"));
-  EXPECT_FALSE(is_api_teacher("runs/demo/teacher"));
+  EXPECT_STREQ(teacher_source_of("openai:http://x/v1").name, "openai");
+  EXPECT_STREQ(teacher_source_of("runs/demo/teacher").name, "folder");
 }
 
 // ---- the top-k harvest ---------------------------------------------------------------------

@@ -9,6 +9,7 @@
 #include "retort/load_model.h"
 #include "retort/model.h"
 #include "retort/teacher.h"
+#include "retort/teacher_source.h"
 #include "test_util.h"
 
 namespace retort {
@@ -102,7 +103,7 @@ TEST(TorchScript, TeacherSourcesAndLanguageModelProbe) {
   lm.register_parameter("emb", torch::randn({7, 7}), false);
   lm.define("def forward(self, ids):\n    return self.emb[ids]\n");
   lm.save((tmp / "lm.pt").string());
-  LoadedModel m = load_teacher("torchscript:" + (tmp / "lm.pt").string());
+  LoadedModel m = *open_teacher("torchscript:" + (tmp / "lm.pt").string()).model;
   EXPECT_EQ(m.spec.name, "torchscript");
   EXPECT_EQ(m.tokenizer, nullptr);
   EXPECT_EQ(probe_lm_vocabulary(*m.model, 5, "lm"), 7);
@@ -110,7 +111,7 @@ TEST(TorchScript, TeacherSourcesAndLanguageModelProbe) {
   LoadedModel c = load_torchscript(save_module(tmp, "c.pt", "    return x.float() @ self.w\n"));
   std::string e = error_of([&] { probe_lm_vocabulary(*c.model, 5, "the teacher"); });
   EXPECT_NE(e.find("the teacher is not a language model"), std::string::npos) << e;
-  EXPECT_NE(error_of([&] { load_teacher((tmp / "nowhere").string()); }).find("no model at"), std::string::npos);
+  EXPECT_NE(error_of([&] { open_teacher((tmp / "nowhere").string()); }).find("no model at"), std::string::npos);
 }
 
 }  // namespace

@@ -1,13 +1,12 @@
 // `retort distill`: a student (model.*) from a trained teacher (teacher.path).
 #include <cstdio>
 
-#include "retort/api_teacher.h"
 #include "retort/distributed.h"
 #include "retort/divergence_table.h"
 #include "retort/error.h"
 #include "retort/lm_flows.h"
-#include "retort/load_model.h"
 #include "retort/run.h"
+#include "retort/teacher_source.h"
 #include "run_args.h"
 
 namespace retort::cli {
@@ -45,10 +44,10 @@ void register_distill(CLI::App& app) {
       "          retort distill --teacher openai:http://127.0.0.1:8080/v1 --teacher-model kjv --api-key-env RETORT_KEY "
       "--config configs/kjv-lm-kd.toml");
   add_run_args(cmd, args);
-  cmd->add_option("--teacher", teacher,
-                  "the teacher: a retort run or model folder, or torchscript:FILE.pt (a module traced or scripted in\n"
-                  "PyTorch: images -> logits (B, classes) or ids (B, T) -> logits (B, T, V)), or openai:URL (an OpenAI-compatible\n"
-                  "endpoint, e.g. openai:http://127.0.0.1:8080/v1); same as --set teacher.path=...");
+  // The teacher sources, from their registry: one line each.
+  std::string sources;
+  for (const TeacherSource& source : teacher_sources()) sources += cat("\n  ", source.example, ": ", source.help);
+  cmd->add_option("--teacher", teacher, "the teacher (same as --set teacher.path=...), one of:" + sources);
   cmd->add_option("--teacher-model", teacher_model,
                   "openai: teachers: the endpoint's model id; same as --set teacher.api_model=...");
   cmd->add_option("--api-key-env", api_key_env,
@@ -62,14 +61,14 @@ void register_distill(CLI::App& app) {
     if (c.get_string("teacher.path").empty()) fail("distill needs a teacher: --teacher PATH or teacher.path");
     std::filesystem::path dir = run_dir_for(c, args, "distill");
     setup_runtime(c, /*data_parallel=*/true);
-    if (is_api_teacher(c.get_string("teacher.path")) && c.get_string("data.kind") != "text")
-      fail("an openai: teacher answers with text and token logprobs only: it needs data.kind = text");
     if (c.get_string("data.kind") == "text") {
       print_result(describe_lm_result(lm_distill(c, dir)));
       return;
     }
     ImageSet train = load_split_from(c, "train"), test = load_split_from(c, "test");
-    LoadedModel t = load_teacher(c.get_string("teacher.path"));
+    OpenedTeacher opened = open_teacher(c.get_string("teacher.path"), teacher_source_options_from(c));
+    opened.check_data_kind(c.get_string("data.kind"));
+    LoadedModel& t = *opened.model;
     PreparedTeacher prepared = prepare_teacher(c, t.model, t.dir.string(), train, test);
     if (!prepared.cache.path.empty() && dist::is_main())
       std::fprintf(stderr, "teacher cache: %s (%s)\n", prepared.cache.path.c_str(),

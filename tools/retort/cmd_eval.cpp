@@ -10,6 +10,7 @@
 #include "retort/load_model.h"
 #include "retort/model.h"
 #include "retort/run.h"
+#include "retort/teacher_source.h"
 
 namespace retort::cli {
 
@@ -38,7 +39,7 @@ nlohmann::json eval_language_model(const Config& c, const LoadedModel& m, const 
   const int64_t batch = c.get_int("data.eval_batch_size");
   torch::Tensor teacher_top1;
   if (!teacher_path.empty()) {
-    LoadedModel t = load_teacher(teacher_path);
+    LoadedModel t = open_teacher(teacher_path).local_model("retort eval --teacher");
     int64_t teacher_vocab = 0;
     lm_teacher_tokenizer(t, c, &teacher_vocab);
     check_same_vocabulary(teacher_vocab, m.tokenizer->vocab_size(), "agreement is measured token by token");
@@ -107,7 +108,7 @@ void register_eval(CLI::App& app) {
                           {"bytes_on_disk", model_size_on_disk(m.dir)}, {"accuracy", accuracy(logits, test.labels)},
                           {"examples", test.size()}};
     if (!teacher_path.empty()) {
-      LoadedModel t = load_teacher(teacher_path);
+      LoadedModel t = open_teacher(teacher_path).local_model("retort eval --teacher");
       check_model_fits(*t.model, test, "the teacher");
       out["agreement"] = agreement(logits, predict_logits(*t.model, test, c.get_int("data.eval_batch_size")));
     }
