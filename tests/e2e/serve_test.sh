@@ -273,9 +273,11 @@ hostile)
   before=$(rows 'select count(*) from audit')
   "$RETORT" serve --port "$PORT" --db "$WORK/second.db" --model kjv="$WORK/runs/lm" >/dev/null 2>"$WORK/second.err" &
   second=$!
-  sleep 3
+  for _ in $(seq 1 600); do kill -0 $second 2>/dev/null || break; sleep 0.1; done  # it loads its model, then binds
   check "a second server on the same port exits with an error" bash -c "! kill -0 $second 2>/dev/null"
-  wait $second 2>/dev/null
+  wait $second
+  rc=$?
+  check "with a non-zero status (got $rc)" test $rc -ne 0
   check "it says the port is in use" grep -q "cannot listen on 127.0.0.1:$PORT (in use" "$WORK/second.err"
   for i in $(seq 1 20); do curl -sf "http://127.0.0.1:$PORT/v1/models" -H "Authorization: Bearer $KEY" >/dev/null; done
   check "all 20 requests after it reached the first server's audit log" \
