@@ -235,10 +235,47 @@ distill)
   labels=$(json "$WORK/runs/labels/run.json" 'd["val_bpb"]')
   api=$(json "$WORK/runs/api/run.json" 'd["val_bpb"]')
   check "the student distilled through the API ($api bits/byte) beats labels alone ($labels)" below "$api" "$labels"
-  check "the same teacher's top-5 read locally gives the very same student" "$RETORT" distill "${STUDENT[@]}" \
+  check "the same teacher's top-5 read locally" "$RETORT" distill "${STUDENT[@]}" \
     --teacher "$WORK/runs/t" --set distill.top_k=5 --set run.name=local >/dev/null 2>&1
-  same "(val bits/byte $(json "$WORK/runs/local/run.json" 'd["val_bpb"]') = $api)" \
-    "$(json "$WORK/runs/local/run.json" 'd["val_bpb"]')" "$api"
+  # The harvest through the API and the local teacher's cache hold the same top-5 tokens at every
+  # position of every window, with log-probabilities equal up to one fp16 step: the server scores
+  # one window per request, the local teacher 32 per forward pass, and float rounding of the two
+  # batch shapes can differ in the last bit before fp16 (measured: at most 0.00195). The students
+  # trained from the two caches are not compared: training amplifies such a bit into a different
+  # trajectory on some CPUs (3.70 vs 3.65 bits/byte on an AMD EPYC, equal on the earlier machine).
+  check "the API harvest equals the local teacher's top-5 cache (same ids, logprobs within one fp16 step)" \
+    /usr/bin/python3 - "$WORK/cache/retort" <<'PY'
+import glob, json, os, sys
+import numpy as np
+root = sys.argv[1]
+def load(d):
+    meta = json.load(open(os.path.join(d, "meta.json")))
+    k, T = meta["k"], meta["seq_len"]
+    ids, lps = [], []
+    for s in sorted(meta["shards"], key=lambda s: s["index"]):
+        b = open(os.path.join(d, s["file"]), "rb").read()
+        n = len(b) // (4 * k * T)  # uint16 ids, then fp16 logprobs, per window
+        ids.append(np.frombuffer(b[:n * 2 * k * T], np.uint16).reshape(n, T, k))
+        lps.append(np.frombuffer(b[n * 2 * k * T:], np.float16).reshape(n, T, k))
+    return meta, np.concatenate(ids), np.concatenate(lps).astype(np.float64)
+local = [d for d in glob.glob(root + "/topk-*-k5") if "/topk-api-" not in d]
+api = [d for d in glob.glob(root + "/topk-api-*-k5") if json.load(open(d + "/meta.json"))["vocab_size"] == 256
+       and json.load(open(d + "/meta.json"))["shards"]]
+assert len(local) == 1, local
+ml, il, ll = load(local[0])
+matches = []
+for d in api:
+    ma, ia, la = load(d)
+    if ma["windows"] == ml["windows"] and len(ia) == len(il):
+        ulp = np.spacing(np.maximum(np.abs(la), np.abs(ll)).astype(np.float16)).astype(np.float64)
+        matches.append((d, (ia == il).mean(), np.abs(la - ll).max(), (np.abs(la - ll) <= ulp).mean()))
+assert matches, ("no complete API harvest of the same windows", api)
+d, same_ids, worst, within_ulp = matches[0]
+print(f"{len(il)} windows: ids equal {same_ids:.6f}, logprob max difference {worst}, within one fp16 step {within_ulp}")
+assert same_ids == 1.0 and within_ulp == 1.0, (same_ids, worst, within_ulp)
+PY
+  local_bpb=$(json "$WORK/runs/local/run.json" 'd["val_bpb"]')
+  check "the student from the local top-5 ($local_bpb bits/byte) beats labels alone ($labels)" below "$local_bpb" "$labels"
   check "run.json records the API teacher" /usr/bin/python3 -c "
 import json; d=json.load(open('$WORK/runs/api/run.json')); a=d['teacher_api']; assert a['requests'] > 0 and a['tokens'] > 0, d"
   n=$(rows "select count(*) from audit where endpoint='/v1/completions'")
