@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: demo test build configure setup bench bench-lm bench-scale bench-serve bench-api bench-hostile clean
+.PHONY: demo test test-asan build configure setup bench bench-lm bench-scale bench-serve bench-api bench-hostile clean
 
 setup:
 	@scripts/setup
@@ -19,6 +19,14 @@ demo: configure
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+# The unit tests under AddressSanitizer + UndefinedBehaviorSanitizer, in a build of their own
+# (cmake/sanitize.cmake; the runtimes' options are compiled into the test binary).
+ASAN_BUILD ?= build-asan
+test-asan: setup
+	@cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DRETORT_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS) --target unit_tests
+	cd $(ASAN_BUILD) && ctest -L unit --output-on-failure -j $(JOBS) --timeout 900
 
 bench: build
 	/usr/bin/python3 bench/kd_fashion_vs_pytorch.py
