@@ -13,46 +13,18 @@
 #include <vector>
 
 #include "retort/api_teacher.h"
-#include "retort/base64.h"
 #include "retort/error.h"
 #include "retort/runtime.h"
+#include "teachers/api_answers.h"
 
 namespace retort {
 
 namespace {
 
-constexpr double kMaxRetryAfter = 60;  // seconds: a longer Retry-After is capped, not obeyed
-constexpr double kMaxBackoff = 30;     // seconds: exponential backoff without Retry-After
+constexpr double kMaxBackoff = 30;  // seconds: exponential backoff without Retry-After
 
 bool retryable_status(int status) {
   return status == 408 || status == 409 || status == 429 || status >= 500;
-}
-
-// "Retry-After: 2" or "0.3"; an HTTP date or junk -> -1 (use the backoff instead).
-double parse_retry_after(const std::string& v) {
-  if (v.empty()) return -1;
-  char* end = nullptr;
-  double s = std::strtod(v.c_str(), &end);
-  if (end == v.c_str() || !std::isfinite(s) || s < 0) return -1;
-  return std::min(s, kMaxRetryAfter);
-}
-
-// The API's error message from an error body ({"error": {"message", "type"}}), else the body.
-std::string error_message(const std::string& body) {
-  auto j = nlohmann::json::parse(body, nullptr, false);
-  if (!j.is_discarded() && j.is_object() && j.contains("error")) {
-    const auto& e = j["error"];
-    if (e.is_object()) {
-      std::string m = e.value("message", std::string());
-      if (e.contains("type") && e["type"].is_string())
-        m += cat(" (", e["type"].get<std::string>(), ")");
-      if (!m.empty()) return m;
-    } else if (e.is_string()) {
-      return e.get<std::string>();
-    }
-  }
-  std::string b = body.substr(0, 300);
-  return b.empty() ? "(empty body)" : b;
 }
 
 // Sleeps `seconds` in short slices so that Ctrl-C is not kept waiting on a long backoff.
@@ -159,18 +131,12 @@ nlohmann::json ApiClient::request(const char* method, const std::string& path,
       impl_->give_back(std::move(http));
       const int status = res->status;
       if (status >= 200 && status < 300) {
-        auto j = nlohmann::json::parse(res->body, nullptr, false);
-        if (j.is_discarded())
-          fail(what, ": HTTP ", status, " but the body is not JSON: ", res->body.substr(0, 200));
+        nlohmann::json j = answer_json(res->body, what, status);
         requests_.fetch_add(1);
-        if (j.is_object() && j.contains("usage") && j["usage"].is_object()) {
-          const auto& u = j["usage"];
-          if (u.contains("total_tokens") && u["total_tokens"].is_number_integer())
-            tokens_.fetch_add(u["total_tokens"].get<int64_t>());
-        }
+        tokens_.fetch_add(answer_tokens(j));
         return j;
       }
-      problem = cat("HTTP ", status, ": ", error_message(res->body));
+      problem = cat("HTTP ", status, ": ", api_error_message(res->body));
       if (!retryable_status(status)) {
         const char* hint = status == 401 || status == 403
                                ? " (check the API key, teacher.api_key_env)"
@@ -192,33 +158,20 @@ nlohmann::json ApiClient::request(const char* method, const std::string& path,
 // ---- the endpoint's tokenizer --------------------------------------------------------------
 
 nlohmann::json api_model_entry(ApiClient& client) {
-  nlohmann::json list = client.get("models");
-  if (!list.is_object() || !list.contains("data") || !list["data"].is_array())
-    fail(client.endpoint().base_url,
-         "/models answered without a \"data\" list: ", list.dump().substr(0, 200));
-  for (const auto& m : list["data"])
-    if (m.is_object() && m.value("id", std::string()) == client.endpoint().model) return m;
-  return nullptr;  // not listed: some servers answer for any model name
+  return model_entry_of(client.get("models"), client.endpoint().model,
+                        cat(client.endpoint().base_url, "/models"));
 }
 
 std::shared_ptr<Tokenizer> fetch_api_tokenizer(ApiClient& client) {
   const ApiEndpoint& e = client.endpoint();
-  nlohmann::json model = api_model_entry(client);
-  if (!model.is_object() || !model.contains("retort") || !model["retort"].is_object())
-    return nullptr;
-  nlohmann::json t = client.get(cat("models/", e.model, "/tokenizer"));
+  if (!entry_is_retort(api_model_entry(client))) return nullptr;
   const std::string origin = cat("the endpoint ", e.base_url, " (model ", e.model, ")");
-  if (!t.is_object() || !t.contains("files") || !t["files"].is_object())
-    fail(origin, " answered models/", e.model, "/tokenizer without \"files\"");
-  const auto& files = t["files"];
-  TokenizerFiles f;
-  f.json = files.value("tokenizer.json", std::string());
-  f.model = base64_decode(files.value("tokenizer.model", std::string()));
-  std::shared_ptr<Tokenizer> tok = tokenizer_from_files(f, origin);
-  const std::string published = t.value("fingerprint", std::string());
-  if (!published.empty() && published != tok->fingerprint())
-    fail(origin, " publishes tokenizer fingerprint ", published, " but its files rebuild as ",
-         tok->fingerprint());
+  PublishedTokenizer published =
+      published_tokenizer(client.get(cat("models/", e.model, "/tokenizer")), origin, e.model);
+  std::shared_ptr<Tokenizer> tok = tokenizer_from_files(published.files, origin);
+  if (!published.fingerprint.empty() && published.fingerprint != tok->fingerprint())
+    fail(origin, " publishes tokenizer fingerprint ", published.fingerprint,
+         " but its files rebuild as ", tok->fingerprint());
   return tok;
 }
 

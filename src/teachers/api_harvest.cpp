@@ -1,7 +1,7 @@
 // What retort asks of an openai: teacher: its top-k over token windows (teacher forcing
 // through /completions with echo, into the top-k cache a local teacher fills) and its
 // continuations of prompts (sequence-level KD, kept as JSONL one record at a time).
-// The HTTP client itself (retries, budget) is api_client.cpp.
+// The HTTP client itself (retries, budget) is api_client.cpp; what the answers say, api_answers.cpp.
 #include <fcntl.h>
 #include <torch/torch.h>
 #include <unistd.h>
@@ -24,6 +24,7 @@
 #include "retort/hash.h"
 #include "retort/progress.h"
 #include "retort/runtime.h"
+#include "teachers/api_answers.h"
 
 namespace retort {
 
@@ -64,21 +65,10 @@ void run_concurrently(int64_t n, int64_t threads, const std::function<void(int64
   *interrupted = interrupt_requested();
 }
 
-std::string quoted(const std::string& s) {
-  return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
 // Adds where the harvest is kept to a budget message.
 [[noreturn]] void rethrow_budget(const BudgetExhausted& e, const fs::path& kept) {
   throw BudgetExhausted(cat(e.what(), "; what was harvested is kept in ", kept.string(),
                             "; raise it and rerun to continue"));
-}
-
-const nlohmann::json& first_choice(const nlohmann::json& answer, const std::string& what) {
-  if (!answer.is_object() || !answer.contains("choices") || !answer["choices"].is_array() ||
-      answer["choices"].empty())
-    fail(what, ": the answer has no choices: ", answer.dump().substr(0, 200));
-  return answer["choices"][0];
 }
 
 }  // namespace
@@ -87,12 +77,10 @@ const nlohmann::json& first_choice(const nlohmann::json& answer, const std::stri
 
 namespace {
 
-// One window teacher-forced through the endpoint: its top-k at positions [0, n) into
-// ids/logprobs (T, k) accessors; positions n..T-1 (past the end of a padded window) stay as
-// they were filled.
+// One window teacher-forced through the endpoint: its top-k at positions [0, n) into ids/logprobs,
+// (T, k) row-major; positions n..T-1 (past the end of a padded window) stay as they were filled.
 void harvest_window(ApiClient& client, const TokenStrings& strings, const std::vector<int64_t>& x,
-                    int64_t n, int64_t k, int64_t window, torch::TensorAccessor<int64_t, 2> ids,
-                    torch::TensorAccessor<float, 2> logprobs) {
+                    int64_t n, int64_t k, int64_t window, int64_t* ids, float* logprobs) {
   const std::string what = cat("window ", window, " through ", client.endpoint().base_url);
   nlohmann::json body = {{"model", client.endpoint().model},
                          {"prompt", std::vector<int64_t>(x.begin(), x.begin() + n)},
@@ -101,61 +89,7 @@ void harvest_window(ApiClient& client, const TokenStrings& strings, const std::v
                          {"logprobs", k},
                          {"echo", true},
                          {"n", 1}};
-  nlohmann::json answer = client.post("completions", body);
-  const nlohmann::json& choice = first_choice(answer, what);
-  if (!choice.contains("logprobs") || !choice["logprobs"].is_object())
-    fail(what,
-         ": the answer has no logprobs; the endpoint must support logprobs with echo = true "
-         "(teacher forcing)");
-  const auto& lp = choice["logprobs"];
-  if (!lp.contains("tokens") || !lp["tokens"].is_array() || !lp.contains("top_logprobs") ||
-      !lp["top_logprobs"].is_array())
-    fail(what, ": logprobs without tokens / top_logprobs lists");
-  const auto& tokens = lp["tokens"];
-  const auto& top = lp["top_logprobs"];
-  if (int64_t(tokens.size()) < n || int64_t(top.size()) < n)
-    fail(what, ": the endpoint echoed ", tokens.size(), " tokens for a prompt of ", n,
-         " (does it support echo = true with logprobs?)");
-  if (int64_t(top.size()) < n + 1)
-    fail(what, ": the endpoint wrote no token after the prompt (finish_reason ",
-         choice.value("finish_reason", std::string("?")), "), so the last position's top-", k,
-         " is missing");
-  for (int64_t i = 0; i < n; ++i) {
-    const std::string got = tokens[i].is_string() ? tokens[i].get<std::string>() : tokens[i].dump();
-    const std::string& want = strings.text(int32_t(x[i]));
-    if (got != want)
-      fail("tokenizer mismatch: ", what, " came back as other tokens: at position ", i,
-           " the endpoint has ", quoted(got), ", the student's tokenizer ", quoted(want),
-           " (the student must use the endpoint's tokenizer: text.tokenizer = auto)");
-  }
-  std::vector<std::pair<float, int32_t>> entries;
-  for (int64_t t = 0; t < n; ++t) {
-    const auto& dict = top[t + 1];  // the distribution over x_{t+1}, after x_0..x_t
-    if (!dict.is_object())
-      fail(what, ": top_logprobs[", t + 1, "] is ", dict.dump().substr(0, 80),
-           ", expected {token: logprob}");
-    entries.clear();
-    for (auto it = dict.begin(); it != dict.end(); ++it) {
-      const int32_t id = strings.id(it.key());
-      if (id < 0)
-        fail("tokenizer mismatch: the endpoint's token ", quoted(it.key()),
-             " is not in the student's tokenizer (", what, ", position ", t,
-             "); the student must use the endpoint's tokenizer: text.tokenizer = auto");
-      if (!it.value().is_number())
-        fail(what, ": the logprob of ", quoted(it.key()), " is ", it.value().dump());
-      entries.emplace_back(it.value().get<float>(), id);
-    }
-    if (int64_t(entries.size()) < k)
-      fail(what, ": top_logprobs[", t + 1, "] has ", entries.size(), " entries, asked for ", k);
-    std::partial_sort(entries.begin(), entries.begin() + k, entries.end(),
-                      [](const auto& a, const auto& b) {
-                        return a.first > b.first || (a.first == b.first && a.second < b.second);
-                      });
-    for (int64_t j = 0; j < k; ++j) {
-      ids[t][j] = entries[j].second;
-      logprobs[t][j] = std::min(0.0f, entries[j].first);
-    }
-  }
+  read_topk_answer(client.post("completions", body), strings, x, n, k, what, ids, logprobs);
 }
 
 }  // namespace
@@ -200,13 +134,11 @@ TopkCache harvest_topk_cache(ApiClient& client, const Tokenizer& tokenizer,
       std::fprintf(stderr, "warning: %s; the tokenizer is checked token by token instead\n",
                    err.what());
     }
-    if (model.is_object() && model.contains("retort") && model["retort"].is_object()) {
-      const std::string theirs = model["retort"].value("tokenizer", std::string());
-      if (!theirs.empty() && theirs != tokenizer.fingerprint())
-        fail("tokenizer mismatch: the endpoint's model ", e.model, " uses tokenizer ", theirs,
-             ", the student ", tokenizer.describe(), " ", tokenizer.fingerprint(),
-             "; use the endpoint's tokenizer (text.tokenizer = auto) or distill.method = sequence");
-    }
+    const std::string theirs = entry_tokenizer_fingerprint(model);
+    if (!theirs.empty() && theirs != tokenizer.fingerprint())
+      fail("tokenizer mismatch: the endpoint's model ", e.model, " uses tokenizer ", theirs,
+           ", the student ", tokenizer.describe(), " ", tokenizer.fingerprint(),
+           "; use the endpoint's tokenizer (text.tokenizer = auto) or distill.method = sequence");
     const TokenStrings strings(tokenizer);
     const int64_t T = info.seq_len, N = set.size();
     int64_t total = 0;
@@ -242,7 +174,7 @@ TopkCache harvest_topk_cache(ApiClient& client, const Tokenizer& tokenizer,
               const int64_t n = std::min(T, N - 1 - w * T);  // positions with a next token
               std::vector<int64_t> row(T);
               for (int64_t t = 0; t < T; ++t) row[t] = x_a[i][t];
-              harvest_window(client, strings, row, n, k, w, ids_a[i], lp_a[i]);
+              harvest_window(client, strings, row, n, k, w, ids_a[i].data(), lp_a[i].data());
               answered.fetch_add(1);
               const int64_t d = done.fetch_add(1) + 1;
               std::lock_guard<std::mutex> lock(bar_mutex);
@@ -369,12 +301,8 @@ TextCorpus api_written_corpus(ApiClient& client, const Tokenizer& tokenizer, con
                 {"top_p", o.sampling.top_p},
                 {"seed", int64_t(mix_seed(o.sampling.seed, 0x5e9, uint64_t(i)) & 0x7fffffff)},
                 {"n", 1}};
-            nlohmann::json answer = client.post("completions", body);
-            const nlohmann::json& choice = first_choice(answer, cat("prompt ", i));
-            if (!choice.contains("text") || !choice["text"].is_string())
-              fail("prompt ", i,
-                   ": the answer's choice has no text: ", choice.dump().substr(0, 200));
-            const std::string doc = prompts[i] + choice["text"].get<std::string>();
+            const std::string doc =
+                prompts[i] + completion_text(client.post("completions", body), cat("prompt ", i));
             // Cut text need not be valid UTF-8: such bytes become U+FFFD rather than an error.
             const std::string line = nlohmann::json{{"i", i}, {"text", doc}}.dump(
                 -1, ' ', false, nlohmann::json::error_handler_t::replace);

@@ -1,7 +1,8 @@
-// Dense logit cache file: "RTCACHE1", u64 header length, JSON header, float32 data.
+// The dense logit cache of an image teacher: keyed by the teacher and the data, built once (the
+// ranks of a data-parallel job share the work), rebuilt when the file is not whole. The file
+// format is logit_cache_file.cpp.
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <regex>
 
 #include "retort/distributed.h"
@@ -10,36 +11,11 @@
 #include "retort/hash.h"
 #include "retort/progress.h"
 #include "retort/teacher.h"
+#include "teachers/logit_cache_file.h"
 
 namespace retort {
 
 namespace {
-
-constexpr char kMagic[8] = {'R', 'T', 'C', 'A', 'C', 'H', 'E', '1'};
-
-std::string data_checksum(const torch::Tensor& t) {
-  return Hasher().update(t.data_ptr(), t.numel() * t.element_size()).hex();
-}
-
-// Returns an undefined tensor (and says why) when the file is missing or bad.
-torch::Tensor try_read(const fs::path& path, const std::string& key, std::string* why) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return {};
-  char magic[8];
-  uint64_t hlen = 0;
-  if (!in.read(magic, 8) || std::memcmp(magic, kMagic, 8) != 0) return *why = "bad magic", torch::Tensor();
-  if (!in.read(reinterpret_cast<char*>(&hlen), 8) || hlen > (1 << 20)) return *why = "bad header", torch::Tensor();
-  std::string header(hlen, '\0');
-  if (!in.read(header.data(), hlen)) return *why = "truncated header", torch::Tensor();
-  nlohmann::json h = nlohmann::json::parse(header, nullptr, /*allow_exceptions=*/false);
-  if (h.is_discarded() || h.value("key", "") != key) return *why = "header does not match", torch::Tensor();
-  auto shape = h.at("shape").get<std::vector<int64_t>>();
-  torch::Tensor t = torch::empty(shape, torch::kFloat32);
-  if (!in.read(static_cast<char*>(t.data_ptr()), t.numel() * 4) || in.peek() != EOF)
-    return *why = "size does not match its header", torch::Tensor();
-  if (data_checksum(t) != h.value("checksum", "")) return *why = "checksum mismatch", torch::Tensor();
-  return t;
-}
 
 // The teacher's logits on `set` with the ranks of a data-parallel job sharing the work: rank r
 // computes chunks r, r + W, ... of 256 rows (the chunks a single process computes, so the
@@ -77,7 +53,7 @@ torch::Tensor load_or_build_logit_cache(ModelTeacher& teacher, const ImageSet& s
   if (dist::is_main()) remove_orphaned_temporaries(cache_dir, cache_files);
 
   std::string why;
-  torch::Tensor table = try_read(path, key, &why);
+  torch::Tensor table = read_logit_cache_file(path, key, &why);
   // Ranks decide together: one that cannot read the file (no shared folder) makes all build.
   bool hit = !dist::any(!table.defined());
   if (!hit) {
@@ -86,19 +62,7 @@ torch::Tensor load_or_build_logit_cache(ModelTeacher& teacher, const ImageSet& s
     table = dist::active() ? logits_in_parallel(teacher, set) : teacher.logits_for(set, 256, /*progress=*/true).contiguous();
     if (!torch::isfinite(table).all().item<bool>())
       fail("the teacher produced NaN or infinite logits on ", set.source, "; refusing to cache them");
-    nlohmann::json h = {{"kind", "dense-logits"}, {"key", key}, {"shape", table.sizes().vec()},
-                        {"dtype", "float32"}, {"checksum", data_checksum(table)}, {"source", set.source}};
-    std::string header = h.dump();
-    uint64_t hlen = header.size();
-    if (dist::is_main()) atomic_write(path, [&](const fs::path& tmp) {
-      std::ofstream out(tmp, std::ios::binary);
-      out.write(kMagic, 8);
-      out.write(reinterpret_cast<const char*>(&hlen), 8);
-      out.write(header.data(), hlen);
-      out.write(static_cast<const char*>(table.data_ptr()), table.numel() * 4);
-      out.close();
-      if (!out) fail("cannot write teacher cache ", tmp);
-    });
+    if (dist::is_main()) write_logit_cache_file(path, key, table, set.source);
   }
   if (status) {
     status->path = path.string();

@@ -1,0 +1,173 @@
+// Reading what an OpenAI-style endpoint answers (api_answers.h): pure functions of the answer.
+#include "teachers/api_answers.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+
+#include "retort/base64.h"
+#include "retort/error.h"
+
+namespace retort {
+
+namespace {
+
+constexpr double kMaxRetryAfter = 60;  // seconds: a longer Retry-After is capped, not obeyed
+
+std::string quoted(const std::string& s) {
+  return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+const nlohmann::json& first_choice(const nlohmann::json& answer, const std::string& what) {
+  if (!answer.is_object() || !answer.contains("choices") || !answer["choices"].is_array() ||
+      answer["choices"].empty())
+    fail(what, ": the answer has no choices: ", answer.dump().substr(0, 200));
+  return answer["choices"][0];
+}
+
+}  // namespace
+
+// ---- any answer ----------------------------------------------------------------------------
+
+nlohmann::json answer_json(const std::string& body, const std::string& what, int status) {
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_discarded())
+    fail(what, ": HTTP ", status, " but the body is not JSON: ", body.substr(0, 200));
+  return j;
+}
+
+int64_t answer_tokens(const nlohmann::json& j) {
+  if (j.is_object() && j.contains("usage") && j["usage"].is_object()) {
+    const auto& u = j["usage"];
+    if (u.contains("total_tokens") && u["total_tokens"].is_number_integer())
+      return u["total_tokens"].get<int64_t>();
+  }
+  return 0;
+}
+
+double parse_retry_after(const std::string& v) {
+  if (v.empty()) return -1;
+  char* end = nullptr;
+  double s = std::strtod(v.c_str(), &end);
+  if (end == v.c_str() || !std::isfinite(s) || s < 0) return -1;
+  return std::min(s, kMaxRetryAfter);
+}
+
+std::string api_error_message(const std::string& body) {
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  if (!j.is_discarded() && j.is_object() && j.contains("error")) {
+    const auto& e = j["error"];
+    if (e.is_object()) {
+      std::string m = e.value("message", std::string());
+      if (e.contains("type") && e["type"].is_string())
+        m += cat(" (", e["type"].get<std::string>(), ")");
+      if (!m.empty()) return m;
+    } else if (e.is_string()) {
+      return e.get<std::string>();
+    }
+  }
+  std::string b = body.substr(0, 300);
+  return b.empty() ? "(empty body)" : b;
+}
+
+// ---- the endpoint's models and tokenizer ---------------------------------------------------
+
+nlohmann::json model_entry_of(const nlohmann::json& list, const std::string& model,
+                              const std::string& what) {
+  if (!list.is_object() || !list.contains("data") || !list["data"].is_array())
+    fail(what, " answered without a \"data\" list: ", list.dump().substr(0, 200));
+  for (const auto& m : list["data"])
+    if (m.is_object() && m.value("id", std::string()) == model) return m;
+  return nullptr;  // not listed: some servers answer for any model name
+}
+
+bool entry_is_retort(const nlohmann::json& entry) {
+  return entry.is_object() && entry.contains("retort") && entry["retort"].is_object();
+}
+
+std::string entry_tokenizer_fingerprint(const nlohmann::json& entry) {
+  if (!entry_is_retort(entry)) return "";
+  return entry["retort"].value("tokenizer", std::string());
+}
+
+PublishedTokenizer published_tokenizer(const nlohmann::json& t, const std::string& origin,
+                                       const std::string& model) {
+  if (!t.is_object() || !t.contains("files") || !t["files"].is_object())
+    fail(origin, " answered models/", model, "/tokenizer without \"files\"");
+  const auto& files = t["files"];
+  PublishedTokenizer out;
+  out.files.json = files.value("tokenizer.json", std::string());
+  out.files.model = base64_decode(files.value("tokenizer.model", std::string()));
+  out.fingerprint = t.value("fingerprint", std::string());
+  return out;
+}
+
+// ---- completions ---------------------------------------------------------------------------
+
+void read_topk_answer(const nlohmann::json& answer, const TokenStrings& strings,
+                      const std::vector<int64_t>& x, int64_t n, int64_t k, const std::string& what,
+                      int64_t* ids, float* logprobs) {
+  const nlohmann::json& choice = first_choice(answer, what);
+  if (!choice.contains("logprobs") || !choice["logprobs"].is_object())
+    fail(what,
+         ": the answer has no logprobs; the endpoint must support logprobs with echo = true "
+         "(teacher forcing)");
+  const auto& lp = choice["logprobs"];
+  if (!lp.contains("tokens") || !lp["tokens"].is_array() || !lp.contains("top_logprobs") ||
+      !lp["top_logprobs"].is_array())
+    fail(what, ": logprobs without tokens / top_logprobs lists");
+  const auto& tokens = lp["tokens"];
+  const auto& top = lp["top_logprobs"];
+  if (int64_t(tokens.size()) < n || int64_t(top.size()) < n)
+    fail(what, ": the endpoint echoed ", tokens.size(), " tokens for a prompt of ", n,
+         " (does it support echo = true with logprobs?)");
+  if (int64_t(top.size()) < n + 1)
+    fail(what, ": the endpoint wrote no token after the prompt (finish_reason ",
+         choice.value("finish_reason", std::string("?")), "), so the last position's top-", k,
+         " is missing");
+  for (int64_t i = 0; i < n; ++i) {
+    const std::string got = tokens[i].is_string() ? tokens[i].get<std::string>() : tokens[i].dump();
+    const std::string& want = strings.text(int32_t(x[i]));
+    if (got != want)
+      fail("tokenizer mismatch: ", what, " came back as other tokens: at position ", i,
+           " the endpoint has ", quoted(got), ", the student's tokenizer ", quoted(want),
+           " (the student must use the endpoint's tokenizer: text.tokenizer = auto)");
+  }
+  std::vector<std::pair<float, int32_t>> entries;
+  for (int64_t t = 0; t < n; ++t) {
+    const auto& dict = top[t + 1];  // the distribution over x_{t+1}, after x_0..x_t
+    if (!dict.is_object())
+      fail(what, ": top_logprobs[", t + 1, "] is ", dict.dump().substr(0, 80),
+           ", expected {token: logprob}");
+    entries.clear();
+    for (auto it = dict.begin(); it != dict.end(); ++it) {
+      const int32_t id = strings.id(it.key());
+      if (id < 0)
+        fail("tokenizer mismatch: the endpoint's token ", quoted(it.key()),
+             " is not in the student's tokenizer (", what, ", position ", t,
+             "); the student must use the endpoint's tokenizer: text.tokenizer = auto");
+      if (!it.value().is_number())
+        fail(what, ": the logprob of ", quoted(it.key()), " is ", it.value().dump());
+      entries.emplace_back(it.value().get<float>(), id);
+    }
+    if (int64_t(entries.size()) < k)
+      fail(what, ": top_logprobs[", t + 1, "] has ", entries.size(), " entries, asked for ", k);
+    std::partial_sort(entries.begin(), entries.begin() + k, entries.end(),
+                      [](const auto& a, const auto& b) {
+                        return a.first > b.first || (a.first == b.first && a.second < b.second);
+                      });
+    for (int64_t j = 0; j < k; ++j) {
+      ids[t * k + j] = entries[j].second;
+      logprobs[t * k + j] = std::min(0.0f, entries[j].first);
+    }
+  }
+}
+
+std::string completion_text(const nlohmann::json& answer, const std::string& what) {
+  const nlohmann::json& choice = first_choice(answer, what);
+  if (!choice.contains("text") || !choice["text"].is_string())
+    fail(what, ": the answer's choice has no text: ", choice.dump().substr(0, 200));
+  return choice["text"].get<std::string>();
+}
+
+}  // namespace retort
