@@ -66,6 +66,8 @@ struct CacheStatus {
   bool hit = false;       // true: read from disk; false: computed and written
   double seconds = 0;     // time to read or build
   int64_t bytes = 0;      // size on disk
+  // "teacher cache: PATH (hit|built, 1.2 s[, 80.0 bytes/token])" (`tokens` > 0: per-token size).
+  std::string describe(int64_t tokens = 0) const;
 };
 
 // The teacher's logits on `set`, read from `cache_dir` when a file with the same

@@ -54,8 +54,7 @@ DemoReport run_demo(const Config& c) {
   std::fprintf(stderr, "teacher: %s, %lld params, test accuracy %.2f%%%s\n", teacher.spec.name.c_str(),
                (long long)teacher.params, 100 * teacher.test_accuracy, teacher.reused ? " (reused)" : "");
   PreparedTeacher prepared = prepare_teacher(c, teacher.model, tspec.dir.string(), train, test, teacher.test_logits);
-  std::fprintf(stderr, "teacher cache: %s (%s, %.1f s)\n", prepared.cache.path.c_str(),
-               prepared.cache.hit ? "hit" : "built", prepared.cache.seconds);
+  std::fprintf(stderr, "%s\n", prepared.cache.describe().c_str());
 
   // ---- students: baseline (labels) and distilled (kd), several seeds each ----
   int64_t seeds = c.get_int("demo.seeds"), base_seed = c.get_int("run.seed");

@@ -110,8 +110,7 @@ DemoReport run_demo_lm(const Config& c) {
                teacher.val.bpb, teacher.reused ? " (reused)" : "");
   PreparedLmTeacher prepared = prepare_lm_teacher(c, teacher.model, tspec.dir.string(), data);
   if (!prepared.cache.path.empty())
-    std::fprintf(stderr, "teacher top-%lld cache: %s (%s, %.1f s)\n", (long long)prepared.top_k,
-                 prepared.cache.path.c_str(), prepared.cache.hit ? "hit" : "built", prepared.cache.seconds);
+    std::fprintf(stderr, "%s\n", prepared.cache.describe(data.train.size()).c_str());
 
   // ---- students: same model, steps, tokens and seed; labels vs the teacher ----
   RunSpec bspec = lm_labels_run_spec(c, "model", "train", data, dir / "students" / "baseline");

@@ -1,4 +1,5 @@
-// What `retort train` and `retort distill` do with text (data.kind = text).
+// Pieces of the language-model runs (text_runs.cpp, lm_api_flow.cpp): the teacher's tokenizer,
+// sequence-KD settings and run, the terminal line.
 #include <torch/torch.h>
 
 #include <cstdio>
@@ -7,16 +8,8 @@
 #include "retort/error.h"
 #include "retort/fs.h"
 #include "retort/lm_flows.h"
-#include "retort/teacher_source.h"
 
 namespace retort {
-
-LmRunResult lm_train(const Config& c, const std::filesystem::path& dir) {
-  TextData data = load_text_data(c, nullptr, dir / "tokenizer");
-  RunSpec spec = lm_labels_run_spec(c, "model", "train", data, dir);
-  spec.label = "train";
-  return execute_lm_run(spec, data);
-}
 
 SequenceKdOptions sequence_kd_options_from(const Config& c, int64_t seq_len) {
   SequenceKdOptions o;
@@ -66,48 +59,6 @@ TeacherTextRun teacher_text_run(const Config& c, const std::filesystem::path& di
   run.spec.extra["teacher"] = teacher;
   run.spec.label = "distill (sequence)";
   return run;
-}
-
-LmRunResult lm_distill(const Config& c, const std::filesystem::path& dir) {
-  OpenedTeacher opened = open_teacher(c.get_string("teacher.path"), teacher_source_options_from(c));
-  if (opened.api) return lm_distill_api(c, dir, *opened.api);
-  opened.check_data_kind("text");
-  LoadedModel& t = *opened.model;
-  int64_t teacher_vocab = 0;
-  std::shared_ptr<Tokenizer> teacher_tok = lm_teacher_tokenizer(t, c, &teacher_vocab);
-  std::shared_ptr<Tokenizer> student_tok = c.get_string("text.tokenizer") == "auto" ? teacher_tok : nullptr;
-  TextData data = load_text_data(c, student_tok, dir / "tokenizer");
-  t.model->to(torch::Device(c.get_string("run.device")));
-  std::string method = c.get_string("distill.method");
-
-  if (method == "sequence") {
-    // Text only: the teacher's tokenizer writes, the student's reads.
-    TextData teacher_view = student_tok ? data : load_text_data(c, teacher_tok);
-    ModelTeacher frozen(t.model, t.dir.string());
-    TextCorpus written = teacher_written_corpus(*t.model, *teacher_tok, teacher_view.train, data.seq_len,
-                                                sequence_kd_options_from(c, data.seq_len), frozen.fingerprint(),
-                                                cache_dir_from(c));
-    if (dist::is_main()) std::fprintf(stderr, "sequence KD: %s\n", written.source.c_str());
-    TeacherTextRun run = teacher_text_run(c, dir, data, written, frozen.fingerprint(), t.dir.string());
-    if (teacher_vocab == data.tokenizer->vocab_size())  // same tokens: agreement is defined
-      score_lm(*t.model, data.validation, *data.tokenizer, data.seq_len, run.spec.eval_batch_size, {},
-               &run.spec.teacher_test_logits);
-    return execute_lm_run(run.spec, run.data);
-  }
-
-  check_same_vocabulary(teacher_vocab, data.tokenizer->vocab_size(), "distill.method = logits");
-  PreparedLmTeacher prepared = prepare_lm_teacher(c, t.model, t.dir.string(), data);
-  if (!prepared.cache.path.empty() && dist::is_main())
-    std::fprintf(stderr, "teacher cache: %s (%s, %.1f bytes/token)\n", prepared.cache.path.c_str(),
-                 prepared.cache.hit ? "hit" : "built",
-                 double(prepared.cache.bytes) / std::max<int64_t>(1, data.train.size()));
-  RunSpec spec = lm_labels_run_spec(c, "model", "train", data, dir);
-  make_lm_distill_spec(spec, c, prepared);
-  spec.label = "distill";
-  std::function<std::string(ModelImpl&)> init;
-  if (c.get_bool("distill.init_from_teacher"))
-    init = [&](ModelImpl& student) { return init_student_from_teacher(student, *t.model); };
-  return execute_lm_run(spec, data, init);
 }
 
 std::string describe_lm_result(const LmRunResult& r) {

@@ -9,6 +9,12 @@
 
 namespace retort {
 
+std::string CacheStatus::describe(int64_t tokens) const {
+  std::string s = cat("teacher cache: ", path, " (", hit ? "hit" : "built", ", ", decimals(seconds, 1), " s");
+  if (tokens > 0) s += cat(", ", decimals(double(bytes) / double(tokens), 1), " bytes/token");
+  return s + ")";
+}
+
 std::string fingerprint_tensors(const std::vector<torch::Tensor>& tensors) {
   Hasher h;
   for (const auto& t0 : tensors) {

@@ -32,6 +32,7 @@ assert r["students"][1]["method"] == "kd" and "temperature" in r["students"][1] 
 assert r["latency"]["teacher_ms"] > 0 and r["latency"]["student_ms"] > 0
 PY
   check "report.html is self-contained with plots" bash -c "grep -q '<svg' '$R/report.html' && ! grep -qE 'src=\"http|href=\"http' '$R/report.html'"
+  page_ok "the demo page renders in Chromium" "$R/report.html" 2 "Distillation gain"
   check "table printed" grep -q "distillation gain" "$WORK/out1"
   check "metrics.jsonl per run" test -s "$R/students/distilled/seed-1/metrics.jsonl"
   check "first run trains the teacher" test "$(json "$R/report.json" 'd["teacher"]["reused"]')" = "False"
@@ -46,6 +47,14 @@ distill)
   check "distill from it" "$RETORT" distill "${SMALL[@]}" --teacher "$WORK/runs/t" --set run.name=s \
     --set train.epochs=2 --set model.hidden=32 >"$WORK/o2" 2>"$WORK/e2"
   check "distill prints accuracy and agreement" grep -q "agreement with teacher" "$WORK/o2"
+  check "train and distill each write a report" test -s "$WORK/runs/t/report.json" -a -s "$WORK/runs/s/report.json"
+  same "the report's score is the run's" "$(json "$WORK/runs/s/run.json" 'd["test_accuracy"]')" \
+    "$(json "$WORK/runs/s/report.json" 'd["metric"]["value"]')"
+  same "the report's teacher score is the teacher's own" "$(json "$WORK/runs/t/run.json" 'd["test_accuracy"]')" \
+    "$(json "$WORK/runs/s/report.json" 'd["teacher"]["value"]')"
+  page_ok "the distill report says first what was kept, with its plots" "$WORK/runs/s/report.html" 3 \
+    "of its teacher's test accuracy"
+  page_ok "the train report shows its curves" "$WORK/runs/t/report.html" 2 "parameters) reached"
   check "classifier distillation with another divergence" "$RETORT" distill "${SMALL[@]}" --teacher "$WORK/runs/t" \
     --set run.name=sj --set train.epochs=1 --set model.hidden=32 --set distill.loss=jsd >/dev/null 2>&1
   check "its objective names it" grep -q 'jsd(T=1, beta=0.5)' "$WORK/runs/sj/run.json"

@@ -36,6 +36,16 @@ same_files() {
   else check "$what" cmp -s "$a" "$b"; fi
 }
 shown() { local v=${1//$'\n'/\\n}; echo "${v:0:120}"; }  # one line of at most 120 characters
+# page_ok WHAT FILE MIN_PLOTS TEXT: headless Chromium loads FILE (a report page); the DOM it built
+# holds at least MIN_PLOTS inline SVG plots and the text TEXT.
+page_ok() {
+  local what=$1 file=$2 plots=$3 text=$4 dom n
+  dom=$(timeout 120 chromium --headless --no-sandbox --disable-gpu --dump-dom "file://$file" 2>/dev/null)
+  n=$(grep -o '<svg' <<<"$dom" | wc -l)
+  if [ "$n" -ge "$plots" ] && grep -qF -- "$text" <<<"$dom"; then check "$what (Chromium drew $n plots)" true
+  else check "$what: Chromium's DOM has $n plots (want >= $plots) or lacks '$text'" false; fi
+}
+
 json() { /usr/bin/python3 -c "import json,sys; d=json.load(open('$1')); print($2)"; }
 below() { /usr/bin/python3 -c "import sys; sys.exit(0 if float('$1') < float('$2') else 1)"; }  # below A B: A < B
 

@@ -58,6 +58,11 @@ distill)
 import json; d=json.load(open('$WORK/runs/$loss/run.json'))
 assert d['status']=='finished' and 0<d['val_bpb']<9 and 0<=d['agreement']<=1 and d['top_k']==5, d"
   done
+  same "the kl report scores the run" "$(json "$WORK/runs/kl/run.json" 'd["val_bpb"]')" \
+    "$(json "$WORK/runs/kl/report.json" 'd["metric"]["value"]')"
+  same "the kl report's teacher score is the teacher's validation bits/byte (6 decimals; rescored in another batching)" \
+    "$(json "$WORK/runs/t/run.json" 'round(d["val_bpb"], 6)')" "$(json "$WORK/runs/kl/report.json" 'round(d["teacher"]["value"], 6)')"
+  page_ok "the language-model distill report renders with its plots" "$WORK/runs/kl/report.html" 3 "its teacher's"
   check "dense teacher, jsd beta 0.3" "$RETORT" distill "${TINY[@]}" --teacher "$WORK/runs/t" --set run.name=dense \
     --set distill.loss=jsd --set distill.beta=0.3 >/dev/null 2>&1
   check "objective names the beta" bash -c "grep -q 'jsd(T=1, beta=0.3)' '$WORK/runs/dense/run.json'"

@@ -28,10 +28,10 @@ classifier)
   check "student learns from the teacher alone: accuracy $acc > 0.6 (chance 0.1)" \
     below 0.6 "$acc"
   check "student agrees with the teacher: $agree > 0.7" below 0.7 "$agree"
-  check "the teacher cache was built" grep -q "teacher cache:.*(built)" "$WORK/err"
+  check "the teacher cache was built" grep -q "teacher cache:.*(built," "$WORK/err"
   check "second run hits the teacher cache" "$RETORT" distill --teacher "torchscript:$TS/classifier.pt" "${SMALL[@]}" \
     --set distill.alpha=1 --set train.epochs=1 --set run.name=ts2 >"$WORK/out2" 2>"$WORK/err2"
-  check "cache hit reported" grep -q "teacher cache:.*(hit)" "$WORK/err2"
+  check "cache hit reported" grep -q "teacher cache:.*(hit," "$WORK/err2"
   ;;
 lm)
   # A byte-level gpt trained and scripted in PyTorch; it returns {"logits": ...}.

@@ -1,11 +1,9 @@
 // `retort distill`: a student (model.*) from a trained teacher (teacher.path).
 #include <cstdio>
 
-#include "retort/distributed.h"
+#include "retort/commands.h"
 #include "retort/divergence_table.h"
 #include "retort/error.h"
-#include "retort/lm_flows.h"
-#include "retort/run.h"
 #include "retort/teacher_source.h"
 #include "run_args.h"
 
@@ -61,25 +59,7 @@ void register_distill(CLI::App& app) {
     if (c.get_string("teacher.path").empty()) fail("distill needs a teacher: --teacher PATH or teacher.path");
     std::filesystem::path dir = run_dir_for(c, args, "distill");
     setup_runtime(c, /*data_parallel=*/true);
-    if (c.get_string("data.kind") == "text") {
-      print_result(describe_lm_result(lm_distill(c, dir)));
-      return;
-    }
-    ImageSet train = load_split_from(c, "train"), test = load_split_from(c, "test");
-    OpenedTeacher opened = open_teacher(c.get_string("teacher.path"), teacher_source_options_from(c));
-    opened.check_data_kind(c.get_string("data.kind"));
-    LoadedModel& t = *opened.model;
-    PreparedTeacher prepared = prepare_teacher(c, t.model, t.dir.string(), train, test);
-    if (!prepared.cache.path.empty() && dist::is_main())
-      std::fprintf(stderr, "teacher cache: %s (%s)\n", prepared.cache.path.c_str(),
-                   prepared.cache.hit ? "hit" : "built");
-    RunSpec spec = labels_run_spec(c, "model", "train", train, dir);
-    make_distill_spec(spec, c, prepared);
-    spec.label = "distill";
-    RunResult r = execute_run(spec, train, test);
-    print_result(cat(dir.string(), ": ", r.spec.name, ", ", r.params, " params, test accuracy ",
-                     decimals(100 * r.test_accuracy, 2), "%, agreement with teacher ", decimals(100 * r.agreement, 2),
-                     "%, ", decimals(r.train_seconds, 1), " s training"));
+    print_command_result(distill_command(c, dir));
   });
 }
 

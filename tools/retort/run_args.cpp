@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "retort/checkpoints.h"
+#include "retort/commands.h"
 #include "retort/distributed.h"
 #include "retort/error.h"
 
@@ -28,6 +29,12 @@ std::filesystem::path run_dir_for(const Config& c, const RunArgs& args, const st
   if (args.resume && !has && launch_env().rank == 0)
     std::fprintf(stderr, "resume: no checkpoint in %s; starting from step 0\n", (dir / "checkpoints").c_str());
   return dir;
+}
+
+void print_command_result(const CommandResult& r) {
+  print_result(r.summary);
+  if (!r.report.html.empty())
+    std::fprintf(stderr, "%s\nreport: %s\n", r.report.headline.c_str(), r.report.html.c_str());
 }
 
 }  // namespace retort::cli

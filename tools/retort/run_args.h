@@ -4,6 +4,10 @@
 
 #include "common.h"
 
+namespace retort {
+struct CommandResult;  // retort/commands.h
+}
+
 namespace retort::cli {
 
 struct RunArgs {
@@ -15,5 +19,7 @@ struct RunArgs {
 void add_run_args(CLI::App* cmd, RunArgs& args);
 // runs/<run.name or fallback>; refuses to overwrite a run unless --resume/--fresh.
 std::filesystem::path run_dir_for(const Config& c, const RunArgs& args, const std::string& fallback);
+// The result line on stdout; the report's headline and where report.html is on stderr (rank 0).
+void print_command_result(const CommandResult& r);
 
 }  // namespace retort::cli

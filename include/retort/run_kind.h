@@ -1,0 +1,41 @@
+// The two kinds of data a run learns from, behind one interface: images (classifiers,
+// data.kind = images) and text (language models, data.kind = text). `retort train` and
+// `retort distill` are written once against it (retort/commands.h); each kind owns its dataset,
+// model family, metric and how a teacher is prepared for it (src/distill/image_runs.cpp,
+// text_runs.cpp).
+#pragma once
+#include <filesystem>
+#include <string>
+
+#include "retort/config.h"
+#include "retort/run_report.h"
+#include "retort/teacher_source.h"
+
+namespace retort {
+
+// What a finished run tells its command.
+struct RunOutcome {
+  std::filesystem::path dir;
+  std::string summary;    // one line for the terminal
+  RunReportInput report;  // what report.html needs beyond the folder (the teacher's score)
+};
+
+class RunKind {
+ public:
+  virtual ~RunKind() = default;
+  virtual const char* data_kind() const = 0;  // "images" | "text"
+  virtual RunMetric metric() const = 0;
+  // A model (model.*, train.*) on labels alone, in `dir`.
+  virtual RunOutcome train(const Config& c, const std::filesystem::path& dir) const = 0;
+  // A student from `teacher` (opened from teacher.path; checked to answer this kind of data).
+  virtual RunOutcome distill(const Config& c, const std::filesystem::path& dir, OpenedTeacher& teacher) const = 0;
+};
+
+// The kinds (defined in image_runs.cpp and text_runs.cpp).
+const RunKind& image_runs();
+const RunKind& text_runs();
+
+// The kind for data.kind; any other value -> Error listing the kinds.
+const RunKind& run_kind(const std::string& data_kind);
+
+}  // namespace retort

@@ -1,0 +1,39 @@
+// `retort train` and `retort distill`, once for both kinds of data.
+#include "retort/commands.h"
+
+#include "retort/distributed.h"
+#include "retort/error.h"
+#include "retort/run_kind.h"
+
+namespace retort {
+
+const RunKind& run_kind(const std::string& data_kind) {
+  for (const RunKind* kind : {&image_runs(), &text_runs()})
+    if (data_kind == kind->data_kind()) return *kind;
+  fail("data.kind = '", data_kind, "': retort trains on ", image_runs().data_kind(), " or ", text_runs().data_kind());
+}
+
+namespace {
+
+CommandResult finish(const RunOutcome& outcome) {
+  CommandResult r{outcome.dir, outcome.summary, {}};
+  if (dist::is_main()) r.report = write_run_report(outcome.dir, outcome.report);
+  return r;
+}
+
+}  // namespace
+
+CommandResult train_command(const Config& c, const std::filesystem::path& dir) {
+  return finish(run_kind(c.get_string("data.kind")).train(c, dir));
+}
+
+CommandResult distill_command(const Config& c, const std::filesystem::path& dir) {
+  const RunKind& kind = run_kind(c.get_string("data.kind"));
+  const std::string source = c.get_string("teacher.path");
+  if (source.empty()) fail("distill needs a teacher: --teacher PATH or teacher.path");
+  OpenedTeacher teacher = open_teacher(source, teacher_source_options_from(c));
+  teacher.check_data_kind(kind.data_kind());
+  return finish(kind.distill(c, dir, teacher));
+}
+
+}  // namespace retort

@@ -1,0 +1,81 @@
+// Language models as a kind of run (data.kind = text): a tokenized corpus, gpt models,
+// validation bits per byte; a teacher gives dense logits, its top-k (cached), text it writes
+// (sequence-level KD), or answers through an API (lm_api_flow.cpp).
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstdio>
+
+#include "retort/distributed.h"
+#include "retort/error.h"
+#include "retort/lm_flows.h"
+#include "retort/run_kind.h"
+
+namespace retort {
+
+namespace {
+
+class TextRuns : public RunKind {
+ public:
+  const char* data_kind() const override { return "text"; }
+
+  RunMetric metric() const override { return {"val_bpb", "validation bits per byte", false, 1, " bits/byte", 4}; }
+
+  RunOutcome train(const Config& c, const std::filesystem::path& dir) const override {
+    TextData data = load_text_data(c, nullptr, dir / "tokenizer");
+    RunSpec spec = lm_labels_run_spec(c, "model", "train", data, dir);
+    spec.label = "train";
+    return {dir, describe_lm_result(execute_lm_run(spec, data)), {"train", metric()}};
+  }
+
+  RunOutcome distill(const Config& c, const std::filesystem::path& dir, OpenedTeacher& opened) const override {
+    RunReportInput report{"distill", metric()};
+    if (opened.api)  // nothing to score the teacher with: its validation score stays unknown
+      return {dir, describe_lm_result(lm_distill_api(c, dir, *opened.api)), report};
+    LoadedModel& t = *opened.model;
+    report.teacher_params = count_parameters(*t.model);
+    int64_t teacher_vocab = 0;
+    std::shared_ptr<Tokenizer> teacher_tok = lm_teacher_tokenizer(t, c, &teacher_vocab);
+    std::shared_ptr<Tokenizer> student_tok = c.get_string("text.tokenizer") == "auto" ? teacher_tok : nullptr;
+    TextData data = load_text_data(c, student_tok, dir / "tokenizer");
+    t.model->to(torch::Device(c.get_string("run.device")));
+
+    if (c.get_string("distill.method") == "sequence") {
+      // Text only: the teacher's tokenizer writes, the student's reads.
+      TextData teacher_view = student_tok ? data : load_text_data(c, teacher_tok);
+      ModelTeacher frozen(t.model, t.dir.string());
+      TextCorpus written = teacher_written_corpus(*t.model, *teacher_tok, teacher_view.train, data.seq_len,
+                                                  sequence_kd_options_from(c, data.seq_len), frozen.fingerprint(),
+                                                  cache_dir_from(c));
+      if (dist::is_main()) std::fprintf(stderr, "sequence KD: %s\n", written.source.c_str());
+      TeacherTextRun run = teacher_text_run(c, dir, data, written, frozen.fingerprint(), t.dir.string());
+      if (teacher_vocab == data.tokenizer->vocab_size())  // same tokens: agreement (and the teacher's score) defined
+        report.teacher_value = score_lm(*t.model, data.validation, *data.tokenizer, data.seq_len,
+                                        run.spec.eval_batch_size, {}, &run.spec.teacher_test_logits)
+                                   .bpb;
+      return {dir, describe_lm_result(execute_lm_run(run.spec, run.data)), report};
+    }
+
+    check_same_vocabulary(teacher_vocab, data.tokenizer->vocab_size(), "distill.method = logits");
+    PreparedLmTeacher prepared = prepare_lm_teacher(c, t.model, t.dir.string(), data);
+    report.teacher_value = prepared.val.bpb;
+    if (!prepared.cache.path.empty() && dist::is_main())
+      std::fprintf(stderr, "%s\n", prepared.cache.describe(data.train.size()).c_str());
+    RunSpec spec = lm_labels_run_spec(c, "model", "train", data, dir);
+    make_lm_distill_spec(spec, c, prepared);
+    spec.label = "distill";
+    std::function<std::string(ModelImpl&)> init;
+    if (c.get_bool("distill.init_from_teacher"))
+      init = [&](ModelImpl& student) { return init_student_from_teacher(student, *t.model); };
+    return {dir, describe_lm_result(execute_lm_run(spec, data, init)), report};
+  }
+};
+
+}  // namespace
+
+const RunKind& text_runs() {
+  static const TextRuns kind;
+  return kind;
+}
+
+}  // namespace retort
