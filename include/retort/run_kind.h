@@ -6,6 +6,8 @@
 #pragma once
 #include <filesystem>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "retort/config.h"
 #include "retort/run_report.h"
@@ -20,6 +22,12 @@ struct RunOutcome {
   RunReportInput report;  // what report.html needs beyond the folder (the teacher's score)
 };
 
+// `retort eval` of one saved model: the figures as JSON and the lines a person reads.
+struct Evaluation {
+  nlohmann::json figures;                                   // {"model", "params", ...}
+  std::vector<std::pair<std::string, std::string>> lines;  // ("accuracy", "88.12% on 10000 test examples")
+};
+
 class RunKind {
  public:
   virtual ~RunKind() = default;
@@ -29,6 +37,11 @@ class RunKind {
   virtual RunOutcome train(const Config& c, const std::filesystem::path& dir) const = 0;
   // A student from `teacher` (opened from teacher.path; checked to answer this kind of data).
   virtual RunOutcome distill(const Config& c, const std::filesystem::path& dir, OpenedTeacher& teacher) const = 0;
+  // A saved model on this kind's held-out data: quality, size, speed, and with `teacher` (a
+  // source; empty: none) top-1 agreement with it. `logits_out`: also write the logits there
+  // (classifiers only).
+  virtual Evaluation evaluate(const Config& c, const LoadedModel& model, const std::string& teacher,
+                              const std::string& logits_out) const = 0;
 };
 
 // The kinds (defined in image_runs.cpp and text_runs.cpp).
@@ -37,5 +50,7 @@ const RunKind& text_runs();
 
 // The kind for data.kind; any other value -> Error listing the kinds.
 const RunKind& run_kind(const std::string& data_kind);
+// The kind a saved model belongs to (a language model carries a tokenizer).
+const RunKind& run_kind_of(const LoadedModel& model);
 
 }  // namespace retort

@@ -3,6 +3,7 @@
 
 #include "retort/distributed.h"
 #include "retort/error.h"
+#include "retort/load_model.h"
 #include "retort/run_kind.h"
 
 namespace retort {
@@ -12,6 +13,8 @@ const RunKind& run_kind(const std::string& data_kind) {
     if (data_kind == kind->data_kind()) return *kind;
   fail("data.kind = '", data_kind, "': retort trains on ", image_runs().data_kind(), " or ", text_runs().data_kind());
 }
+
+const RunKind& run_kind_of(const LoadedModel& model) { return model.tokenizer ? text_runs() : image_runs(); }
 
 namespace {
 
@@ -34,6 +37,12 @@ CommandResult distill_command(const Config& c, const std::filesystem::path& dir)
   OpenedTeacher teacher = open_teacher(source, teacher_source_options_from(c));
   teacher.check_data_kind(kind.data_kind());
   return finish(kind.distill(c, dir, teacher));
+}
+
+Evaluation eval_command(const Config& c, const std::string& model, const std::string& teacher,
+                        const std::string& logits_out) {
+  LoadedModel m = load_model(model);
+  return run_kind_of(m).evaluate(c, m, teacher, logits_out);
 }
 
 }  // namespace retort

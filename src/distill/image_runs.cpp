@@ -7,6 +7,7 @@
 #include "retort/distributed.h"
 #include "retort/error.h"
 #include "retort/eval.h"
+#include "retort/fs.h"
 #include "retort/run.h"
 #include "retort/run_kind.h"
 
@@ -42,7 +43,52 @@ class ImageRuns : public RunKind {
     return {dir, summary(r), report};
   }
 
+  Evaluation evaluate(const Config& c, const LoadedModel& m, const std::string& teacher,
+                      const std::string& logits_out) const override {
+    ImageSet test = load_split_from(c, "test");
+    check_model_fits(*m.model, test, "the model");
+    const int64_t batch = c.get_int("data.eval_batch_size");
+    torch::Tensor logits = predict_logits(*m.model, test, batch);
+    if (!logits_out.empty()) write_logits(logits_out, logits, test.labels);
+    Evaluation e;
+    e.figures = {{"model", m.dir.string()}, {"name", m.spec.name}, {"params", count_parameters(*m.model)},
+                 {"bytes_on_disk", model_size_on_disk(m.dir)}, {"accuracy", accuracy(logits, test.labels)},
+                 {"examples", test.size()}};
+    if (!teacher.empty()) {
+      LoadedModel t = open_teacher(teacher).local_model("retort eval --teacher");
+      check_model_fits(*t.model, test, "the teacher");
+      e.figures["agreement"] = agreement(logits, predict_logits(*t.model, test, batch));
+    }
+    SpeedStats speed = measure_speed(*m.model, test.images.sizes().slice(1));
+    e.figures["latency_ms"] = speed.single_ms;
+    e.figures["throughput"] = speed.batch_throughput;
+    e.lines = {{"model", cat(m.dir.string(), " (", m.spec.name, ")")},
+               {"params", cat(e.figures["params"].get<int64_t>(), " (",
+                              decimals(e.figures["bytes_on_disk"].get<int64_t>() / 1024.0, 1), " KiB on disk)")},
+               {"accuracy", cat(decimals(100 * e.figures["accuracy"].get<double>(), 2), "% on ", test.size(),
+                                " test examples")}};
+    if (e.figures.contains("agreement"))
+      e.lines.push_back({"agreement", cat(decimals(100 * e.figures["agreement"].get<double>(), 2),
+                                          "% top-1 with the teacher")});
+    e.lines.push_back({"latency", cat(decimals(speed.single_ms, 3), " ms per example (batch 1, median)")});
+    e.lines.push_back({"throughput", cat(decimals(speed.batch_throughput, 0), " examples/s (batch ", speed.batch, ")")});
+    return e;
+  }
+
  private:
+  // logits (N, V) and labels (N) as JSON; each float prints exactly (as the double it widens to).
+  static void write_logits(const std::string& path, const torch::Tensor& logits, const torch::Tensor& labels) {
+    torch::Tensor l = logits.to(torch::kCPU, torch::kFloat32).contiguous();
+    torch::Tensor y = labels.to(torch::kCPU, torch::kInt64).contiguous();
+    nlohmann::json rows = nlohmann::json::array();
+    for (int64_t i = 0; i < l.size(0); ++i) {
+      const float* row = l[i].data_ptr<float>();
+      rows.push_back(std::vector<float>(row, row + l.size(1)));
+    }
+    std::vector<int64_t> ids(y.data_ptr<int64_t>(), y.data_ptr<int64_t>() + y.numel());
+    atomic_write_text(path, nlohmann::json{{"logits", rows}, {"labels", ids}}.dump() + "\n");
+  }
+
   static std::string summary(const RunResult& r) {
     std::string s = cat(r.dir.string(), ": ", r.spec.name, ", ", r.params, " params, test accuracy ",
                         decimals(100 * r.test_accuracy, 2), "%");

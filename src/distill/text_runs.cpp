@@ -8,6 +8,7 @@
 
 #include "retort/distributed.h"
 #include "retort/error.h"
+#include "retort/eval.h"
 #include "retort/lm_flows.h"
 #include "retort/run_kind.h"
 
@@ -68,6 +69,41 @@ class TextRuns : public RunKind {
     if (c.get_bool("distill.init_from_teacher"))
       init = [&](ModelImpl& student) { return init_student_from_teacher(student, *t.model); };
     return {dir, describe_lm_result(execute_lm_run(spec, data, init)), report};
+  }
+
+  // A language model on the held-out text of text.corpus, read with the model's own tokenizer.
+  Evaluation evaluate(const Config& c, const LoadedModel& m, const std::string& teacher,
+                      const std::string& logits_out) const override {
+    if (!logits_out.empty()) fail("--logits-out is for classifiers; ", m.dir.string(), " is a language model");
+    TextData data = load_text_data(c, m.tokenizer);
+    int64_t seq_len = data.seq_len;
+    if (m.spec.options.contains("max_seq_len"))
+      seq_len = std::min(seq_len, m.spec.options.at("max_seq_len").get<int64_t>());
+    const int64_t batch = c.get_int("data.eval_batch_size");
+    torch::Tensor teacher_top1;
+    if (!teacher.empty()) {
+      LoadedModel t = open_teacher(teacher).local_model("retort eval --teacher");
+      int64_t teacher_vocab = 0;
+      lm_teacher_tokenizer(t, c, &teacher_vocab);
+      check_same_vocabulary(teacher_vocab, m.tokenizer->vocab_size(), "agreement is measured token by token");
+      score_lm(*t.model, data.validation, *data.tokenizer, seq_len, batch, {}, &teacher_top1);
+    }
+    LmScore score = score_lm(*m.model, data.validation, *data.tokenizer, seq_len, batch, teacher_top1);
+    Evaluation e;
+    e.figures = {{"model", m.dir.string()}, {"name", m.spec.name}, {"params", count_parameters(*m.model)},
+                 {"bytes_on_disk", model_size_on_disk(m.dir)}, {"tokenizer", m.tokenizer->describe()},
+                 {"val_bpb", score.bpb}, {"val_loss", score.loss}, {"tokens", score.tokens},
+                 {"tokens_per_second", lm_tokens_per_second(*m.model, m.tokenizer->vocab_size(), seq_len, batch)}};
+    if (score.agreement >= 0) e.figures["agreement"] = score.agreement;
+    e.lines = {{"model", cat(m.dir.string(), " (", m.spec.name, ", ", m.tokenizer->describe(), ")")},
+               {"params", cat(e.figures["params"].get<int64_t>(), " (",
+                              decimals(e.figures["bytes_on_disk"].get<int64_t>() / 1024.0, 1), " KiB on disk)")},
+               {"validation", cat(decimals(score.bpb, 4), " bits/byte (loss ", decimals(score.loss, 4),
+                                  " nats/token) on ", score.tokens, " tokens")}};
+    if (score.agreement >= 0)
+      e.lines.push_back({"agreement", cat(decimals(100 * score.agreement, 2), "% top-1 with the teacher")});
+    e.lines.push_back({"throughput", cat(decimals(e.figures["tokens_per_second"].get<double>(), 0), " tokens/s")});
+    return e;
   }
 };
 
