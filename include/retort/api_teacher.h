@@ -20,26 +20,12 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "retort/api_endpoint.h"
 #include "retort/lm.h"
 #include "retort/teacher.h"
 #include "retort/topk_cache.h"
 
 namespace retort {
-
-struct ApiEndpoint {
-  std::string base_url;     // "http://127.0.0.1:8080/v1" (https works too)
-  std::string model;        // the endpoint's model id (teacher.api_model, --teacher-model)
-  std::string api_key;      // read from the environment variable teacher.api_key_env
-  int64_t concurrency = 4;  // requests in flight
-  int64_t max_retries = 6;  // per request, on connection errors, 429, 5xx
-  double timeout = 120;     // seconds per request
-  int64_t max_requests = 0; // budget: requests sent over the harvest; 0 = no limit
-  int64_t max_tokens = 0;   // budget: usage.total_tokens over the harvest; 0 = no limit (checked
-                            // before each request: requests in flight may overshoot it a little)
-};
-
-// The prefix of openai: teacher sources ("openai:URL"); part of the top-k cache keys too.
-inline constexpr char kApiTeacherPrefix[] = "openai:";
 
 // Thrown when the budget would be exceeded; what was harvested is kept on disk.
 struct BudgetExhausted : Error {

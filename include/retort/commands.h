@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <string>
 
-#include "retort/config.h"
+#include "retort/options.h"
 #include "retort/run_kind.h"
 #include "retort/run_report.h"
 
@@ -18,14 +18,14 @@ struct CommandResult {
 };
 
 // A model on labels alone (model.*, train.*).
-CommandResult train_command(const Config& c, const std::filesystem::path& dir);
+CommandResult train_command(const Options& o, const std::filesystem::path& dir);
 // A student (model.*, train.*) from the teacher at teacher.path (any source: retort/teacher_source.h).
-CommandResult distill_command(const Config& c, const std::filesystem::path& dir);
+CommandResult distill_command(const Options& o, const std::filesystem::path& dir);
 
 // `retort eval`: the saved model at `model` (any format load_model reads) on the held-out data
 // of its kind; `teacher` (a source, optional) adds agreement; `logits_out` (classifiers) writes
 // the logits.
-Evaluation eval_command(const Config& c, const std::string& model, const std::string& teacher,
+Evaluation eval_command(const Options& o, const std::string& model, const std::string& teacher,
                         const std::string& logits_out);
 
 }  // namespace retort

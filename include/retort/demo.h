@@ -3,7 +3,7 @@
 #pragma once
 #include <string>
 
-#include "retort/config.h"
+#include "retort/options.h"
 
 namespace retort {
 
@@ -12,11 +12,11 @@ struct DemoReport {
   std::string table;  // the summary printed in the terminal
 };
 
-DemoReport run_demo(const Config& c);
+DemoReport run_demo(const Options& o);
 
 // The language-model job on the King James Bible: a gpt teacher, a baseline student on
 // labels and a distilled one (distill.*), generation samples -> runs/demo-lm/report.*.
-DemoReport run_demo_lm(const Config& c);
+DemoReport run_demo_lm(const Options& o);
 // The settings `retort demo lm` starts from (configs/kjv-lm.toml holds the same), as TOML.
 const std::string& lm_recipe_toml();
 

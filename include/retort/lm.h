@@ -8,7 +8,6 @@
 #include <utility>
 #include <vector>
 
-#include "retort/config.h"
 #include "retort/generate.h"
 #include "retort/run.h"
 #include "retort/text.h"
@@ -31,11 +30,11 @@ struct TextData {
 // `tokenizer`: used as given when set (distill: the teacher's). Otherwise per text.tokenizer:
 // byte, or SentencePiece trained on the training documents and kept in `tokenizer_dir`
 // (reused when that folder holds one trained from the same text and options).
-TextData load_text_data(const Config& c, std::shared_ptr<Tokenizer> tokenizer = nullptr,
+TextData load_text_data(const TextOptions& text, std::shared_ptr<Tokenizer> tokenizer = nullptr,
                         const std::filesystem::path& tokenizer_dir = {});
 
-// A gpt ModelSpec from config section `prefix` ("model", "teacher.model").
-ModelSpec gpt_spec_from(const Config& c, const std::string& prefix, int64_t vocab_size, int64_t seq_len);
+// A gpt ModelSpec from `model` (o.model, o.teacher.model); another architecture -> Error.
+ModelSpec gpt_spec_from(const ModelOptions& model, int64_t vocab_size, int64_t seq_len);
 
 // Fails unless the teacher and the student share a vocabulary (sizes named).
 void check_same_vocabulary(int64_t teacher_vocab, int64_t student_vocab, const std::string& why);
@@ -106,7 +105,7 @@ struct PreparedLmTeacher {
   CacheStatus cache;                    // cache.path empty when no cache was used
   int64_t top_k = 0;
 };
-PreparedLmTeacher prepare_lm_teacher(const Config& c, ModelPtr teacher, const std::string& description,
+PreparedLmTeacher prepare_lm_teacher(const Options& o, ModelPtr teacher, const std::string& description,
                                      const TextData& data);
 
 // ---- runs --------------------------------------------------------------------------------
@@ -127,11 +126,11 @@ struct LmRunResult {
 };
 
 // A labels RunSpec for a gpt from `model_prefix` / `train_prefix` on `data`.
-RunSpec lm_labels_run_spec(const Config& c, const std::string& model_prefix, const std::string& train_prefix,
+RunSpec lm_labels_run_spec(const Options& o, const ModelOptions& model, const TrainSection& train,
                            const TextData& data, const std::filesystem::path& dir);
 // Turns it into distillation from `teacher` per distill.* (loss, top_k, on_policy, ...).
 // distill.method = sequence is not a RunSpec change: see teacher_written_corpus.
-void make_lm_distill_spec(RunSpec& spec, const Config& c, const PreparedLmTeacher& teacher);
+void make_lm_distill_spec(RunSpec& spec, const Options& o, const PreparedLmTeacher& teacher);
 
 // Trains (or resumes, or reuses) `spec` on data.train, scores it on data.validation, saves
 // model/ with the tokenizer. `init`, when set, is called on the fresh model before training

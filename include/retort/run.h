@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "retort/config.h"
+#include "retort/options.h"
 #include "retort/data.h"
 #include "retort/model.h"
 #include "retort/objective.h"
@@ -15,12 +15,9 @@
 
 namespace retort {
 
-// ---- config -> options ----------------------------------------------------------
-ModelSpec model_spec_from(const Config& c, const std::string& prefix, const ImageSet& data);
-TrainOptions train_options_from(const Config& c, const std::string& prefix);
-AugmentOptions augment_options_from(const Config& c, const std::string& train_prefix);
-ImageSet load_split_from(const Config& c, const std::string& split);  // "train" | "test"
-std::filesystem::path cache_dir_from(const Config& c);
+// ---- options -> what a classifier run is made of ---------------------------------------
+ModelSpec model_spec_from(const ModelOptions& model, const ImageSet& data);
+ImageSet load_split_from(const DataOptions& data, const std::string& split);  // "train" | "test"
 
 // ---- a run ------------------------------------------------------------------------
 enum class OnMismatch { Fail, Restart };  // a run folder made with another config
@@ -85,10 +82,10 @@ RunResult execute_run(const RunSpec& spec, const ImageSet& train, const ImageSet
 
 namespace retort {
 
-// A RunSpec that trains config section `model_prefix` ("model", "teacher.model")
-// with `train_prefix` ("train", "teacher.train") on labels alone.
-RunSpec labels_run_spec(const Config& c, const std::string& model_prefix, const std::string& train_prefix,
-                        const ImageSet& train, const std::filesystem::path& dir);
+// A RunSpec that trains `model` (o.model, o.teacher.model) with `train` (o.train,
+// o.teacher.train) on labels alone.
+RunSpec labels_run_spec(const Options& o, const ModelOptions& model, const TrainSection& train,
+                        const ImageSet& data, const std::filesystem::path& dir);
 
 // Turns a labels RunSpec into a distillation one: kd objective from distill.*,
 // the teacher (cached when distill.cache and no augmentation), agreement logits.
@@ -99,12 +96,9 @@ struct PreparedTeacher {
   CacheStatus cache;                    // cache.path empty when no cache was used
 };
 // `test_logits`: the teacher's logits on `test` when already known (else computed).
-PreparedTeacher prepare_teacher(const Config& c, ModelPtr teacher, const std::string& description,
+PreparedTeacher prepare_teacher(const Options& o, ModelPtr teacher, const std::string& description,
                                 const ImageSet& train, const ImageSet& test, torch::Tensor test_logits = {});
-void make_distill_spec(RunSpec& spec, const Config& c, const PreparedTeacher& teacher);
-// The divergence's weight from distill.beta: beta for jsd, alpha for skl/srkl; -1 picks the
-// divergence's default (0.5 for jsd, 0.1 for the skew KLs).
-double distill_weight_from(const Config& c);
+void make_distill_spec(RunSpec& spec, const Options& o, const PreparedTeacher& teacher);
 
 // Checks that `model` accepts examples of `data` and predicts data.num_classes classes.
 void check_model_fits(ModelImpl& model, const ImageSet& data, const std::string& who);

@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "retort/config.h"
+#include "retort/options.h"
 #include "retort/run_report.h"
 #include "retort/teacher_source.h"
 
@@ -34,13 +34,13 @@ class RunKind {
   virtual const char* data_kind() const = 0;  // "images" | "text"
   virtual RunMetric metric() const = 0;
   // A model (model.*, train.*) on labels alone, in `dir`.
-  virtual RunOutcome train(const Config& c, const std::filesystem::path& dir) const = 0;
+  virtual RunOutcome train(const Options& o, const std::filesystem::path& dir) const = 0;
   // A student from `teacher` (opened from teacher.path; checked to answer this kind of data).
-  virtual RunOutcome distill(const Config& c, const std::filesystem::path& dir, OpenedTeacher& teacher) const = 0;
+  virtual RunOutcome distill(const Options& o, const std::filesystem::path& dir, OpenedTeacher& teacher) const = 0;
   // A saved model on this kind's held-out data: quality, size, speed, and with `teacher` (a
   // source; empty: none) top-1 agreement with it. `logits_out`: also write the logits there
   // (classifiers only).
-  virtual Evaluation evaluate(const Config& c, const LoadedModel& model, const std::string& teacher,
+  virtual Evaluation evaluate(const Options& o, const LoadedModel& model, const std::string& teacher,
                               const std::string& logits_out) const = 0;
 };
 

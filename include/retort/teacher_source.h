@@ -12,8 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "retort/api_teacher.h"
-#include "retort/config.h"
+#include "retort/api_endpoint.h"
 #include "retort/model.h"
 
 namespace retort {
@@ -25,13 +24,12 @@ struct TeacherSignals {
   bool text = false;   // written continuations, for sequence-level KD (language models)
 };
 
-// What an opener needs besides the source: the openai: settings (read once from teacher.api_*).
+// What an opener needs besides the source: the openai: settings (teacher.api_*; retort/options.h).
 struct TeacherSourceOptions {
   ApiEndpoint api;                             // model, concurrency, retries, timeout, budgets;
                                                // base_url and api_key are filled by the opener
   std::string api_key_env = "OPENAI_API_KEY";  // environment variable holding the API key
 };
-TeacherSourceOptions teacher_source_options_from(const Config& c);
 
 // An opened teacher source.
 struct OpenedTeacher {

@@ -26,23 +26,23 @@ CommandResult finish(const RunOutcome& outcome) {
 
 }  // namespace
 
-CommandResult train_command(const Config& c, const std::filesystem::path& dir) {
-  return finish(run_kind(c.get_string("data.kind")).train(c, dir));
+CommandResult train_command(const Options& o, const std::filesystem::path& dir) {
+  return finish(run_kind(o.data.kind).train(o, dir));
 }
 
-CommandResult distill_command(const Config& c, const std::filesystem::path& dir) {
-  const RunKind& kind = run_kind(c.get_string("data.kind"));
-  const std::string source = c.get_string("teacher.path");
+CommandResult distill_command(const Options& o, const std::filesystem::path& dir) {
+  const RunKind& kind = run_kind(o.data.kind);
+  const std::string& source = o.teacher.path;
   if (source.empty()) fail("distill needs a teacher: --teacher PATH or teacher.path");
-  OpenedTeacher teacher = open_teacher(source, teacher_source_options_from(c));
+  OpenedTeacher teacher = open_teacher(source, o.teacher.source);
   teacher.check_data_kind(kind.data_kind());
-  return finish(kind.distill(c, dir, teacher));
+  return finish(kind.distill(o, dir, teacher));
 }
 
-Evaluation eval_command(const Config& c, const std::string& model, const std::string& teacher,
+Evaluation eval_command(const Options& o, const std::string& model, const std::string& teacher,
                         const std::string& logits_out) {
   LoadedModel m = load_model(model);
-  return run_kind_of(m).evaluate(c, m, teacher, logits_out);
+  return run_kind_of(m).evaluate(o, m, teacher, logits_out);
 }
 
 }  // namespace retort

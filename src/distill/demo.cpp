@@ -39,32 +39,31 @@ std::string num(double x, int digits = 2) { return decimals(x, digits); }
 
 }  // namespace
 
-DemoReport run_demo(const Config& c) {
-  fs::path dir = fs::path(c.get_string("run.dir")) / c.get_string("run.name");
+DemoReport run_demo(const Options& o) {
+  fs::path dir = fs::path(o.run.dir) / o.run.name;
   ensure_writable_dir(dir);
-  atomic_write_text(dir / "config.toml", c.to_toml());
-  ImageSet train = load_split_from(c, "train"), test = load_split_from(c, "test");
+  atomic_write_text(dir / "config.toml", o.toml);
+  ImageSet train = load_split_from(o.data, "train"), test = load_split_from(o.data, "test");
   std::fprintf(stderr, "data: %s; %s\n", train.source.c_str(), test.source.c_str());
 
   // ---- teacher: trained once, reused while its configuration is unchanged ----
-  RunSpec tspec = labels_run_spec(c, "teacher.model", "teacher.train", train, dir / "teacher");
+  RunSpec tspec = labels_run_spec(o, o.teacher.model, o.teacher.train, train, dir / "teacher");
   tspec.label = "teacher";
   tspec.on_mismatch = OnMismatch::Restart;
   RunResult teacher = execute_run(tspec, train, test);
   std::fprintf(stderr, "teacher: %s, %lld params, test accuracy %.2f%%%s\n", teacher.spec.name.c_str(),
                (long long)teacher.params, 100 * teacher.test_accuracy, teacher.reused ? " (reused)" : "");
-  PreparedTeacher prepared = prepare_teacher(c, teacher.model, tspec.dir.string(), train, test, teacher.test_logits);
+  PreparedTeacher prepared = prepare_teacher(o, teacher.model, tspec.dir.string(), train, test, teacher.test_logits);
   std::fprintf(stderr, "%s\n", prepared.cache.describe().c_str());
 
   // ---- students: baseline (labels) and distilled (kd), several seeds each ----
-  int64_t seeds = c.get_int("demo.seeds"), base_seed = c.get_int("run.seed");
+  const int64_t seeds = o.demo_seeds, base_seed = o.run.seed;
   StudentGroup baseline{"baseline", "labels", {}}, distilled{"distilled", "kd", {}};
   for (int64_t k = 0; k < seeds; ++k) {
-    Config ck = c;
-    ck.set_value("run.seed", base_seed + k);
+    const Options ok = o.with_seed(base_seed + k);
     for (StudentGroup* g : {&baseline, &distilled}) {
-      RunSpec s = labels_run_spec(ck, "model", "train", train, dir / "students" / g->name / cat("seed-", k));
-      if (g == &distilled) make_distill_spec(s, ck, prepared);
+      RunSpec s = labels_run_spec(ok, ok.model, ok.train, train, dir / "students" / g->name / cat("seed-", k));
+      if (g == &distilled) make_distill_spec(s, ok, prepared);
       s.teacher_test_logits = prepared.test_logits;
       s.resume = false;  // students are cheap: retrain them on every demo run
       s.label = cat(g->name, " seed ", k);
@@ -80,7 +79,7 @@ DemoReport run_demo(const Config& c) {
 
   // ---- report.json ----
   using json = nlohmann::json;
-  double T = c.get_float("distill.temperature"), alpha = c.get_float("distill.alpha");
+  const double T = o.distill.temperature, alpha = o.distill.alpha;
   auto group_json = [&](const StudentGroup& g) {
     json j = {{"name", g.name},
               {"method", g.method},
@@ -92,7 +91,7 @@ DemoReport run_demo(const Config& c) {
               {"seeds", g.runs.size()},
               {"agreement_mean", g.mean(&RunResult::agreement)},
               {"train_seconds", g.mean(&RunResult::train_seconds)},
-              {"epochs", c.get_int("train.epochs")},
+              {"epochs", o.train.train.epochs},
               {"accuracy_per_seed", json::array()}};
     for (const auto& r : g.runs) j["accuracy_per_seed"].push_back(r.test_accuracy);
     if (g.method == "kd") j["temperature"] = T, j["alpha"] = alpha;
@@ -100,7 +99,7 @@ DemoReport run_demo(const Config& c) {
   };
   double gain = distilled.mean(&RunResult::test_accuracy) - baseline.mean(&RunResult::test_accuracy);
   json report = {
-      {"task", c.get_string("data.dataset")},
+      {"task", o.data.dataset},
       {"teacher",
        {{"model", teacher.spec.name},
         {"params", teacher.params},
@@ -166,7 +165,7 @@ DemoReport run_demo(const Config& c) {
                           "Students: ", seeds, " seeds each, mean +- sample std. Distillation gain: ", pct(gain),
                           " points.");
   out.html_path = (dir / "report.html").string();
-  atomic_write_text(out.html_path, render_html("retort demo: " + c.get_string("data.dataset"), rows,
+  atomic_write_text(out.html_path, render_html("retort demo: " + o.data.dataset, rows,
                                                 {curves, size_plot}, report, notes));
   return out;
 }

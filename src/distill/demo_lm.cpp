@@ -95,31 +95,31 @@ nlohmann::json lm_json(const LmRunResult& r) {
 
 }  // namespace
 
-DemoReport run_demo_lm(const Config& c) {
-  fs::path dir = fs::path(c.get_string("run.dir")) / c.get_string("run.name");
+DemoReport run_demo_lm(const Options& o) {
+  fs::path dir = fs::path(o.run.dir) / o.run.name;
   ensure_writable_dir(dir);
-  atomic_write_text(dir / "config.toml", c.to_toml());
-  TextData data = load_text_data(c, nullptr, dir / "tokenizer");
+  atomic_write_text(dir / "config.toml", o.toml);
+  TextData data = load_text_data(o.text, nullptr, dir / "tokenizer");
 
   // ---- teacher: trained once, reused while its configuration is unchanged ----
-  RunSpec tspec = lm_labels_run_spec(c, "teacher.model", "teacher.train", data, dir / "teacher");
+  RunSpec tspec = lm_labels_run_spec(o, o.teacher.model, o.teacher.train, data, dir / "teacher");
   tspec.label = "teacher";
   tspec.on_mismatch = OnMismatch::Restart;
   LmRunResult teacher = execute_lm_run(tspec, data);
   std::fprintf(stderr, "teacher: %lld params, validation %.4f bits/byte%s\n", (long long)teacher.params,
                teacher.val.bpb, teacher.reused ? " (reused)" : "");
-  PreparedLmTeacher prepared = prepare_lm_teacher(c, teacher.model, tspec.dir.string(), data);
+  PreparedLmTeacher prepared = prepare_lm_teacher(o, teacher.model, tspec.dir.string(), data);
   if (!prepared.cache.path.empty())
     std::fprintf(stderr, "%s\n", prepared.cache.describe(data.train.size()).c_str());
 
   // ---- students: same model, steps, tokens and seed; labels vs the teacher ----
-  RunSpec bspec = lm_labels_run_spec(c, "model", "train", data, dir / "students" / "baseline");
+  RunSpec bspec = lm_labels_run_spec(o, o.model, o.train, data, dir / "students" / "baseline");
   bspec.teacher_test_logits = prepared.val_top1;
   bspec.on_mismatch = OnMismatch::Restart;
   bspec.label = "baseline";
   LmRunResult baseline = execute_lm_run(bspec, data);
-  RunSpec dspec = lm_labels_run_spec(c, "model", "train", data, dir / "students" / "distilled");
-  make_lm_distill_spec(dspec, c, prepared);
+  RunSpec dspec = lm_labels_run_spec(o, o.model, o.train, data, dir / "students" / "distilled");
+  make_lm_distill_spec(dspec, o, prepared);
   dspec.on_mismatch = OnMismatch::Restart;
   dspec.label = "distilled";
   LmRunResult distilled = execute_lm_run(dspec, data);
@@ -141,7 +141,7 @@ DemoReport run_demo_lm(const Config& c) {
     }
 
   // ---- report.json ----
-  std::string loss = c.get_string("distill.loss");
+  const std::string& loss = o.distill.loss;
   double gap = baseline.val.bpb - teacher.val.bpb;
   double recovered = gap > 0 ? (baseline.val.bpb - distilled.val.bpb) / gap : 0;
   const int64_t cached_tokens = (data.train.size() - 1) / data.seq_len * data.seq_len;  // whole windows only
@@ -153,7 +153,7 @@ DemoReport run_demo_lm(const Config& c) {
   dj["objective"] = dspec.objective.describe();
   dj["top_k"] = prepared.top_k;
   nlohmann::json report = {
-      {"task", c.get_string("data.dataset")},
+      {"task", o.data.dataset},
       {"tokenizer", data.tokenizer->describe()},
       {"corpus", data.corpus},
       {"seq_len", data.seq_len},
@@ -210,7 +210,7 @@ DemoReport run_demo_lm(const Config& c) {
                           ". Both students: same steps, tokens and seed. Recovered ", decimals(100 * recovered, 1),
                           "% of the teacher-baseline gap.");
   out.html_path = (dir / "report.html").string();
-  atomic_write_text(out.html_path, render_html("retort demo lm: " + c.get_string("data.dataset"), rows,
+  atomic_write_text(out.html_path, render_html("retort demo lm: " + o.data.dataset, rows,
                                                 {curves, size_plot}, report, notes, samples));
   return out;
 }

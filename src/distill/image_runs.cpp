@@ -21,33 +21,33 @@ class ImageRuns : public RunKind {
 
   RunMetric metric() const override { return {"test_accuracy", "test accuracy", true, 100, "%", 2}; }
 
-  RunOutcome train(const Config& c, const std::filesystem::path& dir) const override {
-    ImageSet train = load_split_from(c, "train"), test = load_split_from(c, "test");
-    RunSpec spec = labels_run_spec(c, "model", "train", train, dir);
+  RunOutcome train(const Options& o, const std::filesystem::path& dir) const override {
+    ImageSet train = load_split_from(o.data, "train"), test = load_split_from(o.data, "test");
+    RunSpec spec = labels_run_spec(o, o.model, o.train, train, dir);
     spec.label = "train";
     RunResult r = execute_run(spec, train, test);
     return {dir, summary(r), {"train", metric()}};
   }
 
-  RunOutcome distill(const Config& c, const std::filesystem::path& dir, OpenedTeacher& opened) const override {
+  RunOutcome distill(const Options& o, const std::filesystem::path& dir, OpenedTeacher& opened) const override {
     LoadedModel& t = opened.local_model("distilling an image classifier");
-    ImageSet train = load_split_from(c, "train"), test = load_split_from(c, "test");
-    PreparedTeacher prepared = prepare_teacher(c, t.model, t.dir.string(), train, test);
+    ImageSet train = load_split_from(o.data, "train"), test = load_split_from(o.data, "test");
+    PreparedTeacher prepared = prepare_teacher(o, t.model, t.dir.string(), train, test);
     if (!prepared.cache.path.empty() && dist::is_main())
       std::fprintf(stderr, "%s\n", prepared.cache.describe().c_str());
-    RunSpec spec = labels_run_spec(c, "model", "train", train, dir);
-    make_distill_spec(spec, c, prepared);
+    RunSpec spec = labels_run_spec(o, o.model, o.train, train, dir);
+    make_distill_spec(spec, o, prepared);
     spec.label = "distill";
     RunResult r = execute_run(spec, train, test);
     RunReportInput report{"distill", metric(), accuracy(prepared.test_logits, test.labels), count_parameters(*t.model)};
     return {dir, summary(r), report};
   }
 
-  Evaluation evaluate(const Config& c, const LoadedModel& m, const std::string& teacher,
+  Evaluation evaluate(const Options& o, const LoadedModel& m, const std::string& teacher,
                       const std::string& logits_out) const override {
-    ImageSet test = load_split_from(c, "test");
+    ImageSet test = load_split_from(o.data, "test");
     check_model_fits(*m.model, test, "the model");
-    const int64_t batch = c.get_int("data.eval_batch_size");
+    const int64_t batch = o.data.eval_batch_size;
     torch::Tensor logits = predict_logits(*m.model, test, batch);
     if (!logits_out.empty()) write_logits(logits_out, logits, test.labels);
     Evaluation e;

@@ -29,25 +29,25 @@ void print_usage(const ApiClient& client, const std::string& what) {
 
 }  // namespace
 
-LmRunResult lm_distill_api(const Config& c, const std::filesystem::path& dir, const ApiEndpoint& endpoint) {
-  const std::string url = c.get_string("teacher.path");
+LmRunResult lm_distill_api(const Options& o, const std::filesystem::path& dir, const ApiEndpoint& endpoint) {
+  const std::string& url = o.teacher.path;
   if (dist::world_size() > 1)
     fail(
         "an openai: teacher is harvested by one process; run `retort distill` without torchrun / "
         "srun (the ",
         "harvest is cached, so a data-parallel run afterwards reads it)");
-  if (c.get_bool("distill.init_from_teacher"))
+  if (o.distill.init_from_teacher)
     fail("distill.init_from_teacher needs the teacher's weights, which an openai: teacher (", url,
          ") does not give");
-  const std::string method = c.get_string("distill.method");
-  const int64_t k = c.get_int("distill.top_k");
+  const std::string& method = o.distill.method;
+  const int64_t k = o.distill.top_k;
   if (method == "logits") {
     if (k < 1 || k > 20)
       fail("distill.top_k = ", k,
            ": an API returns at most the top 20 logprobs; set distill.top_k between 1 and 20 ",
            "(or distill.method = sequence for text only)");
-    if (c.get_float("distill.on_policy") > 0)
-      fail("distill.on_policy = ", c.get_float("distill.on_policy"),
+    if (o.distill.on_policy > 0)
+      fail("distill.on_policy = ", o.distill.on_policy,
            " needs the teacher's distribution on the ",
            "student's own samples, which an openai: teacher could give only with one request per "
            "sampled window and ",
@@ -56,7 +56,7 @@ LmRunResult lm_distill_api(const Config& c, const std::filesystem::path& dir, co
   }
   ApiClient client(endpoint);
   std::shared_ptr<Tokenizer> tokenizer;
-  if (c.get_string("text.tokenizer") == "auto") {
+  if (o.text.tokenizer == "auto") {
     tokenizer = fetch_api_tokenizer(client);
     if (!tokenizer)
       fail("the endpoint ", endpoint.base_url,
@@ -65,21 +65,21 @@ LmRunResult lm_distill_api(const Config& c, const std::filesystem::path& dir, co
            "own, which is checked token ",
            "by token)");
   }
-  TextData data = load_text_data(c, tokenizer, dir / "tokenizer");
-  const std::filesystem::path cache_dir = cache_dir_from(c);
+  TextData data = load_text_data(o.text, tokenizer, dir / "tokenizer");
+  const std::filesystem::path& cache_dir = o.run.cache_dir;
 
   if (method == "sequence") {
     TextCorpus written = api_written_corpus(client, *data.tokenizer, data.train, data.seq_len,
-                                            sequence_kd_options_from(c, data.seq_len), cache_dir);
+                                            sequence_kd_options_from(o, data.seq_len), cache_dir);
     print_usage(client, "sequence KD: " + written.source);
-    TeacherTextRun run = teacher_text_run(c, dir, data, written, url + "\n" + endpoint.model, url);
+    TeacherTextRun run = teacher_text_run(o, dir, data, written, url + "\n" + endpoint.model, url);
     run.spec.extra["teacher_model"] = endpoint.model;
     run.spec.extra["teacher_api"] = api_usage(client);
     run.spec.label = "distill (sequence, API)";
     return execute_lm_run(run.spec, run.data);  // no agreement: the endpoint's top-1 is not asked for
   }
 
-  const int64_t batch = c.get_int("data.eval_batch_size");
+  const int64_t batch = o.data.eval_batch_size;
   PreparedLmTeacher prepared;
   prepared.top_k = k;
   TokenBatcher train_windows(data.train, data.seq_len, batch, /*shuffle=*/false, /*seed=*/0);
@@ -97,8 +97,8 @@ LmRunResult lm_distill_api(const Config& c, const std::filesystem::path& dir, co
       cache, cat(url, " (model ", endpoint.model, ", top-", k, " cache ", cache.info().key, ")"));
   print_usage(client, cat("cache ", prepared.cache.path, " (", prepared.cache.hit ? "hit" : "built", ")"));
 
-  RunSpec spec = lm_labels_run_spec(c, "model", "train", data, dir);
-  make_lm_distill_spec(spec, c, prepared);
+  RunSpec spec = lm_labels_run_spec(o, o.model, o.train, data, dir);
+  make_lm_distill_spec(spec, o, prepared);
   spec.extra["teacher"] = url;
   spec.extra["teacher_model"] = endpoint.model;
   spec.extra["teacher_api"] = api_usage(client);

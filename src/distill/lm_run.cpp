@@ -61,37 +61,36 @@ class OnPolicySource : public BatchSource {
 
 }  // namespace
 
-RunSpec lm_labels_run_spec(const Config& c, const std::string& model_prefix, const std::string& train_prefix,
+RunSpec lm_labels_run_spec(const Options& o, const ModelOptions& model, const TrainSection& train,
                            const TextData& data, const std::filesystem::path& dir) {
   RunSpec s;
   s.dir = dir;
-  s.model = gpt_spec_from(c, model_prefix, data.tokenizer->vocab_size(), data.seq_len);
-  s.train = train_options_from(c, train_prefix);
-  s.batch_size = c.get_int("data.batch_size");
+  s.model = gpt_spec_from(model, data.tokenizer->vocab_size(), data.seq_len);
+  s.train = train.train;
+  s.batch_size = o.data.batch_size;
   s.objective = Objective().add(1.0, std::make_shared<CrossEntropyTerm>());
-  s.log_every = c.get_int("run.log_every");
-  s.device = torch::Device(c.get_string("run.device"));
-  s.config_toml = c.to_toml();
-  s.digest = c.digest(model_prefix + ".") + c.digest(train_prefix + ".") + c.digest("data.") + c.digest("text.") +
-             c.digest("run.seed") + data.tokenizer->fingerprint();
+  s.log_every = o.run.log_every;
+  s.device = torch::Device(o.run.device);
+  s.config_toml = o.toml;
+  s.digest = o.digest(model.section + ".") + o.digest(train.section + ".") + o.digest("data.") + o.digest("text.") +
+             o.digest("run.seed") + data.tokenizer->fingerprint();
   s.extra = {{"method", "labels"}, {"tokenizer", data.tokenizer->describe()}};
   return s;
 }
 
-void make_lm_distill_spec(RunSpec& s, const Config& c, const PreparedLmTeacher& t) {
-  std::string loss = c.get_string("distill.loss");
-  double alpha = c.get_float("distill.alpha"), T = c.get_float("distill.temperature");
-  double weight = distill_weight_from(c);
+void make_lm_distill_spec(RunSpec& s, const Options& o, const PreparedLmTeacher& t) {
+  const std::string& loss = o.distill.loss;
+  const double alpha = o.distill.alpha, T = o.distill.temperature, weight = o.distill.weight;
   s.objective = make_distill_objective(loss, alpha, T, weight);
   s.teacher = t.signal;
   s.teacher_test_logits = t.val_top1;
-  s.on_policy = c.get_float("distill.on_policy");
-  s.prompt_tokens = c.get_int("distill.prompt_tokens");
-  s.sample_temperature = c.get_float("distill.sample_temperature");
-  s.sample_top_p = c.get_float("distill.sample_top_p");
+  s.on_policy = o.distill.on_policy;
+  s.prompt_tokens = o.distill.prompt_tokens;
+  s.sample_temperature = o.distill.sample_temperature;
+  s.sample_top_p = o.distill.sample_top_p;
   // On-policy batches sample from the student; with overlap they would be built on the teacher's
   // thread (toggling eval()) while the main thread trains the same module: a data race.
-  if (s.on_policy > 0 && c.get_bool("run.overlap_teacher"))
+  if (s.on_policy > 0 && o.run.overlap_teacher)
     fail("distill.on_policy = ", s.on_policy, " samples from the student while it trains, and run.overlap_teacher = true ",
          "would build those batches on another thread as the main thread updates the same weights; ",
          "set run.overlap_teacher = false (on-policy batches are built on the main thread)");
@@ -99,7 +98,7 @@ void make_lm_distill_spec(RunSpec& s, const Config& c, const PreparedLmTeacher& 
     fail("distill.on_policy = ", s.on_policy, " trains on the student's own samples, where cross-entropy would ",
          "reinforce them; set distill.alpha = 1 (divergence only, as GKD does)");
   // No model: a teacher known only by its signal (an openai: endpoint, whose describe() names it).
-  s.digest += c.digest("distill.") + (t.model ? t.model->fingerprint() : t.signal->describe());
+  s.digest += o.digest("distill.") + (t.model ? t.model->fingerprint() : t.signal->describe());
   s.extra = {{"method", loss},        {"loss", loss},       {"temperature", T},  {"alpha", alpha},
              {"top_k", t.top_k},      {"on_policy", s.on_policy}, {"teacher", t.model ? t.model->describe() : t.signal->describe()},
              {"tokenizer", s.extra.value("tokenizer", "")}};
@@ -107,6 +106,24 @@ void make_lm_distill_spec(RunSpec& s, const Config& c, const PreparedLmTeacher& 
   if (t.model) s.extra["teacher_precision"] = precision_name(t.model->precision());
   if (!t.cache.path.empty())
     s.extra["teacher_cache"] = {{"hit", t.cache.hit}, {"seconds", t.cache.seconds}, {"bytes", t.cache.bytes}};
+}
+
+PreparedLmTeacher prepare_lm_teacher(const Options& o, ModelPtr teacher, const std::string& description,
+                                     const TextData& data) {
+  teacher->to(torch::Device(o.run.device));
+  PreparedLmTeacher p;
+  p.top_k = o.distill.top_k;
+  p.model = std::make_shared<ModelTeacher>(teacher, description, p.top_k);
+  p.model->set_precision(o.distill.teacher_precision);
+  p.signal = p.model;
+  int64_t batch = o.data.eval_batch_size;
+  if (o.distill.cache && p.top_k > 0) {
+    TokenBatcher windows(data.train, data.seq_len, batch, /*shuffle=*/false, /*seed=*/0);
+    TopkCache cache = load_or_build_topk_cache(*p.model, windows, data.train, p.top_k, o.run.cache_dir, &p.cache);
+    p.signal = std::make_shared<TopkCachedTeacher>(p.model, std::move(cache));
+  }
+  p.val = score_lm(*teacher, data.validation, *data.tokenizer, data.seq_len, batch, {}, &p.val_top1);
+  return p;
 }
 
 LmRunResult execute_lm_run(const RunSpec& spec, const TextData& data,

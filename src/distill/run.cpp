@@ -16,54 +16,26 @@
 
 namespace retort {
 
-// ---- config -> options ----------------------------------------------------------
+// ---- options -> what a classifier run is made of ---------------------------------------
 
-ModelSpec model_spec_from(const Config& c, const std::string& p, const ImageSet& data) {
+ModelSpec model_spec_from(const ModelOptions& m, const ImageSet& data) {
   ModelSpec s;
-  s.name = c.get_string(p + ".name");
+  s.name = m.name;
   s.options = {{"in_channels", data.images.size(1)}, {"height", data.images.size(2)},
                {"width", data.images.size(3)},        {"num_classes", data.num_classes},
-               {"hidden", c.get_ints(p + ".hidden")}, {"dropout", c.get_float(p + ".dropout")}};
-  if (s.name == "cnn") s.options["channels"] = c.get_ints(p + ".channels");
+               {"hidden", m.hidden},                  {"dropout", m.dropout}};
+  if (s.name == "cnn") s.options["channels"] = m.channels;
   return s;
 }
 
-TrainOptions train_options_from(const Config& c, const std::string& p) {
-  TrainOptions o;
-  o.epochs = c.get_int(p + ".epochs");
-  o.optimizer = c.get_string(p + ".optimizer");
-  o.lr = c.get_float(p + ".lr");
-  o.weight_decay = c.get_float(p + ".weight_decay");
-  o.momentum = c.get_float(p + ".momentum");
-  o.warmup_steps = c.get_int(p + ".warmup_steps");
-  o.schedule = c.get_string(p + ".schedule");
-  o.seed = static_cast<uint64_t>(c.get_int("run.seed"));
-  o.precision = parse_precision(c.get_string(p + ".precision"), p + ".precision");
-  o.overlap_teacher = c.get_bool("run.overlap_teacher");
-  o.bucket_bytes = std::max<int64_t>(1, int64_t(c.get_float("run.bucket_mb") * (1 << 20)));
-  return o;
-}
-
-AugmentOptions augment_options_from(const Config& c, const std::string& p) {
-  AugmentOptions a;
-  a.crop_padding = c.get_int(p + ".crop_padding");
-  a.hflip = c.get_bool(p + ".hflip");
-  return a;
-}
-
-ImageSet load_split_from(const Config& c, const std::string& split) {
+ImageSet load_split_from(const DataOptions& d, const std::string& split) {
   ImageSetOptions o;
-  o.dir = c.get_string("data.path");
+  o.dir = d.path;
   o.split = split;
-  o.subset = c.get_int(split == "train" ? "data.train_subset" : "data.test_subset");
-  o.mean = c.get_float("data.mean");
-  o.std = c.get_float("data.std");
+  o.subset = split == "train" ? d.train_subset : d.test_subset;
+  o.mean = d.mean;
+  o.std = d.std;
   return load_image_set(o);
-}
-
-std::filesystem::path cache_dir_from(const Config& c) {
-  const std::string& d = c.get_string("run.cache_dir");
-  return d.empty() ? default_cache_dir() : fs::path(d);
 }
 
 // ---- a run ------------------------------------------------------------------------

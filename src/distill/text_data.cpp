@@ -38,13 +38,12 @@ std::string corpus_digest(const TextCorpus& c) {
   return h.hex();
 }
 
-std::shared_ptr<Tokenizer> tokenizer_from_config(const Config& c, const TextCorpus& train,
-                                                 const std::filesystem::path& dir) {
-  std::string kind = c.get_string("text.tokenizer");
-  if (kind == "byte") return make_byte_tokenizer();
+std::shared_ptr<Tokenizer> tokenizer_from_options(const TextOptions& options, const TextCorpus& train,
+                                                  const std::filesystem::path& dir) {
+  if (options.tokenizer == "byte") return make_byte_tokenizer();
   SentencePieceOptions o;
-  o.model_type = c.get_string("text.model_type");
-  o.vocab_size = c.get_int("text.vocab_size");
+  o.model_type = options.model_type;
+  o.vocab_size = options.vocab_size;
   std::string key = cat(corpus_digest(train), "-", o.model_type, "-", o.vocab_size);
   if (!dir.empty() && fs::exists(dir / "tokenizer.json") && fs::exists(dir / "trained-on.txt") &&
       read_text(dir / "trained-on.txt") == key) {
@@ -68,15 +67,16 @@ std::shared_ptr<Tokenizer> tokenizer_from_config(const Config& c, const TextCorp
 
 }  // namespace
 
-TextData load_text_data(const Config& c, std::shared_ptr<Tokenizer> tokenizer, const std::filesystem::path& tok_dir) {
-  TextCorpus corpus = load_text_corpus(c.get_string("text.corpus"));
-  CorpusSplit split = split_corpus(corpus, c.get_float("text.validation_fraction"), kSplitSeed);
+TextData load_text_data(const TextOptions& text, std::shared_ptr<Tokenizer> tokenizer,
+                        const std::filesystem::path& tok_dir) {
+  TextCorpus corpus = load_text_corpus(text.corpus);
+  CorpusSplit split = split_corpus(corpus, text.validation_fraction, kSplitSeed);
   TextData d;
   d.corpus = corpus.source;
-  d.seq_len = c.get_int("text.seq_len");
-  d.tokenizer = tokenizer ? tokenizer : tokenizer_from_config(c, split.train, tok_dir);
-  d.train = first_tokens(tokenize(split.train, *d.tokenizer), c.get_int("text.train_tokens"), *d.tokenizer);
-  d.validation = first_tokens(tokenize(split.validation, *d.tokenizer), c.get_int("text.val_tokens"), *d.tokenizer);
+  d.seq_len = text.seq_len;
+  d.tokenizer = tokenizer ? tokenizer : tokenizer_from_options(text, split.train, tok_dir);
+  d.train = first_tokens(tokenize(split.train, *d.tokenizer), text.train_tokens, *d.tokenizer);
+  d.validation = first_tokens(tokenize(split.validation, *d.tokenizer), text.val_tokens, *d.tokenizer);
   if (d.train.size() < d.seq_len + 1)
     fail("the training text has ", d.train.size(), " tokens, fewer than one window of text.seq_len + 1 = ",
          d.seq_len + 1);
@@ -86,21 +86,21 @@ TextData load_text_data(const Config& c, std::shared_ptr<Tokenizer> tokenizer, c
   return d;
 }
 
-ModelSpec gpt_spec_from(const Config& c, const std::string& p, int64_t vocab_size, int64_t seq_len) {
-  if (c.get_string(p + ".name") != "gpt")
-    fail(p, ".name is '", c.get_string(p + ".name"), "', but text (data.kind = text) needs a language model: ",
-         "set ", p, ".name = gpt");
+ModelSpec gpt_spec_from(const ModelOptions& m, int64_t vocab_size, int64_t seq_len) {
+  const std::string& p = m.section;
+  if (m.name != "gpt")
+    fail(p, ".name is '", m.name, "', but text (data.kind = text) needs a language model: ", "set ", p, ".name = gpt");
   ModelSpec s;
   s.name = "gpt";
   s.options = {{"vocab_size", vocab_size},
-               {"d_model", c.get_int(p + ".d_model")},
-               {"n_layers", c.get_int(p + ".layers")},
-               {"n_heads", c.get_int(p + ".heads")},
-               {"n_kv_heads", c.get_int(p + ".kv_heads")},
-               {"d_ff", c.get_int(p + ".d_ff")},
+               {"d_model", m.d_model},
+               {"n_layers", m.layers},
+               {"n_heads", m.heads},
+               {"n_kv_heads", m.kv_heads},
+               {"d_ff", m.d_ff},
                {"max_seq_len", seq_len},
-               {"tie_embeddings", c.get_bool(p + ".tie_embeddings")},
-               {"dropout", c.get_float(p + ".dropout")}};
+               {"tie_embeddings", m.tie_embeddings},
+               {"dropout", m.dropout}};
   return s;
 }
 

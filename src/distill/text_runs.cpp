@@ -22,34 +22,34 @@ class TextRuns : public RunKind {
 
   RunMetric metric() const override { return {"val_bpb", "validation bits per byte", false, 1, " bits/byte", 4}; }
 
-  RunOutcome train(const Config& c, const std::filesystem::path& dir) const override {
-    TextData data = load_text_data(c, nullptr, dir / "tokenizer");
-    RunSpec spec = lm_labels_run_spec(c, "model", "train", data, dir);
+  RunOutcome train(const Options& o, const std::filesystem::path& dir) const override {
+    TextData data = load_text_data(o.text, nullptr, dir / "tokenizer");
+    RunSpec spec = lm_labels_run_spec(o, o.model, o.train, data, dir);
     spec.label = "train";
     return {dir, describe_lm_result(execute_lm_run(spec, data)), {"train", metric()}};
   }
 
-  RunOutcome distill(const Config& c, const std::filesystem::path& dir, OpenedTeacher& opened) const override {
+  RunOutcome distill(const Options& o, const std::filesystem::path& dir, OpenedTeacher& opened) const override {
     RunReportInput report{"distill", metric()};
     if (opened.api)  // nothing to score the teacher with: its validation score stays unknown
-      return {dir, describe_lm_result(lm_distill_api(c, dir, *opened.api)), report};
+      return {dir, describe_lm_result(lm_distill_api(o, dir, *opened.api)), report};
     LoadedModel& t = *opened.model;
     report.teacher_params = count_parameters(*t.model);
     int64_t teacher_vocab = 0;
-    std::shared_ptr<Tokenizer> teacher_tok = lm_teacher_tokenizer(t, c, &teacher_vocab);
-    std::shared_ptr<Tokenizer> student_tok = c.get_string("text.tokenizer") == "auto" ? teacher_tok : nullptr;
-    TextData data = load_text_data(c, student_tok, dir / "tokenizer");
-    t.model->to(torch::Device(c.get_string("run.device")));
+    std::shared_ptr<Tokenizer> teacher_tok = lm_teacher_tokenizer(t, o.text, &teacher_vocab);
+    std::shared_ptr<Tokenizer> student_tok = o.text.tokenizer == "auto" ? teacher_tok : nullptr;
+    TextData data = load_text_data(o.text, student_tok, dir / "tokenizer");
+    t.model->to(torch::Device(o.run.device));
 
-    if (c.get_string("distill.method") == "sequence") {
+    if (o.distill.method == "sequence") {
       // Text only: the teacher's tokenizer writes, the student's reads.
-      TextData teacher_view = student_tok ? data : load_text_data(c, teacher_tok);
+      TextData teacher_view = student_tok ? data : load_text_data(o.text, teacher_tok);
       ModelTeacher frozen(t.model, t.dir.string());
       TextCorpus written = teacher_written_corpus(*t.model, *teacher_tok, teacher_view.train, data.seq_len,
-                                                  sequence_kd_options_from(c, data.seq_len), frozen.fingerprint(),
-                                                  cache_dir_from(c));
+                                                  sequence_kd_options_from(o, data.seq_len), frozen.fingerprint(),
+                                                  o.run.cache_dir);
       if (dist::is_main()) std::fprintf(stderr, "sequence KD: %s\n", written.source.c_str());
-      TeacherTextRun run = teacher_text_run(c, dir, data, written, frozen.fingerprint(), t.dir.string());
+      TeacherTextRun run = teacher_text_run(o, dir, data, written, frozen.fingerprint(), t.dir.string());
       if (teacher_vocab == data.tokenizer->vocab_size())  // same tokens: agreement (and the teacher's score) defined
         report.teacher_value = score_lm(*t.model, data.validation, *data.tokenizer, data.seq_len,
                                         run.spec.eval_batch_size, {}, &run.spec.teacher_test_logits)
@@ -58,33 +58,33 @@ class TextRuns : public RunKind {
     }
 
     check_same_vocabulary(teacher_vocab, data.tokenizer->vocab_size(), "distill.method = logits");
-    PreparedLmTeacher prepared = prepare_lm_teacher(c, t.model, t.dir.string(), data);
+    PreparedLmTeacher prepared = prepare_lm_teacher(o, t.model, t.dir.string(), data);
     report.teacher_value = prepared.val.bpb;
     if (!prepared.cache.path.empty() && dist::is_main())
       std::fprintf(stderr, "%s\n", prepared.cache.describe(data.train.size()).c_str());
-    RunSpec spec = lm_labels_run_spec(c, "model", "train", data, dir);
-    make_lm_distill_spec(spec, c, prepared);
+    RunSpec spec = lm_labels_run_spec(o, o.model, o.train, data, dir);
+    make_lm_distill_spec(spec, o, prepared);
     spec.label = "distill";
     std::function<std::string(ModelImpl&)> init;
-    if (c.get_bool("distill.init_from_teacher"))
+    if (o.distill.init_from_teacher)
       init = [&](ModelImpl& student) { return init_student_from_teacher(student, *t.model); };
     return {dir, describe_lm_result(execute_lm_run(spec, data, init)), report};
   }
 
   // A language model on the held-out text of text.corpus, read with the model's own tokenizer.
-  Evaluation evaluate(const Config& c, const LoadedModel& m, const std::string& teacher,
+  Evaluation evaluate(const Options& o, const LoadedModel& m, const std::string& teacher,
                       const std::string& logits_out) const override {
     if (!logits_out.empty()) fail("--logits-out is for classifiers; ", m.dir.string(), " is a language model");
-    TextData data = load_text_data(c, m.tokenizer);
+    TextData data = load_text_data(o.text, m.tokenizer);
     int64_t seq_len = data.seq_len;
     if (m.spec.options.contains("max_seq_len"))
       seq_len = std::min(seq_len, m.spec.options.at("max_seq_len").get<int64_t>());
-    const int64_t batch = c.get_int("data.eval_batch_size");
+    const int64_t batch = o.data.eval_batch_size;
     torch::Tensor teacher_top1;
     if (!teacher.empty()) {
       LoadedModel t = open_teacher(teacher).local_model("retort eval --teacher");
       int64_t teacher_vocab = 0;
-      lm_teacher_tokenizer(t, c, &teacher_vocab);
+      lm_teacher_tokenizer(t, o.text, &teacher_vocab);
       check_same_vocabulary(teacher_vocab, m.tokenizer->vocab_size(), "agreement is measured token by token");
       score_lm(*t.model, data.validation, *data.tokenizer, seq_len, batch, {}, &teacher_top1);
     }

@@ -1,5 +1,5 @@
-// Teachers for language models: the top-k cache (built shard by shard) and the teacher
-// prepared for a distillation run.
+// Teachers for language models: the top-k cache (built shard by shard) and the teacher that
+// answers from it.
 #include <torch/torch.h>
 
 #include <chrono>
@@ -109,24 +109,6 @@ TopkCache load_or_build_topk_cache(ModelTeacher& teacher, const TokenBatcher& wi
     status->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
   return cache;
-}
-
-PreparedLmTeacher prepare_lm_teacher(const Config& c, ModelPtr teacher, const std::string& description,
-                                     const TextData& data) {
-  teacher->to(torch::Device(c.get_string("run.device")));
-  PreparedLmTeacher p;
-  p.top_k = c.get_int("distill.top_k");
-  p.model = std::make_shared<ModelTeacher>(teacher, description, p.top_k);
-  p.model->set_precision(parse_precision(c.get_string("distill.teacher_precision"), "distill.teacher_precision"));
-  p.signal = p.model;
-  int64_t batch = c.get_int("data.eval_batch_size");
-  if (c.get_bool("distill.cache") && p.top_k > 0) {
-    TokenBatcher windows(data.train, data.seq_len, batch, /*shuffle=*/false, /*seed=*/0);
-    TopkCache cache = load_or_build_topk_cache(*p.model, windows, data.train, p.top_k, cache_dir_from(c), &p.cache);
-    p.signal = std::make_shared<TopkCachedTeacher>(p.model, std::move(cache));
-  }
-  p.val = score_lm(*teacher, data.validation, *data.tokenizer, data.seq_len, batch, {}, &p.val_top1);
-  return p;
 }
 
 }  // namespace retort

@@ -53,18 +53,6 @@ std::string teacher_source_location(const std::string& source) {
   return source.substr(std::string(teacher_source_of(source).prefix).size());
 }
 
-TeacherSourceOptions teacher_source_options_from(const Config& c) {
-  TeacherSourceOptions o;
-  o.api.model = c.get_string("teacher.api_model");
-  o.api.concurrency = c.get_int("teacher.api_concurrency");
-  o.api.max_retries = c.get_int("teacher.api_retries");
-  o.api.timeout = c.get_float("teacher.api_timeout");
-  o.api.max_requests = c.get_int("teacher.api_max_requests");
-  o.api.max_tokens = c.get_int("teacher.api_max_tokens");
-  o.api_key_env = c.get_string("teacher.api_key_env");
-  return o;
-}
-
 // ---- what an opened teacher answers --------------------------------------------------------
 
 namespace {

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "retort/config_schema.h"
-#include "retort/run.h"
+#include "retort/options.h"
 #include "test_util.h"
 
 using namespace retort;
@@ -47,12 +47,12 @@ TEST(DivergenceTable, EveryRowIsAcceptedByTheConfigAndMadeByTheFactory) {
     EXPECT_EQ(default_weight(row.kind), row.default_weight);
 
     // distill.beta = -1 (the default) picks the row's default weight; a value is passed on.
-    EXPECT_EQ(distill_weight_from(c), row.default_weight);
+    EXPECT_EQ(read_options(c).distill.weight, row.default_weight);
     EXPECT_EQ(
-        distill_weight_from(config_with({cat("distill.loss=", row.name), "distill.beta=0.25"})),
+        read_options(config_with({cat("distill.loss=", row.name), "distill.beta=0.25"})).distill.weight,
         0.25);
     Objective o = make_distill_objective(row.name, /*alpha=*/0.5, /*temperature=*/1.0,
-                                         distill_weight_from(c));
+                                         read_options(c).distill.weight);
     EXPECT_NE(o.describe().find(row.name), std::string::npos) << o.describe();
   }
 }

@@ -26,8 +26,9 @@ void register_demo(CLI::App& app) {
     bool lm = task == "lm";
     Config c = Config::load(retort_schema(), args.file, args.sets, lm ? lm_recipe_toml() : "");
     if (c.get_string("run.name").empty()) c.set_value("run.name", std::string(lm ? "demo-lm" : "demo"));
-    setup_runtime(c);
-    DemoReport r = lm ? run_demo_lm(c) : run_demo(c);
+    const Options o = read_options(c);
+    setup_runtime(o.run);
+    DemoReport r = lm ? run_demo_lm(o) : run_demo(o);
     std::fputs(r.table.c_str(), stdout);
     std::printf("\nreport: %s\n        %s\n", r.json_path.c_str(), r.html_path.c_str());
   });

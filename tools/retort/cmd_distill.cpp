@@ -56,10 +56,11 @@ void register_distill(CLI::App& app) {
     if (!teacher.empty()) c.set_value("teacher.path", teacher);
     if (!teacher_model.empty()) c.set_value("teacher.api_model", teacher_model);
     if (!api_key_env.empty()) c.set_value("teacher.api_key_env", api_key_env);
-    if (c.get_string("teacher.path").empty()) fail("distill needs a teacher: --teacher PATH or teacher.path");
-    std::filesystem::path dir = run_dir_for(c, args, "distill");
-    setup_runtime(c, /*data_parallel=*/true);
-    print_command_result(distill_command(c, dir));
+    const Options o = read_options(c);
+    if (o.teacher.path.empty()) fail("distill needs a teacher: --teacher PATH or teacher.path");
+    std::filesystem::path dir = run_dir_for(o, args, "distill");
+    setup_runtime(o.run, /*data_parallel=*/true);
+    print_command_result(distill_command(o, dir));
   });
 }
 

@@ -31,9 +31,9 @@ void register_eval(CLI::App& app) {
                   "{\"logits\": [[...] per example], \"labels\": [...]}");
   add_config_args(cmd, args);
   cmd->callback([] {
-    Config c = resolve_config(args);
-    setup_runtime(c);
-    Evaluation e = eval_command(c, model_path, teacher_path, logits_path);
+    const Options o = read_options(resolve_config(args));
+    setup_runtime(o.run);
+    Evaluation e = eval_command(o, model_path, teacher_path, logits_path);
     if (as_json) {
       std::printf("%s\n", e.figures.dump(2).c_str());
       return;

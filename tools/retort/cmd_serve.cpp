@@ -70,8 +70,8 @@ void register_serve(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
   cmd->callback([] {
-    Config c = resolve_config(config);
-    setup_runtime(c);
+    const Options run_options = read_options(resolve_config(config));
+    setup_runtime(run_options.run);
     // Workers run side by side: each gets its share of the intra-op threads, so that together
     // they use the cores once instead of oversubscribing them.
     const int per_worker = std::max(1, at::get_num_threads() / int(o.workers));
@@ -82,7 +82,7 @@ void register_serve(CLI::App& app) {
       bool named = eq != std::string::npos && m.rfind("torchscript:", 0) != 0;
       specs.emplace_back(named ? m.substr(0, eq) : "", named ? m.substr(eq + 1) : m);
     }
-    auto engine = std::make_shared<Engine>(specs, c.get_string("run.device"));
+    auto engine = std::make_shared<Engine>(specs, run_options.run.device);
     Server server(engine, o);
     if (!server.bind())
       fail("serve: cannot listen on ", o.host, ":", o.port,

@@ -20,10 +20,10 @@ void register_train(CLI::App& app) {
                                  "          retort train --config configs/kjv-lm.toml");
   add_run_args(cmd, args);
   cmd->callback([] {
-    Config c = resolve_config(args.config);
-    std::filesystem::path dir = run_dir_for(c, args, "train");
-    setup_runtime(c, /*data_parallel=*/true);
-    print_command_result(train_command(c, dir));
+    const Options o = read_options(resolve_config(args.config));
+    std::filesystem::path dir = run_dir_for(o, args, "train");
+    setup_runtime(o.run, /*data_parallel=*/true);
+    print_command_result(train_command(o, dir));
   });
 }
 

@@ -21,21 +21,21 @@ void add_config_args(CLI::App* cmd, ConfigArgs& args) {
 
 Config resolve_config(const ConfigArgs& args) { return Config::load(retort_schema(), args.file, args.sets); }
 
-void setup_runtime(const Config& c, bool data_parallel) {
+void setup_runtime(const RunOptions& run, bool data_parallel) {
   LaunchEnv env = launch_env();
   if (env.world_size > 1 && !data_parallel)
     fail("this command runs in one process, but the environment describes rank ", env.rank, " of ", env.world_size,
          " (", env.launcher, "); launch `retort train` or `retort distill` with torchrun or srun instead");
   if (env.rank == 0) warn_if_reference_blas();
   set_progress_enabled(env.rank == 0);
-  int threads = configure_threads(static_cast<int>(c.get_int("run.threads")));
+  int threads = configure_threads(static_cast<int>(run.threads));
   install_interrupt_handler();
-  if (c.get_string("run.device") != "cpu" && c.get_string("run.device").rfind("cuda", 0) != 0)
-    throw retort::Error("run.device must be cpu or cuda[:N], got " + c.get_string("run.device"));
-  dist::init(env, std::chrono::milliseconds(int64_t(c.get_float("run.dist_timeout") * 1000)));
+  if (run.device != "cpu" && run.device.rfind("cuda", 0) != 0)
+    throw retort::Error("run.device must be cpu or cuda[:N], got " + run.device);
+  dist::init(env, std::chrono::milliseconds(int64_t(run.dist_timeout * 1000)));
   std::string who = env.world_size > 1 ? dist::describe() + ", " : "";
   std::fprintf(stderr, "retort: %s%d threads, BLAS %s, device %s\n", who.c_str(), threads, blas_backend().c_str(),
-               c.get_string("run.device").c_str());
+               run.device.c_str());
 }
 
 void print_result(const std::string& line) {

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "retort/config.h"
+#include "retort/options.h"
 
 namespace retort::cli {
 
@@ -18,7 +19,7 @@ Config resolve_config(const ConfigArgs& args);
 // Threads, the BLAS warning, Ctrl-C handling, and with `data_parallel` the process group the
 // launcher describes (torchrun / Slurm variables; see retort/distributed.h). Without it, a
 // launch of more than one process is refused. Prints one line about the set-up.
-void setup_runtime(const Config& c, bool data_parallel = false);
+void setup_runtime(const RunOptions& run, bool data_parallel = false);
 // Prints a result line on stdout (rank 0 only in a data-parallel job).
 void print_result(const std::string& line);
 

@@ -16,9 +16,9 @@ void add_run_args(CLI::App* cmd, RunArgs& args) {
   cmd->add_flag("--fresh", args.fresh, "delete what the run folder holds and start over");
 }
 
-std::filesystem::path run_dir_for(const Config& c, const RunArgs& args, const std::string& fallback) {
-  std::string name = c.get_string("run.name").empty() ? fallback : c.get_string("run.name");
-  std::filesystem::path dir = std::filesystem::path(c.get_string("run.dir")) / name;
+std::filesystem::path run_dir_for(const Options& o, const RunArgs& args, const std::string& fallback) {
+  const std::string& name = o.run.name.empty() ? fallback : o.run.name;
+  std::filesystem::path dir = std::filesystem::path(o.run.dir) / name;
   if (args.resume && args.fresh) fail("--resume and --fresh exclude each other");
   if (args.fresh) std::filesystem::remove_all(dir);
   const bool has = has_checkpoint(dir / "checkpoints");

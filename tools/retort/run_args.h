@@ -18,7 +18,7 @@ struct RunArgs {
 
 void add_run_args(CLI::App* cmd, RunArgs& args);
 // runs/<run.name or fallback>; refuses to overwrite a run unless --resume/--fresh.
-std::filesystem::path run_dir_for(const Config& c, const RunArgs& args, const std::string& fallback);
+std::filesystem::path run_dir_for(const Options& o, const RunArgs& args, const std::string& fallback);
 // The result line on stdout; the report's headline and where report.html is on stderr (rank 0).
 void print_command_result(const CommandResult& r);
 
