@@ -21,7 +21,9 @@
 #include <string>
 
 #include "retort/api_endpoint.h"
-#include "retort/lm.h"
+#include "retort/error.h"
+#include "retort/sequence_kd.h"
+#include "retort/text.h"
 #include "retort/teacher.h"
 #include "retort/topk_cache.h"
 

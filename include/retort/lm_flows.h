@@ -5,7 +5,9 @@
 #include <string>
 
 #include "retort/options.h"
-#include "retort/lm.h"
+#include "retort/lm_run.h"
+#include "retort/sequence_kd.h"
+#include "retort/text_data.h"
 
 namespace retort {
 

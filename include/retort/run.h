@@ -1,23 +1,18 @@
-// A run: one model trained (on labels or from a teacher) in its own folder
-// runs/<name>/ with config.toml, metrics.jsonl, checkpoints/last.pt and model/.
-// Also the translation from config keys to the option structs.
+// A run: one model trained (on labels or from a teacher) in its own folder runs/<name>/ with
+// config.toml, metrics.jsonl, checkpoints/last.pt and model/: what it is (RunSpec) and the phases
+// every run shares, whatever its data. Classifier runs: retort/image_run.h; language-model runs:
+// retort/lm_run.h.
 #pragma once
 #include <filesystem>
 #include <memory>
 #include <string>
 
-#include "retort/options.h"
-#include "retort/data.h"
 #include "retort/model.h"
 #include "retort/objective.h"
 #include "retort/teacher.h"
 #include "retort/trainer.h"
 
 namespace retort {
-
-// ---- options -> what a classifier run is made of ---------------------------------------
-ModelSpec model_spec_from(const ModelOptions& model, const ImageSet& data);
-ImageSet load_split_from(const DataOptions& data, const std::string& split);  // "train" | "test"
 
 // ---- a run ------------------------------------------------------------------------
 enum class OnMismatch { Fail, Restart };  // a run folder made with another config
@@ -48,19 +43,6 @@ struct RunSpec {
   double sample_top_p = 1.0;
 };
 
-struct RunResult {
-  std::filesystem::path dir;
-  ModelPtr model;
-  ModelSpec spec;
-  double test_accuracy = 0;
-  double agreement = -1;     // with the teacher's test predictions; -1 when not measured
-  double train_seconds = 0;  // optimisation time, summed across resumes
-  int64_t params = 0;
-  int64_t bytes_on_disk = 0;
-  bool reused = false;       // the folder already held the finished run
-  torch::Tensor test_logits; // (N_test, V)
-};
-
 // ---- the phases every run shares (classifier and language-model runs) ----
 // Prepares spec.dir: a folder made by another configuration is cleared (or refused, per
 // on_mismatch, when it holds a checkpoint); removes temporaries a killed run left there; writes
@@ -73,34 +55,5 @@ nlohmann::json begin_run(const RunSpec& spec);
 bool train_in_folder(Trainer& trainer, const RunSpec& spec, const std::vector<std::shared_ptr<Observer>>& evaluators);
 // Writes run.json with status "finished", `results` and the training totals.
 void finish_run(const RunSpec& spec, const Trainer& trainer, nlohmann::json meta, const nlohmann::json& results);
-
-// Trains (or resumes, or reuses when finished) and evaluates. Writes run.json
-// with the results and model/ with the final weights.
-RunResult execute_run(const RunSpec& spec, const ImageSet& train, const ImageSet& test);
-
-}  // namespace retort
-
-namespace retort {
-
-// A RunSpec that trains `model` (o.model, o.teacher.model) with `train` (o.train,
-// o.teacher.train) on labels alone.
-RunSpec labels_run_spec(const Options& o, const ModelOptions& model, const TrainSection& train,
-                        const ImageSet& data, const std::filesystem::path& dir);
-
-// Turns a labels RunSpec into a distillation one: kd objective from distill.*,
-// the teacher (cached when distill.cache and no augmentation), agreement logits.
-struct PreparedTeacher {
-  std::shared_ptr<ModelTeacher> model;  // the frozen teacher model
-  std::shared_ptr<Teacher> signal;      // what the trainer asks (a cache when enabled)
-  torch::Tensor test_logits;            // (N_test, V)
-  CacheStatus cache;                    // cache.path empty when no cache was used
-};
-// `test_logits`: the teacher's logits on `test` when already known (else computed).
-PreparedTeacher prepare_teacher(const Options& o, ModelPtr teacher, const std::string& description,
-                                const ImageSet& train, const ImageSet& test, torch::Tensor test_logits = {});
-void make_distill_spec(RunSpec& spec, const Options& o, const PreparedTeacher& teacher);
-
-// Checks that `model` accepts examples of `data` and predicts data.num_classes classes.
-void check_model_fits(ModelImpl& model, const ImageSet& data, const std::string& who);
 
 }  // namespace retort

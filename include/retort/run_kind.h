@@ -1,8 +1,8 @@
 // The two kinds of data a run learns from, behind one interface: images (classifiers,
 // data.kind = images) and text (language models, data.kind = text). `retort train` and
 // `retort distill` are written once against it (retort/commands.h); each kind owns its dataset,
-// model family, metric and how a teacher is prepared for it (src/distill/image_runs.cpp,
-// text_runs.cpp).
+// model family, metric and how a teacher is prepared for it (src/distill/image_kind.cpp,
+// text_kind.cpp).
 #pragma once
 #include <filesystem>
 #include <string>
@@ -44,7 +44,7 @@ class RunKind {
                               const std::string& logits_out) const = 0;
 };
 
-// The kinds (defined in image_runs.cpp and text_runs.cpp).
+// The kinds (defined in image_kind.cpp and text_kind.cpp).
 const RunKind& image_runs();
 const RunKind& text_runs();
 

@@ -5,6 +5,7 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -78,6 +79,15 @@ class TokenBatcher : public BatchSource {
   int64_t windows_ = 0;
   mutable int64_t order_epoch_ = -1;
   mutable torch::Tensor order_;
+};
+
+// A corpus ready for a language-model run: its tokenizer and the tokens of its training and
+// held-out documents (retort/text_data.h makes one from the text options).
+struct TextData {
+  std::shared_ptr<Tokenizer> tokenizer;
+  TokenSet train, validation;  // validation documents never train
+  int64_t seq_len = 0;         // text.seq_len
+  std::string corpus;          // where the text came from, for reports
 };
 
 }  // namespace retort

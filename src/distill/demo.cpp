@@ -11,7 +11,7 @@
 #include "retort/fs.h"
 #include "retort/report.h"
 #include "retort/runtime.h"
-#include "retort/run.h"
+#include "retort/image_run.h"
 
 namespace retort {
 

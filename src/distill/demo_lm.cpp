@@ -7,7 +7,9 @@
 #include "retort/demo.h"
 #include "retort/error.h"
 #include "retort/fs.h"
-#include "retort/lm.h"
+#include "retort/generate.h"
+#include "retort/lm_run.h"
+#include "retort/text_data.h"
 #include "retort/report.h"
 #include "retort/runtime.h"
 

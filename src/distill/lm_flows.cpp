@@ -1,4 +1,4 @@
-// Pieces of the language-model runs (text_runs.cpp, lm_api_flow.cpp): the teacher's tokenizer,
+// Pieces of the language-model runs (text_kind.cpp, lm_api_flow.cpp): the teacher's tokenizer,
 // sequence-KD settings and run, the terminal line.
 #include <torch/torch.h>
 

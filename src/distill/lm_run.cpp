@@ -8,7 +8,8 @@
 #include "retort/error.h"
 #include "retort/fs.h"
 #include "retort/labels.h"
-#include "retort/lm.h"
+#include "retort/lm_run.h"
+#include "retort/text_data.h"
 #include "retort/sharded_source.h"
 
 namespace retort {

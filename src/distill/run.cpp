@@ -1,4 +1,4 @@
-// Run folders: set-up, resume, training, final evaluation, run.json.
+// Run folders: set-up, resume, training, run.json (the phases every run shares).
 #include "retort/run.h"
 
 #include <torch/torch.h>
@@ -15,28 +15,6 @@
 #include "retort/sharded_source.h"
 
 namespace retort {
-
-// ---- options -> what a classifier run is made of ---------------------------------------
-
-ModelSpec model_spec_from(const ModelOptions& m, const ImageSet& data) {
-  ModelSpec s;
-  s.name = m.name;
-  s.options = {{"in_channels", data.images.size(1)}, {"height", data.images.size(2)},
-               {"width", data.images.size(3)},        {"num_classes", data.num_classes},
-               {"hidden", m.hidden},                  {"dropout", m.dropout}};
-  if (s.name == "cnn") s.options["channels"] = m.channels;
-  return s;
-}
-
-ImageSet load_split_from(const DataOptions& d, const std::string& split) {
-  ImageSetOptions o;
-  o.dir = d.path;
-  o.split = split;
-  o.subset = split == "train" ? d.train_subset : d.test_subset;
-  o.mean = d.mean;
-  o.std = d.std;
-  return load_image_set(o);
-}
 
 // ---- a run ------------------------------------------------------------------------
 
@@ -135,33 +113,6 @@ void finish_run(const RunSpec& spec, const Trainer& trainer, nlohmann::json meta
   meta["steps"] = trainer.step();
   meta["objective"] = spec.objective.describe();
   atomic_write_text(spec.dir / "run.json", meta.dump(2) + "\n");
-}
-
-RunResult execute_run(const RunSpec& spec, const ImageSet& train, const ImageSet& test) {
-  nlohmann::json meta = begin_run(spec);
-  torch::manual_seed(mix_seed(spec.train.seed, 0x1417));  // initialisation
-  RunResult r;
-  r.dir = spec.dir;
-  r.spec = spec.model;
-  r.model = make_model(spec.model);
-  r.model->to(spec.device);
-  Batcher batches(train, spec.batch_size, /*shuffle=*/true, spec.train.seed, spec.augment, train.black);
-  ShardedSource shard(batches, dist::rank(), dist::world_size());
-  Trainer trainer(r.model, dist::active() ? static_cast<const BatchSource&>(shard) : batches, spec.objective, spec.teacher,
-                  spec.train);
-  r.reused = train_in_folder(trainer, spec, {std::make_shared<EvalObserver>(test, spec.teacher_test_logits)});
-  r.train_seconds = trainer.train_seconds();
-  if (!dist::is_main()) return r;  // rank 0 evaluates and writes the results
-  r.test_logits = predict_logits(*r.model, test);
-  r.test_accuracy = accuracy(r.test_logits, test.labels);
-  if (spec.teacher_test_logits.defined()) r.agreement = agreement(r.test_logits, spec.teacher_test_logits);
-  r.params = count_parameters(*r.model);
-  r.model->to(torch::kCPU);  // saved and reported from the CPU
-  r.bytes_on_disk = save_model(*r.model, spec.model, spec.dir / "model");
-  nlohmann::json results = {{"test_accuracy", r.test_accuracy}, {"params", r.params}, {"bytes_on_disk", r.bytes_on_disk}};
-  if (r.agreement >= 0) results["agreement"] = r.agreement;
-  finish_run(spec, trainer, meta, results);
-  return r;
 }
 
 }  // namespace retort

@@ -9,7 +9,7 @@
 #include "retort/error.h"
 #include "retort/fs.h"
 #include "retort/hash.h"
-#include "retort/lm.h"
+#include "retort/sequence_kd.h"
 #include "retort/progress.h"
 #include "retort/runtime.h"
 

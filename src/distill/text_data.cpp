@@ -6,7 +6,7 @@
 #include "retort/error.h"
 #include "retort/fs.h"
 #include "retort/hash.h"
-#include "retort/lm.h"
+#include "retort/text_data.h"
 
 namespace retort {
 

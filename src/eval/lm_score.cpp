@@ -6,7 +6,8 @@
 
 #include "retort/error.h"
 #include "retort/labels.h"
-#include "retort/lm.h"
+#include "retort/lm_score.h"
+#include "retort/text_data.h"
 
 namespace retort {
 

@@ -10,9 +10,8 @@
 #include "retort/error.h"
 #include "retort/fs.h"
 #include "retort/hash.h"
-#include "retort/lm.h"
+#include "retort/topk_teacher.h"
 #include "retort/progress.h"
-#include "retort/run.h"
 #include "retort/runtime.h"
 
 namespace retort {

@@ -22,7 +22,7 @@
 #include "retort/load_model.h"
 #include "retort/model.h"
 #include "retort/observers.h"
-#include "retort/run.h"
+#include "retort/image_run.h"
 #include "retort/teacher.h"
 #include "retort/topk_cache.h"
 #include "retort/trainer.h"

@@ -7,7 +7,7 @@
 #include "common.h"
 #include "retort/error.h"
 #include "retort/generate.h"
-#include "retort/lm.h"
+#include "retort/text.h"
 #include "retort/load_model.h"
 #include "retort/runtime.h"
 

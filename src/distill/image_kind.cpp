@@ -8,7 +8,7 @@
 #include "retort/error.h"
 #include "retort/eval.h"
 #include "retort/fs.h"
-#include "retort/run.h"
+#include "retort/image_run.h"
 #include "retort/run_kind.h"
 
 namespace retort {
