@@ -23,7 +23,11 @@ struct Plot {
 // Renders with gnuplot's svg terminal; throws retort::Error when gnuplot fails.
 std::string plot_svg(const Plot& plot);
 
-// Reads {"type":"epoch",...} lines of a metrics.jsonl: (epoch, key) points.
+// Reads the {"type": TYPE, ...} lines of a metrics.jsonl: (line[x], line[key]) points of the lines
+// that hold both as numbers.
+std::vector<std::pair<double, double>> metrics_curve(const std::filesystem::path& metrics, const std::string& type,
+                                                    const std::string& x, const std::string& key);
+// metrics_curve of the epoch lines: (epoch, key) points.
 std::vector<std::pair<double, double>> epoch_curve(const std::filesystem::path& metrics, const std::string& key);
 
 // A full HTML page: a title, a summary table (rows of cells, first row is the header),

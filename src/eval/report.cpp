@@ -87,17 +87,24 @@ std::string plot_svg(const Plot& plot) {
   return pos == std::string::npos ? svg : svg.substr(pos);
 }
 
-std::vector<std::pair<double, double>> epoch_curve(const fs::path& metrics, const std::string& key) {
+std::vector<std::pair<double, double>> metrics_curve(const fs::path& metrics, const std::string& type,
+                                                    const std::string& x, const std::string& key) {
   std::vector<std::pair<double, double>> out;
   if (!fs::exists(metrics)) return out;
   std::istringstream in(read_text(metrics));
   std::string line;
   while (std::getline(in, line)) {
     auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded() || j.value("type", "") != "epoch" || !j.contains(key)) continue;
-    out.emplace_back(j["epoch"].get<double>(), j[key].get<double>());
+    if (j.is_discarded() || j.value("type", "") != type || !j.contains(key) || !j[key].is_number() ||
+        !j.contains(x) || !j[x].is_number())
+      continue;
+    out.emplace_back(j[x].get<double>(), j[key].get<double>());
   }
   return out;
+}
+
+std::vector<std::pair<double, double>> epoch_curve(const fs::path& metrics, const std::string& key) {
+  return metrics_curve(metrics, "epoch", "epoch", key);
 }
 
 std::string render_html(const std::string& title, const std::vector<std::vector<std::string>>& table,

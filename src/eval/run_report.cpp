@@ -2,7 +2,6 @@
 #include "retort/run_report.h"
 
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "retort/error.h"
 #include "retort/fs.h"
@@ -11,20 +10,6 @@
 namespace retort {
 
 namespace {
-
-// (step, loss) of metrics.jsonl's step lines.
-std::vector<std::pair<double, double>> step_losses(const fs::path& metrics) {
-  std::vector<std::pair<double, double>> out;
-  if (!fs::exists(metrics)) return out;
-  std::istringstream in(read_text(metrics));
-  std::string line;
-  while (std::getline(in, line)) {
-    auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded() || j.value("type", "") != "step" || !j.contains("loss") || !j["loss"].is_number()) continue;
-    out.emplace_back(j.value("step", 0.0), j["loss"].get<double>());
-  }
-  return out;
-}
 
 std::string thousands(int64_t n) {
   std::string s = std::to_string(n), out;
@@ -108,7 +93,7 @@ RunReportFiles write_run_report(const fs::path& dir, const RunReportInput& in) {
   // Plots: the training loss by step; the metric by step (language models record a curve) or
   // by epoch, with the teacher's level; agreement by epoch.
   const fs::path metrics = dir / "metrics.jsonl";
-  Plot loss{"Training loss", "step", "loss", {{"loss (objective)", step_losses(metrics), {}}}};
+  Plot loss{"Training loss", "step", "loss", {{"loss (objective)", metrics_curve(metrics, "step", "step", "loss"), {}}}};
   Plot score{m.label, "epoch", m.label + (m.unit == "%" ? " (%)" : ""), {}};
   std::vector<std::pair<double, double>> points;
   if (run.contains("curve") && run["curve"].is_array() && !run["curve"].empty()) {
