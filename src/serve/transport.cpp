@@ -144,7 +144,12 @@ void Transport::run() {
 
 void Transport::stop() {
   auto impl = impl_;
-  asio::post(impl->io, [impl] {
+  // The handler holds the Impl weakly: one that never runs (the loop stopped first, or had
+  // already returned) stays queued in impl->io, which the Impl owns, and a shared_ptr there kept
+  // the Impl, its routes and its connections alive for ever (LeakSanitizer, make test-asan).
+  asio::post(impl->io, [weak = std::weak_ptr<Impl>(impl)] {
+    auto impl = weak.lock();
+    if (!impl) return;
     error_code ignored;
     impl->acceptor.close(ignored);
     impl->io.stop();
