@@ -75,6 +75,25 @@ void split_for_sentencepiece(std::string_view s, OnRun on_run, OnNewline on_newl
 
 // ---- the SentencePiece bridge ------------------------------------------------------
 
+// RTLD_DEEPBIND keeps the bridge's bundled protobuf apart from libtorch's. AddressSanitizer
+// refuses it (google/sanitizers#611) and stops the process; sanitized builds that load the bridge
+// (the fuzz targets, which do not link libtorch) open it without. make test-asan's build has
+// libtorch's protobuf in the process, so it keeps RTLD_DEEPBIND: its bridge is linked with ASan and
+// its executables let that one dlopen through (cmake/sanitize.cmake, sanitize_defaults.cpp.in).
+#if defined(RETORT_SANITIZE_DEEPBIND)
+constexpr int kBridgeBinding = RTLD_DEEPBIND;
+#elif defined(__SANITIZE_ADDRESS__)
+constexpr int kBridgeBinding = 0;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr int kBridgeBinding = 0;
+#else
+constexpr int kBridgeBinding = RTLD_DEEPBIND;
+#endif
+#else
+constexpr int kBridgeBinding = RTLD_DEEPBIND;
+#endif
+
 // Opens libretort_sentencepiece.so (see data/spm/sentencepiece_bridge.h for why) from, in
 // order: $RETORT_SENTENCEPIECE_BRIDGE, next to the running program or one folder up, and
 // where the build put it.
@@ -98,7 +117,7 @@ const spm::Library& sentencepiece_library() {
         tried += cat(" ", p, " (missing)");
         continue;
       }
-      void* handle = ::dlopen(p.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+      void* handle = ::dlopen(p.c_str(), RTLD_NOW | RTLD_LOCAL | kBridgeBinding);
       const char* err = handle ? nullptr : ::dlerror();
       auto entry = handle ? reinterpret_cast<const spm::Library* (*)()>(
                                 ::dlsym(handle, "retort_sentencepiece_library"))
