@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <iomanip>
 #include <sstream>
@@ -78,6 +79,45 @@ void flatten(const toml::table& t, const std::string& prefix,
   }
 }
 
+// A TOML basic string: quotes, backslashes and control characters escaped.
+std::string toml_quoted(const std::string& text) {
+  std::string out = "\"";
+  for (unsigned char c : text) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (c < 0x20 || c == 0x7F) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04X", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+// Whether text is well-formed UTF-8, which every TOML file must be.
+bool valid_utf8(const std::string& s) {
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = s[i];
+    size_t n = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    for (size_t k = 1; k < n; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+    const unsigned char c1 = n > 1 ? s[i + 1] : 0;
+    if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 >= 0xA0) || (c == 0xF0 && c1 < 0x90) || (c == 0xF4 && c1 >= 0x90))
+      return false;  // overlong, a surrogate, above U+10FFFF
+    i += n;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::string value_to_string(const Value& v) {
@@ -88,16 +128,21 @@ std::string value_to_string(const Value& v) {
         if constexpr (std::is_same_v<T, bool>) {
           os << (x ? "true" : "false");
         } else if constexpr (std::is_same_v<T, std::string>) {
-          os << '"' << x << '"';
+          os << toml_quoted(x);
         } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
           os << '[';
           for (size_t i = 0; i < x.size(); ++i) os << (i ? ", " : "") << x[i];
           os << ']';
         } else if constexpr (std::is_same_v<T, double>) {
-          std::ostringstream d;
-          d.precision(10);
-          d << x;
-          std::string s = d.str();
+          // 10 significant digits, or as many more as it takes to read back the same number.
+          std::string s;
+          for (int digits = 10; digits <= 17; ++digits) {
+            std::ostringstream d;
+            d.precision(digits);
+            d << x;
+            s = d.str();
+            if (std::strtod(s.c_str(), nullptr) == x) break;
+          }
           if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
           os << s;
         } else {
@@ -169,9 +214,16 @@ void Config::set_value(const std::string& name, Value v) {
     }
   };
   if (auto* i = std::get_if<int64_t>(&v)) check_range(static_cast<double>(*i));
-  if (auto* d = std::get_if<double>(&v)) check_range(*d);
+  if (auto* d = std::get_if<double>(&v)) {
+    // TOML's nan and inf would pass any range; the resolved config.toml could not hold them either.
+    if (!std::isfinite(*d)) fail("config key '", name, "' must be a finite number, got ", value_to_string(v));
+    check_range(*d);
+  }
   if (auto* l = std::get_if<std::vector<int64_t>>(&v))
     for (auto x : *l) check_range(static_cast<double>(x));
+  if (auto* s = std::get_if<std::string>(&v); s && !valid_utf8(*s))
+    fail("config key '", name, "' must be UTF-8 text (the resolved config.toml holds it), got ", s->size(),
+         " bytes that are not");
   if (auto* s = std::get_if<std::string>(&v); s && !key.choices.empty()) {
     if (std::find(key.choices.begin(), key.choices.end(), *s) == key.choices.end()) {
       std::string list;
