@@ -88,9 +88,16 @@ std::shared_ptr<Tokenizer> load_tokenizer(const fs::path& dir) {
   TokenizerFiles files{read_text(json_path), ""};
   json j = json::parse(files.json, nullptr, /*allow_exceptions=*/false);
   fs::path model_path;
-  if (j.is_object() && j.value("kind", "") == "sentencepiece") {
-    model_path = dir / j.value("model_file", "tokenizer.model");
-    if (!fs::exists(model_path))
+  if (j.is_object() && j.contains("kind") && j["kind"] == "sentencepiece") {
+    // The model sits beside tokenizer.json: a name, not a path (a tokenizer.json from elsewhere
+    // must not make retort read /dev/zero or another folder's files).
+    const json name = j.contains("model_file") ? j["model_file"] : json("tokenizer.model");
+    if (!name.is_string() || name.get<std::string>().empty() ||
+        name.get<std::string>().find('/') != std::string::npos || name == "." || name == "..")
+      fail("tokenizer file ", json_path, " names model_file ", name.dump(),
+           "; expected the name of a file beside it, e.g. \"tokenizer.model\"");
+    model_path = dir / name.get<std::string>();
+    if (!fs::is_regular_file(model_path))
       fail("SentencePiece model ", model_path, " is missing (named by ", json_path, ")");
     files.model = read_text(model_path);
   }
@@ -106,7 +113,10 @@ std::shared_ptr<Tokenizer> tokenizer_from_files(const TokenizerFiles& files, con
   try {
     j = json::parse(files.json);
     kind = j.at("kind").get<std::string>();
-    vocab = j.at("vocab_size").get<int64_t>();
+    const json& v = j.at("vocab_size");
+    // get<int64_t> of a float converts it unchecked (1e51 is undefined behaviour).
+    if (!v.is_number_integer()) fail("tokenizer file ", origin, " has vocab_size ", v.dump(), ", expected an integer");
+    vocab = v.get<int64_t>();
   } catch (const json::exception& e) {
     fail("tokenizer file ", origin, " is corrupt: ", e.what());
   }
