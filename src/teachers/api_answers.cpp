@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 
 #include "retort/base64.h"
 #include "retort/error.h"
@@ -16,6 +17,20 @@ constexpr double kMaxRetryAfter = 60;  // seconds: a longer Retry-After is cappe
 
 std::string quoted(const std::string& s) {
   return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// obj[key] when it is a string, else `otherwise` (absent, null or another type).
+std::string string_or(const nlohmann::json& obj, const char* key, const std::string& otherwise) {
+  if (!obj.is_object() || !obj.contains(key) || !obj[key].is_string()) return otherwise;
+  return obj[key].get<std::string>();
+}
+
+// obj[key] when it is a string; "" when absent or null; another type -> Error naming `what`.
+std::string string_field(const nlohmann::json& obj, const char* key, const std::string& what) {
+  if (!obj.is_object() || !obj.contains(key) || obj[key].is_null()) return "";
+  if (!obj[key].is_string())
+    fail(what, ": \"", key, "\" is ", obj[key].dump().substr(0, 80), ", expected a string");
+  return obj[key].get<std::string>();
 }
 
 const nlohmann::json& first_choice(const nlohmann::json& answer, const std::string& what) {
@@ -37,11 +52,14 @@ nlohmann::json answer_json(const std::string& body, const std::string& what, int
 }
 
 int64_t answer_tokens(const nlohmann::json& j) {
-  if (j.is_object() && j.contains("usage") && j["usage"].is_object()) {
-    const auto& u = j["usage"];
-    if (u.contains("total_tokens") && u["total_tokens"].is_number_integer())
-      return u["total_tokens"].get<int64_t>();
-  }
+  // Capped, so that a sum over many answers cannot overflow: no answer has 2^40 tokens.
+  constexpr int64_t kMaxTokens = int64_t{1} << 40;
+  if (!j.is_object() || !j.contains("usage") || !j["usage"].is_object()) return 0;
+  const auto& u = j["usage"];
+  if (!u.contains("total_tokens")) return 0;
+  const auto& t = u["total_tokens"];
+  if (t.is_number_unsigned()) return int64_t(std::min<uint64_t>(t.get<uint64_t>(), kMaxTokens));
+  if (t.is_number_integer()) return std::clamp<int64_t>(t.get<int64_t>(), 0, kMaxTokens);
   return 0;
 }
 
@@ -58,7 +76,7 @@ std::string api_error_message(const std::string& body) {
   if (!j.is_discarded() && j.is_object() && j.contains("error")) {
     const auto& e = j["error"];
     if (e.is_object()) {
-      std::string m = e.value("message", std::string());
+      std::string m = string_or(e, "message", "");
       if (e.contains("type") && e["type"].is_string())
         m += cat(" (", e["type"].get<std::string>(), ")");
       if (!m.empty()) return m;
@@ -77,7 +95,7 @@ nlohmann::json model_entry_of(const nlohmann::json& list, const std::string& mod
   if (!list.is_object() || !list.contains("data") || !list["data"].is_array())
     fail(what, " answered without a \"data\" list: ", list.dump().substr(0, 200));
   for (const auto& m : list["data"])
-    if (m.is_object() && m.value("id", std::string()) == model) return m;
+    if (m.is_object() && m.contains("id") && m["id"] == model) return m;
   return nullptr;  // not listed: some servers answer for any model name
 }
 
@@ -87,7 +105,7 @@ bool entry_is_retort(const nlohmann::json& entry) {
 
 std::string entry_tokenizer_fingerprint(const nlohmann::json& entry) {
   if (!entry_is_retort(entry)) return "";
-  return entry["retort"].value("tokenizer", std::string());
+  return string_or(entry["retort"], "tokenizer", "");
 }
 
 PublishedTokenizer published_tokenizer(const nlohmann::json& t, const std::string& origin,
@@ -96,9 +114,9 @@ PublishedTokenizer published_tokenizer(const nlohmann::json& t, const std::strin
     fail(origin, " answered models/", model, "/tokenizer without \"files\"");
   const auto& files = t["files"];
   PublishedTokenizer out;
-  out.files.json = files.value("tokenizer.json", std::string());
-  out.files.model = base64_decode(files.value("tokenizer.model", std::string()));
-  out.fingerprint = t.value("fingerprint", std::string());
+  out.files.json = string_field(files, "tokenizer.json", origin);
+  out.files.model = base64_decode(string_field(files, "tokenizer.model", origin));
+  out.fingerprint = string_field(t, "fingerprint", origin);
   return out;
 }
 
@@ -123,7 +141,7 @@ void read_topk_answer(const nlohmann::json& answer, const TokenStrings& strings,
          " (does it support echo = true with logprobs?)");
   if (int64_t(top.size()) < n + 1)
     fail(what, ": the endpoint wrote no token after the prompt (finish_reason ",
-         choice.value("finish_reason", std::string("?")), "), so the last position's top-", k,
+         string_or(choice, "finish_reason", "?"), "), so the last position's top-", k,
          " is missing");
   for (int64_t i = 0; i < n; ++i) {
     const std::string got = tokens[i].is_string() ? tokens[i].get<std::string>() : tokens[i].dump();
@@ -148,7 +166,11 @@ void read_topk_answer(const nlohmann::json& answer, const TokenStrings& strings,
              "); the student must use the endpoint's tokenizer: text.tokenizer = auto");
       if (!it.value().is_number())
         fail(what, ": the logprob of ", quoted(it.key()), " is ", it.value().dump());
-      entries.emplace_back(it.value().get<float>(), id);
+      // Converting a double beyond float's range is undefined; such a logprob is clamped first.
+      const double lp =
+          std::clamp(it.value().get<double>(), -double(std::numeric_limits<float>::max()),
+                     double(std::numeric_limits<float>::max()));
+      entries.emplace_back(static_cast<float>(lp), id);
     }
     if (int64_t(entries.size()) < k)
       fail(what, ": top_logprobs[", t + 1, "] has ", entries.size(), " entries, asked for ", k);
