@@ -51,6 +51,7 @@ IdxArray read_idx(const std::filesystem::path& path) {
   int ndims = magic[3];
   if (ndims < 1 || ndims > 4) fail("IDX file ", path, " has ", ndims, " dimensions; expected 1 to 4");
   IdxArray out;
+  constexpr int64_t kMaxBytes = int64_t(1) << 34;
   int64_t count = 1;
   for (int i = 0; i < ndims; ++i) {
     unsigned char b[4];
@@ -58,12 +59,20 @@ IdxArray read_idx(const std::filesystem::path& path) {
     int64_t d = (int64_t(b[0]) << 24) | (int64_t(b[1]) << 16) | (int64_t(b[2]) << 8) | b[3];
     if (d <= 0 || d > (1 << 28)) fail("IDX file ", path, " has an implausible dimension ", d);
     out.dims.push_back(d);
-    count *= d;
+    count *= d;  // <= 2^34 * 2^28: checked below before the next product
+    if (count > kMaxBytes) fail("IDX file ", path, " declares more than ", kMaxBytes, " bytes; too large");
   }
-  if (count > (int64_t(1) << 34)) fail("IDX file ", path, " declares ", count, " bytes; too large");
-  out.data.resize(static_cast<size_t>(count));
-  size_t got = read_some(g.f, out.data.data(), out.data.size(), path);
-  if (got != out.data.size())
+  // The header is only a claim: memory grows with the data actually there (a 20-byte file may
+  // declare 16 GiB), in chunks of at most 64 MiB.
+  size_t got = 0;
+  while (got < static_cast<size_t>(count)) {
+    const size_t chunk = std::min<size_t>(static_cast<size_t>(count) - got, size_t(64) << 20);
+    out.data.resize(got + chunk);
+    const size_t n = read_some(g.f, out.data.data() + got, chunk, path);
+    got += n;
+    if (n < chunk) break;
+  }
+  if (got != static_cast<size_t>(count))
     fail("IDX file ", path, " is truncated: header declares ", count, " bytes of data, found ", got);
   unsigned char extra;
   if (read_some(g.f, &extra, 1, path) != 0)
