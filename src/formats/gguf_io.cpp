@@ -359,8 +359,9 @@ torch::Tensor Reader::tensor(const std::string& name) const {
   auto type = static_cast<TensorType>(info.type);
   std::vector<int64_t> shape(info.dims.rbegin(), info.dims.rend());
   torch::Tensor t = torch::empty(shape, type == TensorType::f16 ? torch::kHalf : torch::kFloat32);
-  std::memcpy(t.data_ptr(), data_.data() + data_start_ + info.offset,
-              t.numel() * element_size(type));
+  if (t.numel() > 0)  // an empty tensor has no storage: memcpy must not see its null pointer
+    std::memcpy(t.data_ptr(), data_.data() + data_start_ + info.offset,
+                t.numel() * element_size(type));
   return t.to(torch::kFloat32);
 }
 
