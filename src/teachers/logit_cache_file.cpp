@@ -27,23 +27,42 @@ torch::Tensor read_logit_cache_file(const fs::path& path, const std::string& key
                                     std::string* why) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return {};
+  auto refuse = [&](const char* reason) {
+    *why = reason;
+    return torch::Tensor();
+  };
+  std::error_code ec;
+  const uint64_t size = fs::file_size(path, ec);
   char magic[8];
   uint64_t hlen = 0;
-  if (!in.read(magic, 8) || std::memcmp(magic, kLogitCacheMagic, 8) != 0)
-    return *why = "bad magic", torch::Tensor();
-  if (!in.read(reinterpret_cast<char*>(&hlen), 8) || hlen > (1 << 20))
-    return *why = "bad header", torch::Tensor();
+  if (ec || !in.read(magic, 8) || std::memcmp(magic, kLogitCacheMagic, 8) != 0)
+    return refuse("bad magic");
+  if (!in.read(reinterpret_cast<char*>(&hlen), 8) || hlen > (1 << 20)) return refuse("bad header");
   std::string header(hlen, '\0');
-  if (!in.read(header.data(), hlen)) return *why = "truncated header", torch::Tensor();
+  if (!in.read(header.data(), hlen)) return refuse("truncated header");
   nlohmann::json h = nlohmann::json::parse(header, nullptr, /*allow_exceptions=*/false);
-  if (h.is_discarded() || h.value("key", "") != key)
-    return *why = "header does not match", torch::Tensor();
-  auto shape = h.at("shape").get<std::vector<int64_t>>();
-  torch::Tensor t = torch::empty(shape, torch::kFloat32);
-  if (!in.read(static_cast<char*>(t.data_ptr()), t.numel() * 4) || in.peek() != EOF)
-    return *why = "size does not match its header", torch::Tensor();
-  if (data_checksum(t) != h.value("checksum", ""))
-    return *why = "checksum mismatch", torch::Tensor();
+  if (!h.is_object() || !h.contains("key") || h["key"] != key)
+    return refuse("header does not match");
+  // The shape must be (N, classes) of the floats the file holds after its header, no more: a
+  // header is only a claim, and the tensor is allocated from it.
+  const uint64_t data_bytes = size - std::min(size, 16 + hlen);
+  const nlohmann::json& shape = h.contains("shape") ? h["shape"] : nlohmann::json();
+  uint64_t numel = 1;
+  if (!shape.is_array() || shape.size() != 2) return refuse("header has no shape [rows, classes]");
+  for (const auto& d : shape)
+    if (!d.is_number_unsigned() || d.get<uint64_t>() > (uint64_t{1} << 62) ||
+        __builtin_mul_overflow(numel, d.get<uint64_t>(), &numel))
+      return refuse("header has no shape [rows, classes]");
+  if (numel > data_bytes / 4 || numel * 4 != data_bytes)
+    return refuse("size does not match its header");
+  torch::Tensor t =
+      torch::empty({shape[0].get<int64_t>(), shape[1].get<int64_t>()}, torch::kFloat32);
+  if (numel > 0 &&
+      !in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(numel * 4)))
+    return refuse("size does not match its header");
+  const nlohmann::json& checksum = h.contains("checksum") ? h["checksum"] : nlohmann::json();
+  if (!checksum.is_string() || data_checksum(t) != checksum.get<std::string>())
+    return refuse("checksum mismatch");
   return t;
 }
 
