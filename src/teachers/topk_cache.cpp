@@ -6,6 +6,7 @@
 
 #include <cstring>
 #include <mutex>
+#include <set>
 
 #include "retort/error.h"
 #include "retort/fs.h"
@@ -14,6 +15,43 @@
 namespace retort {
 
 // ---- the reader --------------------------------------------------------------------------
+
+namespace {
+
+// A shard whose checksum verifies is whole, not necessarily retort's: meta.json, which holds the
+// checksum, is as easy to edit as the shard (a smaller vocab_size, say). rows() hands on only ids
+// in the vocabulary and logprobs that are numbers <= 0, as TopkCacheWriter stores them.
+void check_shard_values(const topk_format::MappedFile& map, const TopkCacheInfo& info,
+                        const fs::path& path) {
+  const size_t entries = map.size() / static_cast<size_t>(info.id_bytes() + 2);
+  for (size_t i = 0; i < entries; ++i) {
+    int64_t id = 0;
+    if (info.id_bytes() == 2) {
+      uint16_t v;
+      std::memcpy(&v, map.data() + 2 * i, 2);
+      id = v;
+    } else {
+      int32_t v;
+      std::memcpy(&v, map.data() + 4 * i, 4);
+      id = v;
+    }
+    if (id < 0 || id >= info.vocab_size)
+      fail("top-k cache shard ", path.string(), " holds token id ", id, " at entry ", i,
+           ", outside the vocabulary of ", info.vocab_size, " its meta.json gives");
+  }
+  const char* logprobs = map.data() + entries * info.id_bytes();
+  for (size_t i = 0; i < entries; ++i) {
+    uint16_t h;  // fp16: sign, 5 exponent bits, 10 mantissa bits
+    std::memcpy(&h, logprobs + 2 * i, 2);
+    const bool nan = (h & 0x7C00) == 0x7C00 && (h & 0x03FF) != 0;
+    const bool above_zero = (h & 0x8000) == 0 && (h & 0x7FFF) != 0;
+    if (nan || above_zero)
+      fail("top-k cache shard ", path.string(), " holds logprob bits 0x", std::hex, h, std::dec,
+           " at entry ", i, " (", nan ? "NaN" : "above 0", "); a log-probability is a number <= 0");
+  }
+}
+
+}  // namespace
 
 struct TopkCache::State {
   fs::path dir;
@@ -35,6 +73,7 @@ struct TopkCache::State {
              " bytes with checksum ", sum, ", meta.json says ", shards[i].second,
              " bytes with checksum ", shards[i].first,
              "; a TopkCacheWriter on the folder lists it as missing, to be rebuilt");
+      check_shard_values(*map, info, path);
       maps[i] = std::move(map);
     }
     return *maps[i];
@@ -57,23 +96,24 @@ TopkCache TopkCache::open(const fs::path& dir, const std::string& expected_key) 
     fail("top-k cache ", dir.string(), " holds key ", info->key, ", expected ", expected_key);
   topk_format::check_info(*info);
 
+  // A finished cache lists every shard in meta.json: checked before anything is sized by the
+  // shard count, which a damaged meta.json could make as large as it likes.
+  std::vector<topk_format::ShardRecord> records = topk_format::shard_records(meta, *info);
+  std::set<int64_t> written;
+  for (const auto& r : records) written.insert(r.index);
+  if (static_cast<int64_t>(written.size()) < info->shards()) {
+    int64_t first_missing = 0;
+    while (written.count(first_missing)) ++first_missing;
+    fail("top-k cache ", dir.string(), " is unfinished: ", written.size(), " of ", info->shards(),
+         " shards written, shard ", first_missing, " is the first missing");
+  }
+
   auto state = std::make_shared<State>();
   state->dir = dir;
   state->info = *info;
   state->shards.assign(info->shards(), {"", 0});
   state->maps.resize(info->shards());
-  for (const auto& s : meta.value("shards", nlohmann::json::array())) {
-    int64_t i = s.value("index", int64_t{-1});
-    if (i >= 0 && i < info->shards() && s.value("file", "") == topk_format::shard_file(i))
-      state->shards[i] = {s.value("checksum", ""), s.value("bytes", int64_t{0})};
-  }
-  std::vector<int64_t> missing;
-  for (int64_t i = 0; i < info->shards(); ++i)
-    if (state->shards[i].first.empty()) missing.push_back(i);
-  if (!missing.empty())
-    fail("top-k cache ", dir.string(),
-         " is unfinished: ", info->shards() - static_cast<int64_t>(missing.size()), " of ",
-         info->shards(), " shards written, shard ", missing.front(), " is the first missing");
+  for (const auto& r : records) state->shards[r.index] = {r.checksum, r.bytes};
   // A truncated shard is refused now (a short map would be read past its end); a changed
   // byte is found by its checksum when rows() first needs the shard.
   for (int64_t i = 0; i < info->shards(); ++i) {

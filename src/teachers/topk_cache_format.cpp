@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -40,6 +41,20 @@ void check_info(const TopkCacheInfo& info) {
          " vocab_size=", info.vocab_size, " windows_per_shard=", info.windows_per_shard);
   if (info.vocab_size > (int64_t{1} << 31))
     fail("top-k cache: vocab_size ", info.vocab_size, " does not fit int32 ids");
+  constexpr int64_t kMax = int64_t{1} << 48;
+  int64_t bytes = 0;
+  if (info.windows > kMax || info.windows_per_shard > kMax ||
+      __builtin_mul_overflow(info.windows_per_shard, info.seq_len, &bytes) ||
+      __builtin_mul_overflow(bytes, info.k, &bytes) ||
+      __builtin_mul_overflow(bytes, info.id_bytes() + 2, &bytes) || bytes > kMax)
+    fail("top-k cache: windows=", info.windows, " windows_per_shard=", info.windows_per_shard,
+         " seq_len=", info.seq_len, " k=", info.k, " make shards larger than 2^48 bytes");
+}
+
+int64_t shard_bytes(const TopkCacheInfo& info, int64_t shard) {
+  const int64_t first = shard * info.windows_per_shard;
+  const int64_t n = std::min(info.windows_per_shard, info.windows - first);
+  return n * info.seq_len * info.k * (info.id_bytes() + 2);
 }
 
 bool same_shape(const TopkCacheInfo& a, const TopkCacheInfo& b) {
@@ -58,22 +73,47 @@ nlohmann::json read_meta(const fs::path& dir) {
 }
 
 std::optional<TopkCacheInfo> info_of(const nlohmann::json& m) {
-  if (m.is_discarded() || !m.is_object() || m.value("format", "") != kFormat ||
-      m.value("version", 0) != kVersion)
+  if (!m.is_object() || !m.contains("format") || m["format"] != kFormat || !m.contains("version") ||
+      m["version"] != kVersion)
     return std::nullopt;
-  try {
-    TopkCacheInfo info;
-    info.key = m.at("key").get<std::string>();
-    info.k = m.at("k").get<int64_t>();
-    info.seq_len = m.at("seq_len").get<int64_t>();
-    info.windows = m.at("windows").get<int64_t>();
-    info.vocab_size = m.at("vocab_size").get<int64_t>();
-    info.windows_per_shard = m.at("windows_per_shard").get<int64_t>();
-    if (m.at("id_dtype").get<std::string>() != id_dtype(info)) return std::nullopt;
-    return info;
-  } catch (const nlohmann::json::exception&) {
+  // Sizes must be JSON integers: get<int64_t> converts a float unchecked (1e300 is undefined).
+  auto size = [&](const char* key) -> std::optional<int64_t> {
+    if (!m.contains(key) || !m[key].is_number_integer()) return std::nullopt;
+    return m[key].get<int64_t>();
+  };
+  TopkCacheInfo info;
+  auto k = size("k"), seq_len = size("seq_len"), windows = size("windows"),
+       vocab_size = size("vocab_size"), per_shard = size("windows_per_shard");
+  if (!k || !seq_len || !windows || !vocab_size || !per_shard || !m.contains("key") ||
+      !m["key"].is_string() || !m.contains("id_dtype"))
     return std::nullopt;
+  info.key = m["key"].get<std::string>();
+  info.k = *k;
+  info.seq_len = *seq_len;
+  info.windows = *windows;
+  info.vocab_size = *vocab_size;
+  info.windows_per_shard = *per_shard;
+  if (m["id_dtype"] != id_dtype(info)) return std::nullopt;
+  return info;
+}
+
+std::vector<ShardRecord> shard_records(const nlohmann::json& meta, const TopkCacheInfo& info) {
+  std::vector<ShardRecord> out;
+  if (!meta.is_object() || !meta.contains("shards") || !meta["shards"].is_array()) return out;
+  for (const auto& s : meta["shards"]) {
+    if (!s.is_object()) continue;
+    auto integer = [&](const char* key) {
+      return s.contains(key) && s[key].is_number_integer() ? s[key].get<int64_t>() : int64_t{-1};
+    };
+    ShardRecord r{integer("index"), "", integer("bytes")};
+    if (r.index < 0 || r.index >= info.shards() || !s.contains("file") ||
+        s["file"] != shard_file(r.index) || r.bytes != shard_bytes(info, r.index) ||
+        !s.contains("checksum") || !s["checksum"].is_string())
+      continue;
+    r.checksum = s["checksum"].get<std::string>();
+    if (!r.checksum.empty()) out.push_back(std::move(r));
   }
+  return out;
 }
 
 // ---- memory maps -------------------------------------------------------------------------

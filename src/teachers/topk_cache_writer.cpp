@@ -31,15 +31,13 @@ TopkCacheWriter::TopkCacheWriter(fs::path dir, TopkCacheInfo info)
   std::optional<TopkCacheInfo> old = topk_format::info_of(meta);
   if (old && old->key == info_.key && topk_format::same_shape(*old, info_)) {
     // Resume: keep the shards that are still what meta.json says they are.
-    for (const auto& s : meta.value("shards", nlohmann::json::array())) {
-      int64_t i = s.value("index", int64_t{-1}), bytes = s.value("bytes", int64_t{-1});
-      std::string sum = s.value("checksum", "");
-      if (i < 0 || i >= info_.shards() || s.value("file", "") != topk_format::shard_file(i))
+    for (const auto& r : topk_format::shard_records(meta, info_)) {
+      fs::path path = dir_ / topk_format::shard_file(r.index);
+      if (!fs::is_regular_file(path, ec) ||
+          static_cast<int64_t>(fs::file_size(path, ec)) != r.bytes)
         continue;
-      fs::path path = dir_ / topk_format::shard_file(i);
-      if (!fs::is_regular_file(path, ec) || static_cast<int64_t>(fs::file_size(path, ec)) != bytes)
-        continue;
-      if (topk_format::MappedFile(path).checksum() == sum) done_[i] = {sum, bytes};
+      if (topk_format::MappedFile(path).checksum() == r.checksum)
+        done_[r.index] = {r.checksum, r.bytes};
     }
   } else {
     // Another cache (or none, or a damaged meta.json): clear what a cache leaves here, and
