@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: demo test test-asan build configure setup bench bench-lm bench-scale bench-serve bench-api bench-hostile clean
+.PHONY: demo test test-asan fuzz build configure setup bench bench-lm bench-scale bench-serve bench-api bench-hostile clean
 
 setup:
 	@scripts/setup
@@ -27,6 +27,17 @@ test-asan: setup
 	@cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DRETORT_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS) --target unit_tests
 	cd $(ASAN_BUILD) && ctest -L unit --output-on-failure -j $(JOBS) --timeout 900
+
+# libFuzzer over every reader of outside bytes (clang 14, ASan + UBSan; cmake/fuzz.cmake) in a
+# build of its own: each target FUZZ_SECONDS from its seed corpus (tests/fuzz/corpus/<name>). New
+# inputs and crash files go to $(FUZZ_OUT), never into the repository (tests/fuzz/run.sh).
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_OUT ?= $(FUZZ_BUILD)/findings
+fuzz: setup
+	@cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++-14 -DRETORT_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_targets
+	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_OUT)
 
 bench: build
 	/usr/bin/python3 bench/kd_fashion_vs_pytorch.py
