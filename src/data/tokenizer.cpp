@@ -10,6 +10,7 @@
 #include "retort/error.h"
 #include "retort/fs.h"
 #include "retort/hash.h"
+#include "retort/json_depth.h"
 
 namespace retort {
 
@@ -86,17 +87,19 @@ std::shared_ptr<Tokenizer> load_tokenizer(const fs::path& dir) {
   fs::path json_path = dir / "tokenizer.json";
   if (!fs::exists(json_path)) fail("no tokenizer in ", dir, ": ", json_path, " is missing");
   TokenizerFiles files{read_text(json_path), ""};
-  json j = json::parse(files.json, nullptr, /*allow_exceptions=*/false);
+  json j = json_nests_deeper_than(files.json)
+               ? json(json::value_t::discarded)  // refused below, by tokenizer_from_files
+               : json::parse(files.json, nullptr, /*allow_exceptions=*/false);
   fs::path model_path;
   if (j.is_object() && j.contains("kind") && j["kind"] == "sentencepiece") {
     // The model sits beside tokenizer.json: a name, not a path (a tokenizer.json from elsewhere
     // must not make retort read /dev/zero or another folder's files).
-    const json name = j.contains("model_file") ? j["model_file"] : json("tokenizer.model");
-    if (!name.is_string() || name.get<std::string>().empty() ||
-        name.get<std::string>().find('/') != std::string::npos || name == "." || name == "..")
-      fail("tokenizer file ", json_path, " names model_file ", name.dump(),
-           "; expected the name of a file beside it, e.g. \"tokenizer.model\"");
-    model_path = dir / name.get<std::string>();
+    std::string name = "tokenizer.model";
+    if (j.contains("model_file")) name = j["model_file"].is_string() ? j["model_file"].get<std::string>() : "";
+    if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
+      fail("tokenizer file ", json_path, " names model_file \"", name,
+           "\"; expected the name of a file beside it, e.g. \"tokenizer.model\"");
+    model_path = dir / name;
     if (!fs::is_regular_file(model_path))
       fail("SentencePiece model ", model_path, " is missing (named by ", json_path, ")");
     files.model = read_text(model_path);
@@ -110,6 +113,8 @@ std::shared_ptr<Tokenizer> tokenizer_from_files(const TokenizerFiles& files, con
   json j;
   std::string kind;
   int64_t vocab = 0;
+  if (json_nests_deeper_than(files.json))
+    fail("tokenizer file ", origin, " is corrupt: it nests more than ", kMaxJsonDepth, " levels deep");
   try {
     j = json::parse(files.json);
     kind = j.at("kind").get<std::string>();

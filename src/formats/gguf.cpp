@@ -14,6 +14,7 @@
 #include "retort/formats.h"
 #include "retort/fs.h"
 #include "retort/hash.h"
+#include "retort/json_depth.h"
 #include "retort/tokenizer.h"
 
 namespace retort {
@@ -181,6 +182,8 @@ LoadedModel import_gguf(const fs::path& file) {
                r.has(kDigestKey) ? r.string(kDigestKey) : "", cat("its ", kDigestKey, " key"));
   LoadedModel out;
   out.dir = file;
+  if (json_nests_deeper_than(spec_text))
+    r.fail_here(cat(kSpecKey, " nests more than ", kMaxJsonDepth, " levels deep"));
   try {
     json spec = json::parse(spec_text);
     out.spec = {spec.at("name").get<std::string>(), spec.at("options")};

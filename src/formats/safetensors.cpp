@@ -16,6 +16,7 @@
 #include "retort/error.h"
 #include "retort/formats.h"
 #include "retort/fs.h"
+#include "retort/json_depth.h"
 #include "retort/tokenizer.h"
 
 namespace retort {
@@ -210,9 +211,12 @@ bool is_safetensors_folder(const fs::path& path) {
 
 LoadedModel import_safetensors(const fs::path& dir) {
   const fs::path config_path = dir / kConfigFile, weights_path = dir / kWeightsFile;
+  const std::string config_text = read_text(config_path);
+  if (json_nests_deeper_than(config_text))
+    fail(config_path.string(), " nests more than ", kMaxJsonDepth, " levels deep");
   json config;
   try {
-    config = json::parse(read_text(config_path));
+    config = json::parse(config_text);
   } catch (const json::exception& e) {
     fail(config_path.string(), " is not valid JSON: ", e.what());
   }

@@ -13,6 +13,7 @@
 #include "retort/error.h"
 #include "retort/fs.h"
 #include "retort/hash.h"
+#include "retort/json_depth.h"
 
 namespace retort {
 
@@ -156,6 +157,9 @@ SafetensorsFile read_safetensors(const std::filesystem::path& path) {
   std::string text(n, '\0');
   in.read(text.data(), static_cast<std::streamsize>(n));
   if (!in) fail("cannot read ", where, ": reading its ", n, "-byte header failed");
+  if (json_nests_deeper_than(text))
+    fail(where, ": the ", n, "-byte header nests more than ", kMaxJsonDepth,
+         " levels deep; a safetensors header has 3");
   json header;
   try {
     header = json::parse(text);

@@ -5,14 +5,15 @@
 #include <string>
 #include <vector>
 
+#include "retort/json_depth.h"
 #include "retort/serve.h"
 
 namespace retort::serve {
 
 using nlohmann::json;
 
-// Deepest nesting a request body may have; deeper bodies are refused while parsing (400).
-inline constexpr int kMaxJsonDepth = 64;
+// Request bodies nested deeper than kMaxJsonDepth (retort/json_depth.h) are refused while
+// parsing (400).
 // The body as a JSON object; malformed JSON, a value out of range, nesting deeper than
 // kMaxJsonDepth, or another type -> 400 (naming the top-level key where one is known).
 json parse_body(const std::string& body);

@@ -8,6 +8,7 @@
 
 #include "retort/base64.h"
 #include "retort/error.h"
+#include "retort/json_depth.h"
 
 namespace retort {
 
@@ -45,6 +46,9 @@ const nlohmann::json& first_choice(const nlohmann::json& answer, const std::stri
 // ---- any answer ----------------------------------------------------------------------------
 
 nlohmann::json answer_json(const std::string& body, const std::string& what, int status) {
+  if (json_nests_deeper_than(body))
+    fail(what, ": HTTP ", status, " but the body nests more than ", kMaxJsonDepth,
+         " levels deep (an answer has a handful)");
   auto j = nlohmann::json::parse(body, nullptr, false);
   if (j.is_discarded())
     fail(what, ": HTTP ", status, " but the body is not JSON: ", body.substr(0, 200));

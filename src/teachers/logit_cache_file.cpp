@@ -10,6 +10,7 @@
 #include "retort/error.h"
 #include "retort/fs.h"
 #include "retort/hash.h"
+#include "retort/json_depth.h"
 
 namespace retort {
 
@@ -40,15 +41,17 @@ torch::Tensor read_logit_cache_file(const fs::path& path, const std::string& key
   if (!in.read(reinterpret_cast<char*>(&hlen), 8) || hlen > (1 << 20)) return refuse("bad header");
   std::string header(hlen, '\0');
   if (!in.read(header.data(), hlen)) return refuse("truncated header");
+  if (json_nests_deeper_than(header)) return refuse("header does not match");
   nlohmann::json h = nlohmann::json::parse(header, nullptr, /*allow_exceptions=*/false);
   if (!h.is_object() || !h.contains("key") || h["key"] != key)
     return refuse("header does not match");
   // The shape must be (N, classes) of the floats the file holds after its header, no more: a
   // header is only a claim, and the tensor is allocated from it.
   const uint64_t data_bytes = size - std::min(size, 16 + hlen);
-  const nlohmann::json& shape = h.contains("shape") ? h["shape"] : nlohmann::json();
+  if (!h.contains("shape") || !h["shape"].is_array() || h["shape"].size() != 2)
+    return refuse("header has no shape [rows, classes]");
+  const nlohmann::json& shape = h["shape"];
   uint64_t numel = 1;
-  if (!shape.is_array() || shape.size() != 2) return refuse("header has no shape [rows, classes]");
   for (const auto& d : shape)
     if (!d.is_number_unsigned() || d.get<uint64_t>() > (uint64_t{1} << 62) ||
         __builtin_mul_overflow(numel, d.get<uint64_t>(), &numel))
@@ -60,8 +63,8 @@ torch::Tensor read_logit_cache_file(const fs::path& path, const std::string& key
   if (numel > 0 &&
       !in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(numel * 4)))
     return refuse("size does not match its header");
-  const nlohmann::json& checksum = h.contains("checksum") ? h["checksum"] : nlohmann::json();
-  if (!checksum.is_string() || data_checksum(t) != checksum.get<std::string>())
+  if (!h.contains("checksum") || !h["checksum"].is_string() ||
+      data_checksum(t) != h["checksum"].get<std::string>())
     return refuse("checksum mismatch");
   return t;
 }

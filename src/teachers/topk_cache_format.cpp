@@ -11,10 +11,12 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 
 #include "retort/error.h"
 #include "retort/fs.h"
 #include "retort/hash.h"
+#include "retort/json_depth.h"
 
 namespace retort {
 
@@ -69,7 +71,9 @@ const char* id_dtype(const TopkCacheInfo& info) {
 nlohmann::json read_meta(const fs::path& dir) {
   std::ifstream in(dir / kMetaFile, std::ios::binary);
   if (!in) return nlohmann::json(nlohmann::json::value_t::discarded);
-  return nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (json_nests_deeper_than(text)) return nlohmann::json(nlohmann::json::value_t::discarded);
+  return nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
 }
 
 std::optional<TopkCacheInfo> info_of(const nlohmann::json& m) {
