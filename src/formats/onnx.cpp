@@ -9,11 +9,10 @@
 #include <map>
 
 #include "onnx_graph.h"
-#include "retort/config.h"
-#include "retort/config_schema.h"
 #include "retort/error.h"
 #include "retort/formats.h"
 #include "retort/fs.h"
+#include "retort/normalisation.h"
 
 namespace retort {
 
@@ -26,32 +25,6 @@ int64_t ir_version_for(int64_t opset) {
   auto it = ir.find(opset);
   if (it == ir.end()) fail("onnx export: opset must be 13 to 21, got ", opset);
   return it->second;
-}
-
-// What the input "images" must hold: (pixel / 255 - mean) / std, as retort's data loader
-// normalises them (data.mean, data.std).
-struct InputNormalisation {
-  double mean = 0, std = 1;
-  std::string source;  // where the numbers came from
-};
-
-// The numbers of the run the model was trained in: its resolved config.toml sits in the run
-// folder above the model folder (runs/X/model; the demo's runs/demo/students/NAME/model).
-// Without one, retort's defaults.
-InputNormalisation input_normalisation(const fs::path& model_dir) {
-  fs::path dir = model_dir;
-  for (int up = 0; up < 4 && !dir.empty(); ++up, dir = dir.parent_path()) {
-    if (!fs::is_regular_file(dir / "config.toml")) continue;
-    try {
-      Config c = Config::load(retort_schema(), (dir / "config.toml").string(), {});
-      return {c.get_float("data.mean"), c.get_float("data.std"), (dir / "config.toml").string()};
-    } catch (const Error&) {
-      break;  // not a retort run's config: fall back to the defaults
-    }
-  }
-  Config d = Config::defaults(retort_schema());
-  return {d.get_float("data.mean"), d.get_float("data.std"),
-          "retort's defaults (no run config.toml in or above " + model_dir.string() + ")"};
 }
 
 void add_metadata(onnx::ModelProto& m, const std::string& key, const std::string& value) {

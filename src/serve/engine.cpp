@@ -8,12 +8,11 @@
 #include <limits>
 #include <random>
 
-#include "retort/config.h"
-#include "retort/config_schema.h"
 #include "retort/error.h"
 #include "retort/fs.h"
 #include "retort/generate.h"
 #include "retort/model.h"
+#include "retort/normalisation.h"
 #include "retort/serve.h"
 #include "retort/teacher_source.h"
 #include "retort/tokenizer.h"
@@ -32,21 +31,6 @@ std::string default_id(const std::string& path) {
   std::string name = p.stem().string();
   if (name == "model" && p.has_parent_path()) name = p.parent_path().filename().string();
   return name;
-}
-
-// Pixel normalisation of a classifier: data.mean / data.std of the run that trained it, when
-// its config.toml is found next to the model folder; else the defaults (Fashion-MNIST's).
-void read_normalisation(ServedModel& m, const fs::path& dir) {
-  Config defaults = Config::defaults(retort_schema());
-  m.mean = defaults.get_float("data.mean");
-  m.std = defaults.get_float("data.std");
-  for (fs::path f : {dir / "config.toml", dir.parent_path() / "config.toml"}) {
-    if (!fs::exists(f)) continue;
-    Config c = Config::load(retort_schema(), f.string(), {});
-    m.mean = c.get_float("data.mean");
-    m.std = c.get_float("data.std");
-    return;
-  }
 }
 
 std::shared_ptr<ServedModel> load_served(const std::string& id, const std::string& path, const torch::Device& device) {
@@ -73,7 +57,9 @@ std::shared_ptr<ServedModel> load_served(const std::string& id, const std::strin
     auto get = [&](const char* k, int64_t d) { return o.contains(k) ? o.at(k).get<int64_t>() : d; };
     m->input_shape = {get("in_channels", 1), get("height", 28), get("width", 28)};
     m->classes = get("num_classes", 10);
-    read_normalisation(*m, loaded.dir);
+    const InputNormalisation norm = input_normalisation(loaded.dir);
+    m->mean = norm.mean;
+    m->std = norm.std;
   }
   return m;
 }
