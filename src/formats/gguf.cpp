@@ -9,9 +9,9 @@
 
 #include "gguf_io.h"
 #include "gguf_vocab.h"
+#include "formats/spec_bounds.h"
 #include "models/gpt.h"
 #include "retort/error.h"
-#include "retort/flops.h"
 #include "retort/formats.h"
 #include "retort/fs.h"
 #include "retort/hash.h"
@@ -100,30 +100,6 @@ std::vector<LlamaCppTensor> llama_cpp_tensors(const GptImpl& gpt) {
   out.push_back({"output_norm.weight", gpt.norm->weight});
   if (gpt.head) out.push_back({"output.weight", gpt.head->weight});  // tied: llama.cpp reuses token_embd
   return out;
-}
-
-// The model is built from the spec before any weight is read, and building allocates what the
-// spec says: a spec is only a claim, so one the file cannot hold is refused first. Every weight
-// matrix is in the file (2 bytes each at least) and a gpt's forward FLOPs at one token are twice
-// its matrix weights plus 4 d_model per layer (retort/flops.h): never more than twice the file's
-// size. The RoPE table (max_seq_len x head_dim) is bounded as text.seq_len is, by 2^20 positions.
-void check_spec_fits(const gguf::Reader& r, const ModelSpec& spec) {
-  double flops = 0;
-  try {
-    flops = forward_flops_per_example(spec, 1);
-  } catch (const Error& e) {
-    r.fail_here(cat(kSpecKey, " describes no valid model: ", e.what()));
-  }
-  std::error_code ec;
-  const double bytes = static_cast<double>(fs::file_size(r.path(), ec));
-  if (flops > 2 * bytes)
-    r.fail_here(cat(kSpecKey, " describes a gpt of about ", decimals(flops / 2e6, 1),
-                    "M weights, more than the file's ", bytes, " bytes can hold"));
-  const json& o = spec.options;
-  if (o.contains("max_seq_len") && o["max_seq_len"].is_number_integer() &&
-      o["max_seq_len"].get<int64_t>() > (int64_t{1} << 20))
-    r.fail_here(cat(kSpecKey, " gives max_seq_len ", o["max_seq_len"].get<int64_t>(),
-                    ", above the 2^20 positions retort trains"));
 }
 
 }  // namespace
@@ -217,7 +193,8 @@ LoadedModel import_gguf(const fs::path& file) {
   }
   if (out.spec.name != "gpt")
     r.fail_here(cat(kSpecKey, " names model ", out.spec.name, ", GGUF holds gpt"));
-  check_spec_fits(r, out.spec);
+  std::error_code ec;
+  check_spec_fits(out.spec, fs::file_size(file, ec), cat("GGUF file ", file.string(), ": ", kSpecKey));
   try {
     out.model = make_model(out.spec);
   } catch (const Error& e) {

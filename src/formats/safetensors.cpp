@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "formats/safetensors_io.h"
+#include "formats/spec_bounds.h"
 #include "models/gpt.h"
 #include "retort/error.h"
 #include "retort/formats.h"
@@ -230,6 +231,11 @@ LoadedModel import_safetensors(const fs::path& dir) {
 
   LoadedModel out;
   out.spec = {spec->at("name").get<std::string>(), spec->at("options")};
+  // The weights first (read whole and checked, memory bounded by the file), so that the spec can
+  // be held against them before the model it describes is built.
+  SafetensorsFile file = read_safetensors(weights_path);
+  std::error_code ec;
+  check_spec_fits(out.spec, fs::file_size(weights_path, ec), config_path.string());
   try {
     out.model = make_model(out.spec);
   } catch (const Error& e) {
@@ -237,7 +243,6 @@ LoadedModel import_safetensors(const fs::path& dir) {
   }
   out.dir = dir;
 
-  SafetensorsFile file = read_safetensors(weights_path);
   const std::string where = cat("safetensors file ", weights_path.string());
   torch::NoGradGuard no_grad;
   for (auto& [name, target] : folder_tensors(*out.model)) {
