@@ -100,8 +100,10 @@ std::shared_ptr<Tokenizer> load_tokenizer(const fs::path& dir) {
       fail("tokenizer file ", json_path, " names model_file \"", name,
            "\"; expected the name of a file beside it, e.g. \"tokenizer.model\"");
     model_path = dir / name;
-    if (!fs::is_regular_file(model_path))
-      fail("SentencePiece model ", model_path, " is missing (named by ", json_path, ")");
+    std::error_code ec;  // a name the file system refuses (too long, ...) is an answer, not an exception
+    if (!fs::is_regular_file(model_path, ec))
+      fail("SentencePiece model ", model_path, " is ", ec ? "unreadable (" + ec.message() + ")" : "missing",
+           " (named by ", json_path, ")");
     files.model = read_text(model_path);
   }
   return tokenizer_from_files(files, json_path.string(), model_path.string());
