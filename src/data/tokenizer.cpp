@@ -101,8 +101,10 @@ std::shared_ptr<Tokenizer> load_tokenizer(const fs::path& dir) {
            "\"; expected the name of a file beside it, e.g. \"tokenizer.model\"");
     model_path = dir / name;
     std::error_code ec;  // a name the file system refuses (too long, ...) is an answer, not an exception
-    if (!fs::is_regular_file(model_path, ec))
-      fail("SentencePiece model ", model_path, " is ", ec ? "unreadable (" + ec.message() + ")" : "missing",
+    const fs::file_status st = fs::status(model_path, ec);  // libstdc++ sets ec for "not found" too
+    if (!fs::is_regular_file(st))
+      fail("SentencePiece model ", model_path, " is ",
+           ec && st.type() != fs::file_type::not_found ? "unreadable (" + ec.message() + ")" : "missing",
            " (named by ", json_path, ")");
     files.model = read_text(model_path);
   }
