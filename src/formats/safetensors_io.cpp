@@ -165,6 +165,8 @@ SafetensorsFile read_safetensors(const std::filesystem::path& path) {
     header = json::parse(text);
   } catch (const json::parse_error& e) {
     fail(where, ": the ", n, "-byte header is not JSON (parse error at byte ", e.byte, ")");
+  } catch (const json::exception& e) {  // out_of_range: a number like 1e999
+    fail(where, ": the ", n, "-byte header holds a value JSON cannot read: ", e.what());
   }
   if (!header.is_object())
     fail(where, ": the header is a JSON ", header.type_name(), ", expected an object");
