@@ -31,19 +31,21 @@ for name in "${names[@]}"; do
   # -timeout: an input running 10 s is a hang; -rss_limit_mb (and the malloc limit it sets): an
   # allocation above 2 GiB is a finding. Readers' warnings on stderr (a file without a digest
   # loads with one) are left out of the log.
+  start=$SECONDS
   "$build/tests/fuzz_$name" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$dir/" "$dir/corpus" "$root/tests/fuzz/corpus/$name" 2>&1 |
     grep -v -e '^warning: ' -e '^retort: ' >"$dir/log.txt"
-  rc=${PIPESTATUS[0]}
+  rc=${PIPESTATUS[0]} took=$((SECONDS - start))
   runs=$(awk '/stat::number_of_executed_units/ {print $2}' "$dir/log.txt" | tail -1)
   corp=$(grep -o 'corp: [0-9]*/[0-9a-zA-Z]*' "$dir/log.txt" | tail -1 | cut -d' ' -f2)
+  inputs=${corp%%/*} bytes=${corp#*/}
   if ((rc == 0)); then
     result="no finding"
   else
     failed=1
     result="FINDING (exit $rc): $(ls "$dir" | grep -E '^(crash|leak|timeout|oom|slow-unit)-' | head -1)"
   fi
-  printf '%-14s %10s runs in %ss, corpus %s inputs/bytes: %s\n' "$name" "${runs:-?}" "$seconds" \
-    "${corp:-?}" "$result"
+  printf '%-14s %10s runs in %4ss, corpus %5s inputs %7s: %s\n' "$name" "${runs:-?}" "$took" \
+    "${inputs:-?}" "${bytes:-?}" "$result"
 done
 exit $failed
