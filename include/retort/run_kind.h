@@ -37,8 +37,8 @@ class RunKind {
   virtual RunOutcome train(const Options& o, const std::filesystem::path& dir) const = 0;
   // A student from `teacher` (opened from teacher.path; checked to answer this kind of data).
   virtual RunOutcome distill(const Options& o, const std::filesystem::path& dir, OpenedTeacher& teacher) const = 0;
-  // A saved model on this kind's held-out data: quality, size, speed, and with `teacher` (a
-  // source; empty: none) top-1 agreement with it. `logits_out`: also write the logits there
+  // A saved model on this kind's held-out data: quality and speed, and with `teacher` (a source;
+  // empty: none) top-1 agreement with it (eval_command adds what every model has: its size). `logits_out`: also write the logits there
   // (classifiers only).
   virtual Evaluation evaluate(const Options& o, const LoadedModel& model, const std::string& teacher,
                               const std::string& logits_out) const = 0;

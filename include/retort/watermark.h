@@ -58,6 +58,9 @@ class Watermark {
 
  private:
   uint64_t context_seed(const int64_t* context) const;
+  // The keyed uniform of `token` under a context's seed: what green(), mark_logits(), gumbel_pick()
+  // and the detector all test, so they cannot disagree.
+  double token_uniform(uint64_t seed, int64_t token) const;
   WatermarkKey key_;
   WatermarkOptions options_;
 };

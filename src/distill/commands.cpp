@@ -42,7 +42,14 @@ CommandResult distill_command(const Options& o, const std::filesystem::path& dir
 Evaluation eval_command(const Options& o, const std::string& model, const std::string& teacher,
                         const std::string& logits_out) {
   LoadedModel m = load_model(model);
-  return run_kind_of(m).evaluate(o, m, teacher, logits_out);
+  // What every model has (where, what, how big) first; then its kind's quality and speed.
+  Evaluation e = run_kind_of(m).evaluate(o, m, teacher, logits_out);
+  const int64_t params = count_parameters(*m.model), bytes = model_size_on_disk(m.dir);
+  e.figures.update({{"model", m.dir.string()}, {"name", m.spec.name}, {"params", params}, {"bytes_on_disk", bytes}});
+  const std::string tokenizer = m.tokenizer ? ", " + m.tokenizer->describe() : "";
+  e.lines.insert(e.lines.begin(), {{"model", cat(m.dir.string(), " (", m.spec.name, tokenizer, ")")},
+                                   {"params", cat(params, " (", decimals(bytes / 1024.0, 1), " KiB on disk)")}});
+  return e;
 }
 
 }  // namespace retort

@@ -42,7 +42,7 @@ std::string num(double x, int digits = 2) { return decimals(x, digits); }
 DemoReport run_demo(const Options& o) {
   fs::path dir = fs::path(o.run.dir) / o.run.name;
   ensure_writable_dir(dir);
-  atomic_write_text(dir / "config.toml", o.toml);
+  atomic_write_text(dir / "config.toml", o.toml());
   ImageSet train = load_split_from(o.data, "train"), test = load_split_from(o.data, "test");
   std::fprintf(stderr, "data: %s; %s\n", train.source.c_str(), test.source.c_str());
 

@@ -100,7 +100,7 @@ nlohmann::json lm_json(const LmRunResult& r) {
 DemoReport run_demo_lm(const Options& o) {
   fs::path dir = fs::path(o.run.dir) / o.run.name;
   ensure_writable_dir(dir);
-  atomic_write_text(dir / "config.toml", o.toml);
+  atomic_write_text(dir / "config.toml", o.toml());
   TextData data = load_text_data(o.text, nullptr, dir / "tokenizer");
 
   // ---- teacher: trained once, reused while its configuration is unchanged ----

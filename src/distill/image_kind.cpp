@@ -51,9 +51,7 @@ class ImageRuns : public RunKind {
     torch::Tensor logits = predict_logits(*m.model, test, batch);
     if (!logits_out.empty()) write_logits(logits_out, logits, test.labels);
     Evaluation e;
-    e.figures = {{"model", m.dir.string()}, {"name", m.spec.name}, {"params", count_parameters(*m.model)},
-                 {"bytes_on_disk", model_size_on_disk(m.dir)}, {"accuracy", accuracy(logits, test.labels)},
-                 {"examples", test.size()}};
+    e.figures = {{"accuracy", accuracy(logits, test.labels)}, {"examples", test.size()}};
     if (!teacher.empty()) {
       LoadedModel t = open_teacher(teacher).local_model("retort eval --teacher");
       check_model_fits(*t.model, test, "the teacher");
@@ -62,10 +60,7 @@ class ImageRuns : public RunKind {
     SpeedStats speed = measure_speed(*m.model, test.images.sizes().slice(1));
     e.figures["latency_ms"] = speed.single_ms;
     e.figures["throughput"] = speed.batch_throughput;
-    e.lines = {{"model", cat(m.dir.string(), " (", m.spec.name, ")")},
-               {"params", cat(e.figures["params"].get<int64_t>(), " (",
-                              decimals(e.figures["bytes_on_disk"].get<int64_t>() / 1024.0, 1), " KiB on disk)")},
-               {"accuracy", cat(decimals(100 * e.figures["accuracy"].get<double>(), 2), "% on ", test.size(),
+    e.lines = {{"accuracy", cat(decimals(100 * e.figures["accuracy"].get<double>(), 2), "% on ", test.size(),
                                 " test examples")}};
     if (e.figures.contains("agreement"))
       e.lines.push_back({"agreement", cat(decimals(100 * e.figures["agreement"].get<double>(), 2),

@@ -46,7 +46,7 @@ RunSpec labels_run_spec(const Options& o, const ModelOptions& model, const Train
   s.objective = make_kd_objective(/*alpha=*/0.0, /*temperature=*/1.0);
   s.log_every = o.run.log_every;
   s.device = torch::Device(o.run.device);
-  s.config_toml = o.toml;
+  s.config_toml = o.toml();
   s.digest = o.digest(model.section + ".") + o.digest(train.section + ".") + o.digest("data.") + o.digest("run.seed");
   s.extra = {{"method", "labels"}};
   return s;

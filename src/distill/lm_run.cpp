@@ -72,7 +72,7 @@ RunSpec lm_labels_run_spec(const Options& o, const ModelOptions& model, const Tr
   s.objective = Objective().add(1.0, std::make_shared<CrossEntropyTerm>());
   s.log_every = o.run.log_every;
   s.device = torch::Device(o.run.device);
-  s.config_toml = o.toml;
+  s.config_toml = o.toml();
   s.digest = o.digest(model.section + ".") + o.digest(train.section + ".") + o.digest("data.") + o.digest("text.") +
              o.digest("run.seed") + data.tokenizer->fingerprint();
   s.extra = {{"method", "labels"}, {"tokenizer", data.tokenizer->describe()}};

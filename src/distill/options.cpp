@@ -115,7 +115,6 @@ Options read_options(const Config& c) {
   x.val_tokens = c.get_int("text.val_tokens");
 
   o.demo_seeds = c.get_int("demo.seeds");
-  o.toml = c.to_toml();
   o.config_ = std::make_shared<const Config>(c);
   return o;
 }
@@ -123,6 +122,11 @@ Options read_options(const Config& c) {
 std::string Options::digest(const std::string& prefix) const {
   if (!config_) fail("these options were not read from a configuration (read_options): no digest of ", prefix);
   return config_->digest(prefix);
+}
+
+std::string Options::toml() const {
+  if (!config_) fail("these options were not read from a configuration (read_options): no TOML");
+  return config_->to_toml();
 }
 
 Options Options::with_seed(int64_t seed) const {

@@ -90,15 +90,11 @@ class TextRuns : public RunKind {
     }
     LmScore score = score_lm(*m.model, data.validation, *data.tokenizer, seq_len, batch, teacher_top1);
     Evaluation e;
-    e.figures = {{"model", m.dir.string()}, {"name", m.spec.name}, {"params", count_parameters(*m.model)},
-                 {"bytes_on_disk", model_size_on_disk(m.dir)}, {"tokenizer", m.tokenizer->describe()},
+    e.figures = {{"tokenizer", m.tokenizer->describe()},
                  {"val_bpb", score.bpb}, {"val_loss", score.loss}, {"tokens", score.tokens},
                  {"tokens_per_second", lm_tokens_per_second(*m.model, m.tokenizer->vocab_size(), seq_len, batch)}};
     if (score.agreement >= 0) e.figures["agreement"] = score.agreement;
-    e.lines = {{"model", cat(m.dir.string(), " (", m.spec.name, ", ", m.tokenizer->describe(), ")")},
-               {"params", cat(e.figures["params"].get<int64_t>(), " (",
-                              decimals(e.figures["bytes_on_disk"].get<int64_t>() / 1024.0, 1), " KiB on disk)")},
-               {"validation", cat(decimals(score.bpb, 4), " bits/byte (loss ", decimals(score.loss, 4),
+    e.lines = {{"validation", cat(decimals(score.bpb, 4), " bits/byte (loss ", decimals(score.loss, 4),
                                   " nats/token) on ", score.tokens, " tokens")}};
     if (score.agreement >= 0)
       e.lines.push_back({"agreement", cat(decimals(100 * score.agreement, 2), "% top-1 with the teacher")});

@@ -85,32 +85,32 @@ uint64_t Watermark::context_seed(const int64_t* context) const {
 }
 
 double Watermark::uniform(const int64_t* context, int64_t token) const {
-  const int64_t pair[2] = {int64_t(context_seed(context)), token};
+  return token_uniform(context_seed(context), token);
+}
+
+double Watermark::token_uniform(uint64_t seed, int64_t token) const {
+  const int64_t pair[2] = {int64_t(seed), token};
   return double(siphash24(key_.secret, pair, sizeof pair) >> 11) * 0x1.0p-53;
 }
 
 torch::Tensor Watermark::mark_logits(const torch::Tensor& logits, const int64_t* context) const {
   torch::Tensor out = logits.to(torch::kFloat32).contiguous().clone();
   float* l = out.data_ptr<float>();
-  const int64_t seed = int64_t(context_seed(context));
-  const uint64_t threshold = uint64_t(options_.gamma * 0x1.0p53);
-  for (int64_t t = 0; t < out.numel(); ++t) {
-    const int64_t pair[2] = {seed, t};
-    if ((siphash24(key_.secret, pair, sizeof pair) >> 11) < threshold) l[t] += float(options_.delta);
-  }
+  const uint64_t seed = context_seed(context);
+  for (int64_t t = 0; t < out.numel(); ++t)
+    if (token_uniform(seed, t) < options_.gamma) l[t] += float(options_.delta);  // the test green() makes
   return out;
 }
 
 int64_t Watermark::gumbel_pick(const torch::Tensor& probs, const int64_t* context) const {
   torch::Tensor p = probs.to(torch::kFloat64).contiguous();
   const double* pp = p.data_ptr<double>();
-  const int64_t seed = int64_t(context_seed(context));
+  const uint64_t seed = context_seed(context);
   int64_t best = -1;
   double best_value = -INFINITY;
   for (int64_t t = 0; t < p.numel(); ++t) {
     if (!(pp[t] > 0)) continue;
-    const int64_t pair[2] = {seed, t};
-    const double r = (double(siphash24(key_.secret, pair, sizeof pair) >> 11) + 0.5) * 0x1.0p-53;  // (0, 1)
+    const double r = token_uniform(seed, t) + 0x1.0p-54;  // (0, 1): log(r) is finite
     const double value = std::log(r) / pp[t];
     if (value > best_value) best_value = value, best = t;
   }

@@ -41,7 +41,7 @@ TEST(RunOptions, SectionsCarryTheSchemaDefaultsAndTheOverrides) {
   EXPECT_EQ(o.train.train.seed, 11u);
   EXPECT_EQ(o.teacher.train.train.seed, 11u);
   EXPECT_FALSE(o.run.cache_dir.empty());  // resolved to the default cache folder
-  EXPECT_NE(o.toml.find("seq_len = 64"), std::string::npos);
+  EXPECT_NE(o.toml().find("seq_len = 64"), std::string::npos);
 }
 
 TEST(RunOptions, WithSeedChangesTheSeedAndItsDigestButNothingElse) {

@@ -3,7 +3,6 @@
 
 #include "retort/commands.h"
 #include "retort/divergence_table.h"
-#include "retort/error.h"
 #include "retort/teacher_source.h"
 #include "run_args.h"
 
@@ -20,6 +19,8 @@ void register_distill(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "distill",
       "Distil a student (model.*, train.*) from a trained teacher.\n"
+      "Writes runs/<run.name>/ (default runs/distill) as `retort train` does; report.html says first what the\n"
+      "student kept of its teacher.\n"
       "Loss: (1 - distill.alpha) * CE(labels) + distill.alpha * T^2 * D(teacher_T, student_T), D = distill.loss\n"
       "(" + std::string(classic.name) + ": " + classic.help + "; " + others + " for the others).\n"
       "The teacher's logits on the training set are cached on disk (distill.cache) unless\n"
@@ -57,7 +58,6 @@ void register_distill(CLI::App& app) {
     if (!teacher_model.empty()) c.set_value("teacher.api_model", teacher_model);
     if (!api_key_env.empty()) c.set_value("teacher.api_key_env", api_key_env);
     const Options o = read_options(c);
-    if (o.teacher.path.empty()) fail("distill needs a teacher: --teacher PATH or teacher.path");
     std::filesystem::path dir = run_dir_for(o, args, "distill");
     setup_runtime(o.run, /*data_parallel=*/true);
     print_command_result(distill_command(o, dir));
