@@ -1,6 +1,7 @@
 // The one error type retort throws at API boundaries. The CLI turns it into one
 // clear line and a non-zero exit; messages carry the offending values.
 #pragma once
+#include <cstdint>
 #include <iomanip>
 #include <sstream>
 #include <stdexcept>
@@ -45,6 +46,16 @@ std::string cat(const Args&... args) {
 
 // decimals(0.12345, 2) -> "0.12": fixed-point text for tables and messages.
 inline std::string decimals(double x, int digits) { return cat(std::fixed, std::setprecision(digits), x); }
+// 1234567 -> "1,234,567"
+inline std::string thousands(int64_t n) {
+  const std::string s = std::to_string(n < 0 ? -n : n);
+  std::string out = n < 0 ? "-" : "";
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i > 0 && (s.size() - i) % 3 == 0) out += ',';
+    out += s[i];
+  }
+  return out;
+}
 
 template <typename... Args>
 [[noreturn]] void fail(const Args&... args) {

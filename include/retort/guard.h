@@ -8,7 +8,8 @@
 //           used_tokens, admin, revoked)      a key is stored as sha256(key) only, never in clear
 //   audit  (id, time, key_id, key_name, endpoint, model, status, error_code, prompt_hash,
 //           prompt_chars, prompt_tokens, completion_tokens, n, max_tokens, logprobs, echo,
-//           stream, temperature, latency_ms, client, user_agent)
+//           stream, temperature, latency_ms, client, user_agent, watermark, watermark_key)
+//   watermark_keys, serving                    see retort/watermark_store.h
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -142,6 +143,8 @@ struct AuditRow {
   std::string client;      // remote address
   std::string user_agent;
   int64_t settled_tokens = 0;  // added to the key's used_tokens in the row's own transaction
+  std::string watermark;       // scheme that marked the answer ("" none)
+  std::string watermark_key;   // the watermark key's public id
 };
 
 // One durable row per request, committed before the answer leaves (a kill -9 after an answer

@@ -14,6 +14,7 @@
 #include "retort/data.h"
 #include "retort/teacher_source.h"
 #include "retort/trainer.h"
+#include "retort/watermark.h"
 
 namespace retort {
 
@@ -96,6 +97,7 @@ struct Options {
   DistillOptions distill;
   TextOptions text;
   int64_t demo_seeds = 0;
+  WatermarkOptions watermark;  // serve.watermark* (scheme none: no marking)
 
   std::string toml() const;  // the resolved configuration, as written to config.toml
   // The digest of the keys under `prefix` ("distill.", "model.", "run.seed"): a run folder made

@@ -34,7 +34,8 @@ std::vector<std::pair<double, double>> epoch_curve(const std::filesystem::path& 
 // the plots, text samples (heading, text) when given, and the report JSON at the end.
 std::string render_html(const std::string& title, const std::vector<std::vector<std::string>>& table,
                         const std::vector<Plot>& plots, const nlohmann::json& report, const std::string& notes,
-                        const std::vector<std::pair<std::string, std::string>>& samples = {});
+                        const std::vector<std::pair<std::string, std::string>>& samples = {},
+                        const std::string& samples_title = "Samples");
 
 // Text table with aligned columns for the terminal.
 std::string render_text_table(const std::vector<std::vector<std::string>>& rows);

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "retort/error.h"
+#include "retort/watermark.h"
 
 namespace retort {
 
@@ -105,9 +106,17 @@ class Engine {
   // pixels: N rows of C*H*W values in [0, 255] -> probabilities (N rows of classes).
   std::vector<std::vector<float>> classify(const ServedModel& m, const std::vector<std::vector<float>>& pixels) const;
 
+  // From now on every language model's answer is marked (retort/watermark.h): sampled tokens,
+  // and the logprobs returned (echoed prompts included) are those of the marked distribution.
+  // Set before serving starts; null turns marking off.
+  void set_watermark(std::shared_ptr<const Watermark> mark);
+  const Watermark* watermark() const { return watermark_.get(); }
+
  private:
   std::vector<std::shared_ptr<ServedModel>> models_;
   std::string device_;
+  std::shared_ptr<const Watermark> watermark_;
+  std::shared_ptr<const WatermarkHook> hook_;
 };
 
 // The chat template: messages -> one prompt text, and the stop string that ends a turn.
@@ -128,6 +137,9 @@ struct ServeOptions {
   double idle_timeout = 5;       // seconds a kept-alive connection may wait for its next request
   int64_t max_connections = 4096;            // open connections in all (503 beyond)
   int64_t max_connections_per_client = 256;  // open connections from one address (503 beyond)
+  // serve.watermark*: answers marked with the database's current watermark key (Error at
+  // start when the scheme is not none and the database has no key).
+  WatermarkOptions watermark{WatermarkScheme::None};
 };
 
 class Server {

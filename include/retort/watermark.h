@@ -8,6 +8,9 @@
 //           which samples exactly from p. Detection sums -log(1 - r) of the tokens: a Gamma tail.
 // Each (context, token) pair is scored once (repeated n-grams would inflate the score; Fernandez
 // et al. 2023), and a test over several keys multiplies the smallest p-value by their number.
+// gumbel is deterministic given the key and the context, so rows of one batch (the n choices of
+// a request) each take a salt (row mod kGumbelSalts) that joins the context's hash; its detector
+// tries every salt and multiplies the smallest p-value by kGumbelSalts.
 #pragma once
 #include <torch/types.h>
 
@@ -16,7 +19,11 @@
 #include <string>
 #include <vector>
 
+#include "retort/generate.h"
+
 namespace retort {
+
+inline constexpr int64_t kGumbelSalts = 8;
 
 enum class WatermarkScheme { None, Kgw, Gumbel };
 WatermarkScheme parse_watermark_scheme(const std::string& name);  // none | kgw | gumbel; else Error
@@ -47,22 +54,35 @@ class Watermark {
 
   // The keyed value of (the `context` tokens before a position, token): uniform on [0, 1).
   // `context` holds exactly options().context ids.
-  double uniform(const int64_t* context, int64_t token) const;
+  // Ids in the context may be negative: positions before the text (a prompt shorter than h).
+  double uniform(const int64_t* context, int64_t token, int64_t salt = 0) const;
   bool green(const int64_t* context, int64_t token) const { return uniform(context, token) < options_.gamma; }
 
   // kgw: logits (V) for the position after `context` with delta added to the green tokens.
   torch::Tensor mark_logits(const torch::Tensor& logits, const int64_t* context) const;
   // gumbel: the token that `probs` (V, summing to 1; zeros never chosen) yields at the position
   // after `context`: argmax log(r_t) / p_t.
-  int64_t gumbel_pick(const torch::Tensor& probs, const int64_t* context) const;
+  int64_t gumbel_pick(const torch::Tensor& probs, const int64_t* context, int64_t salt = 0) const;
 
  private:
-  uint64_t context_seed(const int64_t* context) const;
+  uint64_t context_seed(const int64_t* context, int64_t salt) const;
   // The keyed uniform of `token` under a context's seed: what green(), mark_logits(), gumbel_pick()
   // and the detector all test, so they cannot disagree.
   double token_uniform(uint64_t seed, int64_t token) const;
   WatermarkKey key_;
   WatermarkOptions options_;
+};
+
+// The watermark as a sampling hook (retort/generate.h): kgw adjusts the logits, gumbel picks the
+// token. Each row's context is the last h ids of its sequence, padded with -1 before the text.
+class WatermarkHook : public SamplingHook {
+ public:
+  explicit WatermarkHook(const Watermark& mark) : mark_(mark) {}
+  void adjust(torch::Tensor& logits, const torch::Tensor& seq) const override;
+  torch::Tensor pick(const torch::Tensor& probs, const torch::Tensor& seq) const override;
+
+ private:
+  const Watermark& mark_;
 };
 
 struct Detection {
@@ -76,6 +96,10 @@ struct Detection {
 // Scores `tokens` (ids as written, the first `context` only as context) once per distinct
 // (context, token) pair.
 Detection detect_watermark(const Watermark& mark, const std::vector<int64_t>& tokens);
+// Scores pairs given apart: contexts holds h ids per token (row-major), as when a suspect's
+// predictions are scored against the contexts of a text (radioactivity). Each distinct pair once.
+Detection detect_watermark_pairs(const Watermark& mark, const std::vector<int64_t>& contexts,
+                                 const std::vector<int64_t>& tokens);
 // The best of several keys, its p-value multiplied by their number (capped at 1).
 Detection detect_watermark(const std::vector<Watermark>& marks, const std::vector<int64_t>& tokens);
 

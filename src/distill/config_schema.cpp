@@ -89,7 +89,8 @@ ConfigSchema build() {
   // The teacher: a trained model on disk for distill; what demo trains first.
   s.add({"teacher.path", ValueKind::String, std::string(""),
          "distill: the teacher: a retort run or model folder, torchscript:FILE.pt, or openai:URL (an OpenAI-compatible "
-         "endpoint, e.g. openai:http://127.0.0.1:8080/v1; text only)"});
+         "endpoint, e.g. openai:http://127.0.0.1:8080/v1: a language model's top-k logprobs or text, a classifier's "
+         "probabilities through /classify)"});
   s.add({"teacher.api_model", ValueKind::String, std::string(""), "openai: teachers: the endpoint's model id (--teacher-model)"});
   s.add({"teacher.api_key_env", ValueKind::String, std::string("OPENAI_API_KEY"),
          "openai: teachers: environment variable holding the API key (--api-key-env); it must be set and non-empty"});
@@ -100,7 +101,11 @@ ConfigSchema build() {
   s.add({"teacher.api_max_requests", ValueKind::Int, int64_t{0},
          "openai: teachers: budget of requests sent (0: no limit); reached -> the run stops, keeping what was harvested", 0, {}});
   s.add({"teacher.api_max_tokens", ValueKind::Int, int64_t{0},
-         "openai: teachers: budget of tokens (the API's usage.total_tokens; 0: no limit)", 0, {}});
+         "openai: teachers: budget of tokens (the API's usage.total_tokens; a classifier's token is one image; 0: no "
+         "limit)", 0, {}});
+  s.add({"teacher.api_batch", ValueKind::Int, int64_t{64},
+         "openai: classifier teachers: images per /classify request (retort serve takes up to 256, within --max-body)", 1,
+         256});
   add_model_keys(s, "teacher.model", "cnn", V{512}, V{32, 64}, 0.3, "teacher (demo)", GptSizes{192, 4, 4, 0});
   add_train_keys(s, "teacher.train", "adamw", 6, 2e-3, 1e-4, 100, "teacher (demo)");
 
@@ -136,6 +141,15 @@ ConfigSchema build() {
   s.add({"text.val_tokens", ValueKind::Int, int64_t{0}, "use only the first N validation tokens (0: all)", 0, {}});
 
   s.add({"demo.seeds", ValueKind::Int, int64_t{3}, "seeds per student (report mean +- std)", 1, 100});
+  s.add({"serve.watermark", ValueKind::String, std::string("none"),
+         "retort serve: mark language models' answers with the database's watermark key: none | kgw (green lists) | "
+         "gumbel (distortion-free)",
+         {}, {}, {"none", "kgw", "gumbel"}});
+  s.add({"serve.watermark_gamma", ValueKind::Float, 0.25, "kgw: share of the vocabulary on each green list, in (0, 1)",
+         0.0, 1.0});
+  s.add({"serve.watermark_delta", ValueKind::Float, 2.0, "kgw: added to green tokens' logits", 0.0, 50.0});
+  s.add({"serve.watermark_context", ValueKind::Int, int64_t{1}, "watermarks: h, the tokens before a position that key it",
+         1, 8});
   return s;
 }
 

@@ -83,6 +83,7 @@ Options read_options(const Config& c) {
   t.source.api.timeout = c.get_float("teacher.api_timeout");
   t.source.api.max_requests = c.get_int("teacher.api_max_requests");
   t.source.api.max_tokens = c.get_int("teacher.api_max_tokens");
+  t.source.api.batch = c.get_int("teacher.api_batch");
   t.source.api_key_env = c.get_string("teacher.api_key_env");
   t.model = model_options(c, "teacher.model");
   t.train = train_section(c, "teacher.train");
@@ -115,6 +116,11 @@ Options read_options(const Config& c) {
   x.val_tokens = c.get_int("text.val_tokens");
 
   o.demo_seeds = c.get_int("demo.seeds");
+  o.watermark.scheme = parse_watermark_scheme(c.get_string("serve.watermark"));
+  o.watermark.gamma = c.get_float("serve.watermark_gamma");
+  o.watermark.delta = c.get_float("serve.watermark_delta");
+  o.watermark.context = c.get_int("serve.watermark_context");
+  check_watermark_options(o.watermark);
   o.config_ = std::make_shared<const Config>(c);
   return o;
 }

@@ -109,7 +109,8 @@ std::vector<std::pair<double, double>> epoch_curve(const fs::path& metrics, cons
 
 std::string render_html(const std::string& title, const std::vector<std::vector<std::string>>& table,
                         const std::vector<Plot>& plots, const nlohmann::json& report, const std::string& notes,
-                        const std::vector<std::pair<std::string, std::string>>& samples) {
+                        const std::vector<std::pair<std::string, std::string>>& samples,
+                        const std::string& samples_title) {
   std::ostringstream h;
   h << "<!doctype html>\n<html><head><meta charset='utf-8'><title>" << html_escape(title) << "</title>\n"
     << "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}"
@@ -129,7 +130,7 @@ std::string render_html(const std::string& title, const std::vector<std::vector<
   for (const auto& p : plots) h << "<div>" << plot_svg(p) << "</div>\n";
   h << "</div>\n";
   if (!samples.empty()) {
-    h << "<h2>Samples</h2>\n";
+    h << "<h2>" << html_escape(samples_title) << "</h2>\n";
     for (const auto& [who, text] : samples)
       h << "<h3>" << html_escape(who) << "</h3>\n<pre style='white-space:pre-wrap'>" << html_escape(text) << "</pre>\n";
   }

@@ -11,15 +11,6 @@ namespace retort {
 
 namespace {
 
-std::string thousands(int64_t n) {
-  std::string s = std::to_string(n), out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (i > 0 && (s.size() - i) % 3 == 0) out += ',';
-    out += s[i];
-  }
-  return out;
-}
-
 // The first sentence: what the model reached, and distilled, what it kept of its teacher.
 std::string headline(const RunReportInput& in, const nlohmann::json& run, double value) {
   const RunMetric& m = in.metric;

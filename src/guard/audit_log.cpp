@@ -15,7 +15,7 @@ constexpr const char* kAuditColumns =
     "time, key_id, key_name, endpoint, model, status, error_code, prompt_hash, prompt_chars, "
     "prompt_tokens, "
     "completion_tokens, n, max_tokens, logprobs, echo, stream, temperature, latency_ms, client, "
-    "user_agent";
+    "user_agent, watermark, watermark_key";
 
 }  // namespace
 
@@ -33,13 +33,13 @@ void AuditLog::append(const AuditRow& r) {
     u.run();
   }
   Statement s(*db_, (std::string("INSERT INTO audit (") + kAuditColumns +
-                     ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                     ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
                         .c_str());
   s.bind(1, r.time).bind(2, r.key_id).bind(3, r.key_name).bind(4, r.endpoint).bind(5, r.model);
   s.bind(6, r.status).bind(7, r.error_code).bind(8, r.prompt_hash).bind(9, r.prompt_chars);
   s.bind(10, r.prompt_tokens).bind(11, r.completion_tokens).bind(12, r.n).bind(13, r.max_tokens);
   s.bind(14, r.logprobs).bind(15, r.echo).bind(16, r.stream).bind(17, r.temperature);
-  s.bind(18, r.latency_ms).bind(19, r.client).bind(20, r.user_agent);
+  s.bind(18, r.latency_ms).bind(19, r.client).bind(20, r.user_agent).bind(21, r.watermark).bind(22, r.watermark_key);
   s.run();
   t.commit();
 }
@@ -80,6 +80,8 @@ std::vector<AuditRow> AuditLog::recent(int64_t limit) const {
     r.latency_ms = s.real(17);
     r.client = s.text(18);
     r.user_agent = s.text(19);
+    r.watermark = s.text(20);
+    r.watermark_key = s.text(21);
     out.push_back(std::move(r));
   }
   return out;

@@ -59,9 +59,28 @@ CREATE TABLE IF NOT EXISTS audit (
   temperature       REAL NOT NULL,
   latency_ms        REAL NOT NULL,
   client            TEXT NOT NULL,
-  user_agent        TEXT NOT NULL
+  user_agent        TEXT NOT NULL,
+  watermark         TEXT NOT NULL DEFAULT '',  -- scheme that marked the answer ('' none)
+  watermark_key     TEXT NOT NULL DEFAULT ''   -- its key's public id
 );
 CREATE INDEX IF NOT EXISTS audit_key_time ON audit (key_id, time);
+CREATE TABLE IF NOT EXISTS watermark_keys (
+  id      TEXT PRIMARY KEY,                  -- public: 'wm-' + 8 hex digits
+  created INTEGER NOT NULL,                  -- unix seconds
+  secret  TEXT NOT NULL                      -- 32 hex digits; only ever here
+);
+CREATE TABLE IF NOT EXISTS serving (
+  id        INTEGER PRIMARY KEY,
+  started   REAL NOT NULL,                   -- unix seconds
+  model     TEXT NOT NULL,
+  path      TEXT NOT NULL,
+  tokenizer TEXT NOT NULL,                   -- fingerprint ('' for classifiers)
+  scheme    TEXT NOT NULL,
+  key_id    TEXT NOT NULL,
+  gamma     REAL NOT NULL,
+  delta     REAL NOT NULL,
+  context   INTEGER NOT NULL
+);
 )sql";
 
 // SQLite would only notice a foreign file at the first query, with "file is not a database";
@@ -98,7 +117,8 @@ void check_format(GuardDb& db) {
       const std::string name = s.text(0);
       if (name == "meta")
         has_meta = true;
-      else if (name != "keys" && name != "audit" && foreign.empty())
+      else if (name != "keys" && name != "audit" && name != "watermark_keys" && name != "serving" &&
+               foreign.empty())
         foreign = name;
     }
   }
@@ -118,6 +138,26 @@ void check_format(GuardDb& db) {
   if (version != std::to_string(kVersion))
     fail("guard database ", quoted(db.file()), " has format version ", version,
          "; this retort reads version ", kVersion, " (a newer retort wrote it?)");
+}
+
+// Columns added to a table after databases were made with it: added to older databases on open.
+void add_missing_columns(GuardDb& db) {
+  struct Added {
+    const char *table, *column, *declaration;
+  };
+  static constexpr Added kAdded[] = {
+      {"audit", "watermark", "TEXT NOT NULL DEFAULT ''"},
+      {"audit", "watermark_key", "TEXT NOT NULL DEFAULT ''"},
+  };
+  for (const Added& a : kAdded) {
+    bool present = false;
+    {
+      Statement s(db, (std::string("PRAGMA table_info(") + a.table + ")").c_str());
+      while (s.step()) present |= s.text(1) == a.column;
+    }
+    if (!present)
+      exec(db, std::string("ALTER TABLE ") + a.table + " ADD COLUMN " + a.column + " " + a.declaration);
+  }
 }
 
 }  // namespace
@@ -145,6 +185,7 @@ GuardDb::GuardDb(const std::filesystem::path& file) : file_(file) {
     try {
       check_format(*this);
       exec(*this, kSchema);
+      add_missing_columns(*this);
       exec(*this, std::string("INSERT OR IGNORE INTO meta (key, value) VALUES ('format', '") +
                       kFormat + "'), ('version', '" + std::to_string(kVersion) + "')");
       exec(*this, "COMMIT");

@@ -6,6 +6,7 @@
 #include <ctime>
 #include <fstream>
 
+#include "guard/random_hex.h"
 #include "guard/statement.h"
 #include "retort/error.h"
 #include "retort/guard.h"
@@ -13,6 +14,8 @@
 namespace retort {
 
 using guard_detail::quoted;
+using guard_detail::random_hex;
+using guard_detail::to_hex;
 using guard_detail::Statement;
 
 namespace {
@@ -33,24 +36,6 @@ ApiKey read_key(const Statement& s) {
   k.admin = s.integer(8) != 0;
   k.revoked = s.integer(9) != 0;
   return k;
-}
-
-std::string to_hex(const unsigned char* p, size_t n) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out(2 * n, '0');
-  for (size_t i = 0; i < n; ++i) {
-    out[2 * i] = kDigits[p[i] >> 4];
-    out[2 * i + 1] = kDigits[p[i] & 15];
-  }
-  return out;
-}
-
-std::string random_hex(size_t bytes) {
-  std::string buf(bytes, '\0');
-  std::ifstream urandom("/dev/urandom", std::ios::binary);
-  if (!urandom.read(buf.data(), std::streamsize(bytes)))
-    fail("cannot read ", bytes, " bytes from /dev/urandom");
-  return to_hex(reinterpret_cast<const unsigned char*>(buf.data()), bytes);
 }
 
 void check_name(const std::string& name) {

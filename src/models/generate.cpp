@@ -38,8 +38,18 @@ class ModeRestorer {
 
 }  // namespace
 
+torch::Tensor hooked_logits(const torch::Tensor& logits, const SamplingOptions& o,
+                            const torch::Tensor& seq) {
+  if (!o.hook) return logits;
+  if (!seq.defined() || seq.dim() != 2 || seq.size(0) != logits.size(0))
+    fail("sampling: a hook needs the ids so far, one row per row of logits");
+  torch::Tensor l = logits.to(torch::kCPU, torch::kFloat32).clone();
+  o.hook->adjust(l, seq.to(torch::kCPU, torch::kInt64));
+  return l;
+}
+
 torch::Tensor sample_next(const torch::Tensor& logits, const SamplingOptions& o,
-                          at::Generator& generator) {
+                          at::Generator& generator, const torch::Tensor& seq) {
   check_sampling(o);
   if (logits.dim() != 2)
     fail("sampling: logits must be (batch, vocab), got shape ", logits.sizes());
@@ -60,6 +70,11 @@ torch::Tensor sample_next(const torch::Tensor& logits, const SamplingOptions& o,
     l = torch::empty_like(l).scatter_(-1, order, sorted.masked_fill(drop, kNegInf));
   }
   torch::Tensor probs = torch::softmax(l, -1);
+  if (o.hook) {
+    if (!seq.defined()) fail("sampling: a hook needs the ids so far");
+    torch::Tensor picked = o.hook->pick(probs, seq.to(torch::kCPU, torch::kInt64));
+    if (picked.defined()) return picked.to(logits.device());
+  }
   torch::Tensor ids =
       torch::multinomial(probs, 1, /*replacement=*/false, generator).squeeze(-1);  // (B)
   return ids.to(logits.device());
@@ -109,7 +124,8 @@ torch::Tensor generate(ModelImpl& model, const torch::Tensor& prompts, int64_t m
         logits = all.select(1, -1);
       }
     }
-    torch::Tensor next = sample_next(logits, options, generator);  // (B)
+    logits = hooked_logits(logits, options, seq);
+    torch::Tensor next = sample_next(logits, options, generator, seq);  // (B)
     seq = torch::cat({seq, next.unsqueeze(1)}, 1);
     if (observe && !observe(logits, next)) break;
   }

@@ -71,6 +71,7 @@ class GuardChain {
   static std::string dump(const json& j);  // compact, invalid UTF-8 replaced
 
   KeyStore& keys() { return keys_; }
+  const std::shared_ptr<GuardDb>& db() { return db_; }
   std::pair<int64_t, int64_t> load() { return admission_.load(); }
   int64_t answered() const { return answered_.load(); }
 

@@ -16,6 +16,7 @@
 #include "retort/serve.h"
 #include "retort/teacher_source.h"
 #include "retort/tokenizer.h"
+#include "retort/watermark.h"
 
 namespace retort {
 
@@ -148,6 +149,12 @@ GenerationResult Engine::generate(const ServedModel& m, const GenerationRequest&
   torch::Tensor last;  // (V) logits after the prompt
   if ((r.echo && want_lp) || r.max_tokens <= 1) {
     torch::Tensor logits = model.forward(x.to(device)).logits.to(torch::kCPU, torch::kFloat32)[0];  // (P, V)
+    if (hook_) {
+      // position t's logits are marked under the h ids before t + 1, as generation would mark them
+      const int64_t h = watermark_->options().context;
+      torch::Tensor padded = torch::cat({torch::full({h}, -1, torch::kInt64), x[0]});  // (h + P)
+      hook_->adjust(logits, padded.unfold(0, h, 1).narrow(0, 1, P).contiguous());  // row t: ids t-h+1..t
+    }
     if (r.echo && want_lp) {
       torch::Tensor lsm = torch::log_softmax(logits, -1);
       res.prompt_logprobs.push_back({r.prompt[0], kNaN, {}});
@@ -225,10 +232,12 @@ GenerationResult Engine::generate(const ServedModel& m, const GenerationRequest&
   s.temperature = r.temperature;
   s.top_p = r.top_p;
   s.seed = r.seed;
+  s.hook = hook_.get();
   if (r.max_tokens == 1) {
     at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(s.seed);
+    // `last` is already marked (above); the hook only picks (gumbel)
     torch::Tensor logits = last.unsqueeze(0).expand({r.n, last.size(0)}).contiguous();
-    consume(logits, sample_next(logits, s, gen));
+    consume(logits, sample_next(logits, s, gen, x.expand({r.n, P})));
   } else {
     torch::Tensor prompts = x.expand({r.n, P}).contiguous().to(device);
     retort::generate(model, prompts, r.max_tokens, s, consume);
@@ -259,6 +268,11 @@ std::vector<std::vector<float>> Engine::classify(const ServedModel& m, const std
   std::vector<std::vector<float>> out(N);
   for (int64_t i = 0; i < N; ++i) out[i].assign(p[i].data_ptr<float>(), p[i].data_ptr<float>() + p.size(1));
   return out;
+}
+
+void Engine::set_watermark(std::shared_ptr<const Watermark> mark) {
+  watermark_ = std::move(mark);
+  hook_ = watermark_ ? std::make_shared<const WatermarkHook>(*watermark_) : nullptr;
 }
 
 nlohmann::json ServedModel::describe() const {

@@ -1,5 +1,6 @@
 // POST /v1/completions and /v1/chat/completions, whole or streamed as server-sent events.
 #include "retort/hash.h"
+#include "retort/watermark.h"
 #include "serve/routes.h"
 
 namespace retort::serve {
@@ -63,6 +64,10 @@ void completions(ServeContext& c, const CallPtr& call, const http::Request& req,
   a.echo = cc.gen.echo;
   a.stream = cc.stream;
   a.temperature = cc.gen.temperature;
+  if (const Watermark* w = c.engine.watermark()) {
+    a.watermark = watermark_scheme_name(w->options().scheme);
+    a.watermark_key = w->key().id;
+  }
   c.engine.validate(m, cc.gen);
   c.chain.reserve(*call, a.prompt_tokens + cc.gen.max_tokens * cc.gen.n);
   c.chain.admit(*call);

@@ -2,6 +2,8 @@
 // families. A new family of routes is one file and one line in kRouteFamilies.
 #include "retort/serve.h"
 
+#include "retort/tokenizer.h"
+#include "retort/watermark_store.h"
 #include "serve/routes.h"
 
 namespace retort {
@@ -34,11 +36,26 @@ http::TransportOptions transport_options(const ServeOptions& o) {
   return t;
 }
 
+// serve.watermark: the database's current key marks every language model's answers, and each
+// marked model is recorded (detection reads its tokenizer, gamma and h from there).
+void start_marking(Engine& engine, const ServeOptions& o, const std::shared_ptr<GuardDb>& db) {
+  const WatermarkOptions& w = o.watermark;
+  if (w.scheme == WatermarkScheme::None) return;
+  check_watermark_options(w);
+  WatermarkStore store(db);
+  const StoredWatermarkKey key = store.require_current();
+  engine.set_watermark(std::make_shared<const Watermark>(key.key, w));
+  for (const auto& m : engine.models())
+    if (m->kind == "language_model")
+      store.record_serving({unix_now(), m->id, m->path, m->tokenizer->fingerprint(), key.key.id, w});
+}
+
 }  // namespace
 
 struct Server::Impl {
   Impl(std::shared_ptr<Engine> e, ServeOptions opt)
       : engine(std::move(e)), o(std::move(opt)), chain(o), context{*engine, chain, o, steady_now()}, transport(transport_options(o)) {
+    start_marking(*engine, o, chain.db());
     for (RouteFamily add : kRouteFamilies) add(transport, context);
     transport.on_error([this](const http::Request& req, http::Response& res, const std::string& code, const std::string& message) {
       chain.transport_error(req, res, code, message);

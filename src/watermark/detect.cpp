@@ -39,16 +39,23 @@ double gamma_upper_tail(int64_t n, double s) {
   return std::min(1.0, std::exp(total));
 }
 
-Detection detect_watermark(const Watermark& mark, const std::vector<int64_t>& tokens) {
+namespace {
+
+// Distinct pairs under one salt: kgw counts green tokens, gumbel sums -log(1 - r).
+Detection score_pairs(const Watermark& mark, const std::vector<int64_t>& contexts,
+                      const std::vector<int64_t>& tokens, int64_t salt) {
   const WatermarkOptions& o = mark.options();
+  const size_t h = size_t(o.context);
   Detection d;
   d.scheme = watermark_scheme_name(o.scheme);
   d.key_id = mark.key().id;
   std::set<std::vector<int64_t>> seen;
-  for (size_t i = size_t(o.context); i < tokens.size(); ++i) {
-    std::vector<int64_t> pair(tokens.begin() + (i - size_t(o.context)), tokens.begin() + i + 1);
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const int64_t* context = &contexts[i * h];
+    std::vector<int64_t> pair(context, context + h);
+    pair.push_back(tokens[i]);
     if (!seen.insert(std::move(pair)).second) continue;  // this (context, token) was scored already
-    const double u = mark.uniform(&tokens[i - size_t(o.context)], tokens[i]);
+    const double u = mark.uniform(context, tokens[i], salt);
     d.score += o.scheme == WatermarkScheme::Kgw ? (u < o.gamma ? 1.0 : 0.0) : -std::log1p(-u);
     ++d.tokens_scored;
   }
@@ -62,6 +69,34 @@ Detection detect_watermark(const Watermark& mark, const std::vector<int64_t>& to
     d.p_value = gamma_upper_tail(d.tokens_scored, d.score);
   }
   return d;
+}
+
+}  // namespace
+
+Detection detect_watermark_pairs(const Watermark& mark, const std::vector<int64_t>& contexts,
+                                 const std::vector<int64_t>& tokens) {
+  if (contexts.size() != tokens.size() * size_t(mark.options().context))
+    fail("watermark detection: ", contexts.size(), " context ids for ", tokens.size(), " tokens of context h = ",
+         mark.options().context);
+  if (mark.options().scheme == WatermarkScheme::Kgw) return score_pairs(mark, contexts, tokens, 0);
+  // gumbel: the salt of the row that wrote the text is unknown; try each, pay for the tries
+  Detection best;
+  for (int64_t salt = 0; salt < kGumbelSalts; ++salt) {
+    Detection d = score_pairs(mark, contexts, tokens, salt);
+    if (salt == 0 || d.p_value < best.p_value) best = d;
+  }
+  best.p_value = std::min(1.0, best.p_value * double(kGumbelSalts));
+  return best;
+}
+
+Detection detect_watermark(const Watermark& mark, const std::vector<int64_t>& tokens) {
+  const size_t h = size_t(mark.options().context);
+  std::vector<int64_t> contexts, scored;
+  for (size_t i = h; i < tokens.size(); ++i) {
+    contexts.insert(contexts.end(), tokens.begin() + (i - h), tokens.begin() + i);
+    scored.push_back(tokens[i]);
+  }
+  return detect_watermark_pairs(mark, contexts, scored);
 }
 
 Detection detect_watermark(const std::vector<Watermark>& marks, const std::vector<int64_t>& tokens) {

@@ -80,12 +80,17 @@ Watermark::Watermark(WatermarkKey key, WatermarkOptions options) : key_(std::mov
   if (options_.scheme == WatermarkScheme::None) fail("a watermark needs a scheme (kgw or gumbel), not none");
 }
 
-uint64_t Watermark::context_seed(const int64_t* context) const {
-  return siphash24(key_.secret, context, sizeof(int64_t) * size_t(options_.context));
+uint64_t Watermark::context_seed(const int64_t* context, int64_t salt) const {
+  const size_t h = size_t(options_.context);
+  if (salt == 0) return siphash24(key_.secret, context, sizeof(int64_t) * h);
+  int64_t salted[9];  // h <= 8 ids, then the salt
+  std::memcpy(salted, context, sizeof(int64_t) * h);
+  salted[h] = salt;
+  return siphash24(key_.secret, salted, sizeof(int64_t) * (h + 1));
 }
 
-double Watermark::uniform(const int64_t* context, int64_t token) const {
-  return token_uniform(context_seed(context), token);
+double Watermark::uniform(const int64_t* context, int64_t token, int64_t salt) const {
+  return token_uniform(context_seed(context, salt), token);
 }
 
 double Watermark::token_uniform(uint64_t seed, int64_t token) const {
@@ -96,16 +101,16 @@ double Watermark::token_uniform(uint64_t seed, int64_t token) const {
 torch::Tensor Watermark::mark_logits(const torch::Tensor& logits, const int64_t* context) const {
   torch::Tensor out = logits.to(torch::kFloat32).contiguous().clone();
   float* l = out.data_ptr<float>();
-  const uint64_t seed = context_seed(context);
+  const uint64_t seed = context_seed(context, 0);
   for (int64_t t = 0; t < out.numel(); ++t)
     if (token_uniform(seed, t) < options_.gamma) l[t] += float(options_.delta);  // the test green() makes
   return out;
 }
 
-int64_t Watermark::gumbel_pick(const torch::Tensor& probs, const int64_t* context) const {
+int64_t Watermark::gumbel_pick(const torch::Tensor& probs, const int64_t* context, int64_t salt) const {
   torch::Tensor p = probs.to(torch::kFloat64).contiguous();
   const double* pp = p.data_ptr<double>();
-  const uint64_t seed = context_seed(context);
+  const uint64_t seed = context_seed(context, salt);
   int64_t best = -1;
   double best_value = -INFINITY;
   for (int64_t t = 0; t < p.numel(); ++t) {
@@ -116,6 +121,33 @@ int64_t Watermark::gumbel_pick(const torch::Tensor& probs, const int64_t* contex
   }
   if (best < 0) fail("gumbel watermark: the distribution has no token with positive probability");
   return best;
+}
+
+namespace {
+
+// The last h ids of row b of seq (B, L), padded in front with -1 when L < h.
+std::vector<int64_t> row_context(const torch::Tensor& seq, int64_t b, int64_t h) {
+  std::vector<int64_t> context(size_t(h), -1);
+  const int64_t L = seq.size(1), take = std::min(L, h);
+  auto a = seq.accessor<int64_t, 2>();
+  for (int64_t i = 0; i < take; ++i) context[size_t(h - take + i)] = a[b][L - take + i];
+  return context;
+}
+
+}  // namespace
+
+void WatermarkHook::adjust(torch::Tensor& logits, const torch::Tensor& seq) const {
+  if (mark_.options().scheme != WatermarkScheme::Kgw) return;
+  for (int64_t b = 0; b < logits.size(0); ++b)
+    logits[b].copy_(mark_.mark_logits(logits[b], row_context(seq, b, mark_.options().context).data()));
+}
+
+torch::Tensor WatermarkHook::pick(const torch::Tensor& probs, const torch::Tensor& seq) const {
+  if (mark_.options().scheme != WatermarkScheme::Gumbel) return {};
+  torch::Tensor ids = torch::empty({probs.size(0)}, torch::kInt64);
+  for (int64_t b = 0; b < probs.size(0); ++b)
+    ids[b] = mark_.gumbel_pick(probs[b], row_context(seq, b, mark_.options().context).data(), b % kGumbelSalts);
+  return ids;
 }
 
 }  // namespace retort

@@ -26,8 +26,8 @@ struct RunningServer {
   std::string key;  // the key "test", in clear
   std::string db;
   ~RunningServer() {
-    server->stop();
-    thread.join();
+    if (server) server->stop();
+    if (thread.joinable()) thread.join();
   }
 };
 

@@ -82,15 +82,6 @@ std::vector<int64_t> generate(int64_t n, int64_t V, uint64_t seed, const Waterma
   return out;
 }
 
-// The largest gap between the empirical distribution of `p` and the uniform one (KS statistic).
-double ks_uniform(std::vector<double> p) {
-  std::sort(p.begin(), p.end());
-  double d = 0;
-  for (size_t i = 0; i < p.size(); ++i)
-    d = std::max({d, double(i + 1) / p.size() - p[i], p[i] - double(i) / p.size()});
-  return d;
-}
-
 class Schemes : public ::testing::TestWithParam<WatermarkScheme> {};
 
 TEST_P(Schemes, MarkedTextIsDetectedAndUnmarkedTextIsNot) {
@@ -110,10 +101,9 @@ TEST_P(Schemes, MarkedTextIsDetectedAndUnmarkedTextIsNot) {
     p.push_back(detect_watermark(mark, tokens).p_value);
     below_001 += p.back() <= 0.01;
   }
-  // KS at alpha = 0.01 for n = 300: 1.63 / sqrt(300) = 0.094. The binomial tail is discrete, so
-  // kgw's p-values are conservative (never below uniform); the check allows that side only.
-  const double ks = ks_uniform(p);
-  if (GetParam() == WatermarkScheme::Gumbel) EXPECT_LT(ks, 0.094);
+  // KS at alpha = 0.01 for n = 300: 1.63 / sqrt(300) = 0.094. Both tests are conservative (kgw's
+  // binomial tail is discrete; gumbel pays for trying kGumbelSalts salts), so the check bounds
+  // p-values below uniform only: that side is what would raise false positives.
   std::vector<double> sorted = p;
   std::sort(sorted.begin(), sorted.end());
   for (size_t i = 0; i < sorted.size(); ++i)

@@ -15,16 +15,6 @@ namespace retort::cli {
 
 namespace keys_cmd {
 
-// "2024-05-01T12:34:56Z"
-std::string iso_utc(int64_t unix_seconds) {
-  const std::time_t t = static_cast<std::time_t>(unix_seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 // --rpm/--tpm/--quota: whole numbers, 0 meaning unlimited.
 const CLI::Validator kLimit(
     [](std::string& text) -> std::string {
@@ -38,14 +28,6 @@ const CLI::Validator kLimit(
     "N>=0");
 
 std::string limit_text(int64_t v) { return v > 0 ? std::to_string(v) : "-"; }
-
-// Listing or revoking in a database that does not exist would only create an empty one.
-std::shared_ptr<GuardDb> open_existing(const std::string& file) {
-  if (!std::filesystem::exists(file))
-    fail("no guard database at '", file,
-         "'; create a key first: retort keys create --name NAME --db ", file);
-  return std::make_shared<GuardDb>(file);
-}
 
 void print_table(const std::vector<ApiKey>& keys) {
   const std::vector<std::string> head = {"name",  "prefix", "created", "rpm",    "tpm",
@@ -144,7 +126,7 @@ void register_keys(CLI::App& app) {
       "used_tokens, admin, revoked} (0 = unlimited)");
   add_db(list);
   list->callback([] {
-    KeyStore store(keys_cmd::open_existing(a.db));
+    KeyStore store(open_existing_db(a.db, "create a key first: retort keys create --name NAME --db " + a.db));
     const std::vector<ApiKey> all = store.list();
     if (a.json) {
       nlohmann::json out = nlohmann::json::array();
@@ -152,7 +134,7 @@ void register_keys(CLI::App& app) {
         out.push_back({{"id", k.id},
                        {"name", k.name},
                        {"prefix", k.prefix},
-                       {"created", keys_cmd::iso_utc(k.created)},
+                       {"created", iso_utc(k.created)},
                        {"created_unix", k.created},
                        {"rpm", k.limits.rpm},
                        {"tpm", k.limits.tpm},
@@ -178,7 +160,7 @@ void register_keys(CLI::App& app) {
   revoke->add_option("--name", a.name, "the key's name (see `retort keys list`)")->required();
   add_db(revoke);
   revoke->callback([] {
-    KeyStore store(keys_cmd::open_existing(a.db));
+    KeyStore store(open_existing_db(a.db, "create a key first: retort keys create --name NAME --db " + a.db));
     const std::optional<ApiKey> key = store.find(a.name);
     if (!key)
       fail("no key named '", a.name, "' in ", a.db, "; `retort keys list --db ", a.db,

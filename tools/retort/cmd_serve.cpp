@@ -33,6 +33,9 @@ void register_serve(CLI::App& app) {
       "header must arrive within --header-timeout and its body within --body-timeout (408); a Content-Length\n"
       "above --max-body is refused at once (413); connections are capped per client address. Pipelined and\n"
       "HTTP/1.0 keep-alive requests are answered in order. A port in use is an error, never shared.\n"
+      "Watermarks: --set serve.watermark=kgw|gumbel marks every language model's answers with the database's\n"
+      "current key (`retort guard keys rotate`); logprobs (echoed prompts too) are those of the marked\n"
+      "distribution; `retort guard detect` and `retort guard verify` test text and suspect models for it.\n"
       "Examples: KEY=$(retort keys create --name alice --rpm 60 --tpm 20000 --db serve.db)\n"
       "          retort serve --model kjv=runs/demo-lm/students/distilled --port 8080 --db serve.db\n"
       "          curl -H \"Authorization: Bearer $KEY\" localhost:8080/v1/completions \\\n"
@@ -71,6 +74,7 @@ void register_serve(CLI::App& app) {
       ->check(CLI::Range(1, 1000000));
   cmd->callback([] {
     const Options run_options = read_options(resolve_config(config));
+    o.watermark = run_options.watermark;
     setup_runtime(run_options.run);
     // Workers run side by side: each gets its share of the intra-op threads, so that together
     // they use the cores once instead of oversubscribing them.

@@ -2,10 +2,13 @@
 
 #include <ATen/Parallel.h>
 #include <cstdio>
+#include <ctime>
+#include <filesystem>
 
 #include "retort/config_schema.h"
 #include "retort/distributed.h"
 #include "retort/error.h"
+#include "retort/guard.h"
 #include "retort/progress.h"
 #include "retort/runtime.h"
 
@@ -40,6 +43,20 @@ void setup_runtime(const RunOptions& run, bool data_parallel) {
 
 void print_result(const std::string& line) {
   if (dist::is_main()) std::printf("%s\n", line.c_str());
+}
+
+std::string iso_utc(int64_t unix_seconds) {
+  const std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::shared_ptr<GuardDb> open_existing_db(const std::string& file, const std::string& to_create) {
+  if (!std::filesystem::exists(file)) fail("no guard database at '", file, "'; ", to_create);
+  return std::make_shared<GuardDb>(file);
 }
 
 }  // namespace retort::cli

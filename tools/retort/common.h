@@ -1,11 +1,17 @@
 // Pieces every subcommand shares: --config/--set, runtime set-up, run folders.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "retort/config.h"
 #include "retort/options.h"
+
+namespace retort {
+class GuardDb;
+}
 
 namespace retort::cli {
 
@@ -23,6 +29,12 @@ void setup_runtime(const RunOptions& run, bool data_parallel = false);
 // Prints a result line on stdout (rank 0 only in a data-parallel job).
 void print_result(const std::string& line);
 
+// "2024-05-01T12:34:56Z"
+std::string iso_utc(int64_t unix_seconds);
+// The guard database at `file`; a missing one is an Error ending with `to_create` (listing or
+// changing a database that does not exist would only create an empty one).
+std::shared_ptr<GuardDb> open_existing_db(const std::string& file, const std::string& to_create);
+
 // Registration of each subcommand (defined in cmd_<name>.cpp).
 void register_demo(CLI::App& app);
 void register_train(CLI::App& app);
@@ -34,5 +46,6 @@ void register_export(CLI::App& app);
 void register_doctor(CLI::App& app);
 void register_serve(CLI::App& app);
 void register_keys(CLI::App& app);
+void register_guard(CLI::App& app);
 
 }  // namespace retort::cli

@@ -1,0 +1,122 @@
+// Radioactivity tests (retort/radioactivity.h): the suspect's predictions, or its writing,
+// turned into (context, token) pairs per key and scored by the detector.
+#include "retort/radioactivity.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "retort/error.h"
+
+namespace retort {
+
+namespace {
+
+// Pairs for one key: contexts (h ids each, row-major) and their tokens.
+struct Pairs {
+  std::vector<int64_t> contexts, tokens;
+};
+
+// The best key's detection over its pairs, its p-value times the number of keys, and how
+// -log10 p grew over the first 5%, 10%, ... of its pairs.
+RadioactivityTest best_of(const std::string& method, const std::vector<Watermark>& marks,
+                          const std::vector<Pairs>& pairs, int64_t predictions) {
+  if (marks.empty()) fail("no watermark key to test against: add one with `retort guard keys rotate`");
+  RadioactivityTest out;
+  out.method = method;
+  out.predictions = predictions;
+  size_t best = 0;
+  for (size_t k = 0; k < marks.size(); ++k) {
+    Detection d = detect_watermark_pairs(marks[k], pairs[k].contexts, pairs[k].tokens);
+    if (k == 0 || d.p_value < out.detection.p_value) out.detection = d, best = k;
+  }
+  out.detection.p_value = std::min(1.0, out.detection.p_value * double(marks.size()));
+  const Pairs& p = pairs[best];
+  const size_t h = size_t(marks[best].options().context), n = p.tokens.size();
+  for (int step = 1; step <= 20 && n > 0; ++step) {
+    const size_t take = std::max<size_t>(1, n * size_t(step) / 20);
+    std::vector<int64_t> c(p.contexts.begin(), p.contexts.begin() + long(take * h));
+    std::vector<int64_t> t(p.tokens.begin(), p.tokens.begin() + long(take));
+    Detection d = detect_watermark_pairs(marks[best], c, t);
+    const double pv = std::min(1.0, d.p_value * double(marks.size()));
+    out.growth.emplace_back(double(d.tokens_scored), -std::log10(std::max(pv, 1e-300)));
+  }
+  return out;
+}
+
+}  // namespace
+
+RadioactivityTest radioactivity_open_model(ModelImpl& suspect, const torch::Tensor& tokens,
+                                           const std::vector<Watermark>& marks, int64_t seq_len,
+                                           int64_t batch, int64_t max_positions, int64_t top) {
+  if (top < 1) fail("radioactivity: top must be >= 1, got ", top);
+  if (tokens.dim() != 1 || tokens.numel() < seq_len) fail("radioactivity: need at least ", seq_len, " tokens of text");
+  if (seq_len < 2 || batch < 1) fail("radioactivity: seq_len >= 2 and batch >= 1, got ", seq_len, ", ", batch);
+  const torch::Tensor ids = tokens.to(torch::kInt64).contiguous();
+  const int64_t windows = ids.numel() / seq_len;
+  std::vector<Pairs> pairs(marks.size());
+  int64_t predictions = 0;
+  torch::NoGradGuard no_grad;
+  const bool was_training = suspect.is_training();
+  suspect.eval();
+  const torch::Device device = model_device(suspect);
+  for (int64_t w0 = 0; w0 < windows; w0 += batch) {
+    const int64_t B = std::min(batch, windows - w0);
+    torch::Tensor x = ids.narrow(0, w0 * seq_len, B * seq_len).view({B, seq_len});
+    torch::Tensor logits = suspect.forward(x.to(device)).logits;
+    if (logits.dim() != 3 || logits.size(1) != seq_len)
+      fail("radioactivity: the suspect maps ids ", x.sizes(), " to ", logits.sizes(), "; a language model gives (batch, time, vocab)");
+    const int64_t k = std::min(top, logits.size(-1));
+    // (B, T, k): the k most likely tokens after position t, most likely first
+    const torch::Tensor pred = std::get<1>(logits.topk(k, -1)).to(torch::kCPU).contiguous();
+    auto xa = x.accessor<int64_t, 2>();
+    auto pa = pred.accessor<int64_t, 3>();
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t t = 0; t + 1 < seq_len; ++t) {
+        if (max_positions > 0 && predictions >= max_positions) break;
+        ++predictions;
+        for (size_t k = 0; k < marks.size(); ++k) {
+          const int64_t h = marks[k].options().context;
+          if (t + 1 < h) continue;  // the window does not hold h ids before this prediction
+          for (int64_t j = 0; j < pa.size(2); ++j) {
+            for (int64_t i = t + 1 - h; i <= t; ++i) pairs[k].contexts.push_back(xa[b][i]);
+            pairs[k].tokens.push_back(pa[b][t][j]);
+          }
+        }
+      }
+    if (max_positions > 0 && predictions >= max_positions) break;
+  }
+  suspect.train(was_training);
+  return best_of("open-model", marks, pairs, predictions);
+}
+
+RadioactivityTest radioactivity_black_box(const std::vector<std::vector<int64_t>>& prompts,
+                                          const std::vector<std::vector<int64_t>>& outputs,
+                                          const std::vector<Watermark>& marks) {
+  if (prompts.size() != outputs.size()) fail("radioactivity: ", prompts.size(), " prompts but ", outputs.size(), " outputs");
+  std::vector<Pairs> pairs(marks.size());
+  int64_t predictions = 0;
+  for (size_t k = 0; k < marks.size(); ++k) {
+    const size_t h = size_t(marks[k].options().context);
+    // (context, token) n-grams of the prompts: a suspect repeating its prompt shows nothing
+    std::set<std::vector<int64_t>> in_prompts;
+    for (const auto& p : prompts)
+      for (size_t i = h; i < p.size(); ++i) in_prompts.insert(std::vector<int64_t>(p.begin() + long(i - h), p.begin() + long(i) + 1));
+    for (size_t j = 0; j < outputs.size(); ++j) {
+      std::vector<int64_t> all = prompts[j];  // the context of the first written tokens is the prompt's end
+      all.insert(all.end(), outputs[j].begin(), outputs[j].end());
+      for (size_t i = std::max(h, prompts[j].size()); i < all.size(); ++i) {
+        if (k == 0) ++predictions;
+        std::vector<int64_t> gram(all.begin() + long(i - h), all.begin() + long(i) + 1);
+        if (in_prompts.count(gram)) continue;
+        pairs[k].contexts.insert(pairs[k].contexts.end(), gram.begin(), gram.end() - 1);
+        pairs[k].tokens.push_back(gram.back());
+      }
+    }
+  }
+  return best_of("black-box", marks, pairs, predictions);
+}
+
+}  // namespace retort
