@@ -15,7 +15,9 @@ struct ApiEndpoint {
   double timeout = 120;     // seconds per request
   int64_t max_requests = 0; // budget: requests sent over the harvest; 0 = no limit
   int64_t max_tokens = 0;   // budget: usage.total_tokens over the harvest; 0 = no limit (checked
-                            // before each request: requests in flight may overshoot it a little)
+                            // before each request: requests in flight may overshoot it a little).
+                            // A classifier's token is one image (retort serve's /classify usage)
+  int64_t batch = 64;       // images per /classify request (classifiers; retort serve takes 256)
 };
 
 // The prefix of openai: teacher sources ("openai:URL"); part of the top-k cache keys too.

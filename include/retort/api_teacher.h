@@ -1,5 +1,5 @@
 // A black-box teacher: any endpoint that speaks OpenAI's API (retort serve, vLLM, llama.cpp,
-// Ollama), reached as teacher.path = "openai:http://host:port/v1". Two signals:
+// Ollama), reached as teacher.path = "openai:http://host:port/v1". Two language-model signals:
 //   - top-k logprobs (distill.top_k 1..20): each training window is teacher-forced through
 //     /v1/completions with the window's token ids as the prompt, echo = true, logprobs = k,
 //     max_tokens = 1, temperature 0; the answers fill the same top-k cache a local teacher
@@ -11,7 +11,8 @@
 // backoff that honours Retry-After, and a budget (teacher.api_max_requests / api_max_tokens)
 // stops the harvest with a clear Error, keeping what was harvested. The endpoint comes from the
 // openai: teacher source (retort/teacher_source.h); `retort distill`'s flow through it is
-// lm_distill_api (retort/lm_flows.h).
+// lm_distill_api (retort/lm_flows.h). An image classifier behind /classify is the third signal:
+// retort/api_classify_teacher.h.
 #pragma once
 #include <atomic>
 #include <cstdint>

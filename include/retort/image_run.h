@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "retort/api_endpoint.h"
 #include "retort/data.h"
 #include "retort/options.h"
 #include "retort/run.h"
@@ -42,14 +43,22 @@ RunSpec labels_run_spec(const Options& o, const ModelOptions& model, const Train
 // Turns a labels RunSpec into a distillation one: kd objective from distill.*,
 // the teacher (cached when distill.cache and no augmentation), agreement logits.
 struct PreparedTeacher {
-  std::shared_ptr<ModelTeacher> model;  // the frozen teacher model
+  std::shared_ptr<ModelTeacher> model;  // the frozen teacher model; null for an openai: teacher,
+                                        // known only by its signal (whose describe() names it)
   std::shared_ptr<Teacher> signal;      // what the trainer asks (a cache when enabled)
   torch::Tensor test_logits;            // (N_test, V)
   CacheStatus cache;                    // cache.path empty when no cache was used
+  nlohmann::json extra = nlohmann::json::object();  // added to run.json (an API teacher's usage)
 };
 // `test_logits`: the teacher's logits on `test` when already known (else computed).
 PreparedTeacher prepare_teacher(const Options& o, ModelPtr teacher, const std::string& description,
                                 const ImageSet& train, const ImageSet& test, torch::Tensor test_logits = {});
+// An openai: classifier (image_api_flow.cpp): its log-probabilities on `train` and `test`
+// harvested through /classify into dense logit caches (retort/api_classify_teacher.h), always
+// cached whatever distill.cache says. One process only; augmentation (train.crop_padding,
+// train.hflip) is refused, as an augmented image was never asked about.
+PreparedTeacher prepare_api_teacher(const Options& o, const ApiEndpoint& endpoint, const ImageSet& train,
+                                    const ImageSet& test);
 void make_distill_spec(RunSpec& spec, const Options& o, const PreparedTeacher& teacher);
 
 // Checks that `model` accepts examples of `data` and predicts data.num_classes classes.

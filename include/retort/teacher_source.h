@@ -1,11 +1,11 @@
 // Where a teacher comes from: teacher.path (--teacher) read by one registry of sources. Each
 // source is one file under src/teachers/ (source_*.cpp) and one line in the table of
 // src/teachers/teacher_source.cpp (name, prefix, example, matcher, opener, help):
-//   folder       runs/demo/teacher             a retort run or model folder (model.json)
-//   model_file   model.gguf, exported/         what `retort export` wrote: a .gguf file, a
-//   safetensors folder torchscript  torchscript:FILE.pt           a module traced or scripted in
-//   PyTorch openai       openai:http://host:port/v1    an OpenAI-compatible endpoint (top-k
-//   logprobs, text)
+//   folder       runs/demo/teacher            a retort run or model folder (model.json)
+//   model_file   model.gguf, exported/        what `retort export` wrote: .gguf, safetensors folder
+//   torchscript  torchscript:FILE.pt          a module traced or scripted in PyTorch
+//   openai       openai:http://host:port/v1   an OpenAI-compatible endpoint: a language model
+//                                             (top-k logprobs, text) or a classifier (/classify)
 // Callers open a source and ask the result what it gives; none of them tests a prefix.
 #pragma once
 #include <optional>
@@ -19,7 +19,8 @@ namespace retort {
 
 // What a teacher can answer with (TeacherSignal's kinds).
 struct TeacherSignals {
-  bool dense = false;  // full logits (B, classes) or (B, T, V): a local model
+  bool dense = false;  // full logits (B, classes) or (B, T, V): a local model; an openai:
+                       // classifier's log-probabilities (B, classes)
   bool top_k = false;  // top-k ids + logprobs per position (language models)
   bool text = false;   // written continuations, for sequence-level KD (language models)
 };
@@ -39,7 +40,8 @@ struct OpenedTeacher {
   TeacherSignals signals;
   bool for_images = false;  // answers image batches (a classifier)
   bool for_text = false;    // answers token windows (a language model); a TorchScript module
-                            // without a tokenizer beside it may be either (probed when used)
+                            // without a tokenizer beside it may be either (probed when used), and
+                            // so may an openai: endpoint (its GET models is asked at harvest)
   std::optional<LoadedModel> model;  // local teachers: the loaded model (on the CPU)
   std::optional<ApiEndpoint> api;    // openai: the endpoint, key read, nothing connected yet
 

@@ -30,16 +30,23 @@ class ImageRuns : public RunKind {
   }
 
   RunOutcome distill(const Options& o, const std::filesystem::path& dir, OpenedTeacher& opened) const override {
-    LoadedModel& t = opened.local_model("distilling an image classifier");
     ImageSet train = load_split_from(o.data, "train"), test = load_split_from(o.data, "test");
-    PreparedTeacher prepared = prepare_teacher(o, t.model, t.dir.string(), train, test);
+    PreparedTeacher prepared;
+    int64_t teacher_params = 0;  // unknown behind an API
+    if (opened.api) {
+      prepared = prepare_api_teacher(o, *opened.api, train, test);
+    } else {
+      LoadedModel& t = opened.local_model("distilling an image classifier");
+      prepared = prepare_teacher(o, t.model, t.dir.string(), train, test);
+      teacher_params = count_parameters(*t.model);
+    }
     if (!prepared.cache.path.empty() && dist::is_main())
       std::fprintf(stderr, "%s\n", prepared.cache.describe().c_str());
     RunSpec spec = labels_run_spec(o, o.model, o.train, train, dir);
     make_distill_spec(spec, o, prepared);
-    spec.label = "distill";
+    spec.label = opened.api ? "distill (API)" : "distill";
     RunResult r = execute_run(spec, train, test);
-    RunReportInput report{"distill", metric(), accuracy(prepared.test_logits, test.labels), count_parameters(*t.model)};
+    RunReportInput report{"distill", metric(), accuracy(prepared.test_logits, test.labels), teacher_params};
     return {dir, summary(r), report};
   }
 

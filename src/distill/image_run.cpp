@@ -93,12 +93,14 @@ void make_distill_spec(RunSpec& s, const Options& o, const PreparedTeacher& t) {
   s.objective = make_distill_objective(o.distill.loss, alpha, T, o.distill.weight);
   s.teacher = t.signal;
   s.teacher_test_logits = t.test_logits;
-  s.digest += o.digest("distill.") + t.model->fingerprint();
+  // No model: a teacher known only by its signal (an openai: endpoint, whose describe() names it).
+  s.digest += o.digest("distill.") + (t.model ? t.model->fingerprint() : t.signal->describe());
   s.extra = {{"method", "kd"},  {"loss", o.distill.loss}, {"temperature", T}, {"alpha", alpha},
-             {"teacher", t.model->describe()},
-             {"teacher_precision", precision_name(t.model->precision())}};
+             {"teacher", t.model ? t.model->describe() : t.signal->describe()}};
+  if (t.model) s.extra["teacher_precision"] = precision_name(t.model->precision());
   if (!t.cache.path.empty())
     s.extra["teacher_cache"] = {{"hit", t.cache.hit}, {"seconds", t.cache.seconds}, {"bytes", t.cache.bytes}};
+  s.extra.update(t.extra);
 }
 
 RunResult execute_run(const RunSpec& spec, const ImageSet& train, const ImageSet& test) {

@@ -112,6 +112,29 @@ std::string entry_tokenizer_fingerprint(const nlohmann::json& entry) {
   return string_or(entry["retort"], "tokenizer", "");
 }
 
+ServedModelShape entry_model_shape(const nlohmann::json& entry) {
+  ServedModelShape out;
+  if (!entry_is_retort(entry)) return out;
+  const nlohmann::json& r = entry["retort"];
+  out.kind = string_or(r, "kind", "");
+  auto positive = [](const nlohmann::json& v) {
+    return v.is_number_integer() && v.get<int64_t>() > 0 && v.get<int64_t>() <= (int64_t{1} << 40);
+  };
+  if (r.contains("classes") && positive(r["classes"])) out.classes = r["classes"].get<int64_t>();
+  if (r.contains("input_shape") && r["input_shape"].is_array() && r["input_shape"].size() <= 8 &&
+      std::all_of(r["input_shape"].begin(), r["input_shape"].end(), positive))
+    for (const auto& d : r["input_shape"]) out.input_shape.push_back(d.get<int64_t>());
+  return out;
+}
+
+void refuse_classifier_entry(const nlohmann::json& entry, const std::string& model,
+                             const std::string& url) {
+  if (entry_model_shape(entry).kind == "classifier")
+    fail("the endpoint's model ", model, " at ", url,
+         " is an image classifier, not a language model (it answers /classify); distil it with "
+         "data.kind = images");
+}
+
 PublishedTokenizer published_tokenizer(const nlohmann::json& t, const std::string& origin,
                                        const std::string& model) {
   if (!t.is_object() || !t.contains("files") || !t["files"].is_object())
@@ -194,6 +217,51 @@ std::string completion_text(const nlohmann::json& answer, const std::string& wha
   if (!choice.contains("text") || !choice["text"].is_string())
     fail(what, ": the answer's choice has no text: ", choice.dump().substr(0, 200));
   return choice["text"].get<std::string>();
+}
+
+// ---- classifiers ---------------------------------------------------------------------------
+
+void read_classify_answer(const nlohmann::json& answer, int64_t n, int64_t classes,
+                          const std::string& what, float* log_probs) {
+  constexpr double kFloor = 1e-12;  // log(0) would be -inf: a class the teacher rules out
+  if (!answer.is_object() || !answer.contains("data") || !answer["data"].is_array())
+    fail(what, ": the answer has no \"data\" list: ", answer.dump().substr(0, 200));
+  const nlohmann::json& data = answer["data"];
+  if (int64_t(data.size()) != n)
+    fail(what, ": ", n, " images sent, ", data.size(), " answered");
+  std::vector<bool> seen(size_t(n), false);
+  for (int64_t pos = 0; pos < n; ++pos) {
+    const nlohmann::json& item = data[size_t(pos)];
+    int64_t i = pos;
+    if (item.is_object() && item.contains("index") && !item["index"].is_null()) {
+      if (!item["index"].is_number_integer() || item["index"].get<int64_t>() < 0 ||
+          item["index"].get<int64_t>() >= n)
+        fail(what, ": answer ", pos, " has index ", item["index"].dump().substr(0, 40),
+             ", not one of the ", n, " images sent");
+      i = item["index"].get<int64_t>();
+    }
+    if (seen[size_t(i)]) fail(what, ": image ", i, " is answered twice");
+    seen[size_t(i)] = true;
+    if (!item.is_object() || !item.contains("probabilities") || !item["probabilities"].is_array())
+      fail(what, ": image ", i, " is answered without \"probabilities\" (a top_k answer gives too few ",
+           "to distil from): ", item.dump().substr(0, 120));
+    const nlohmann::json& p = item["probabilities"];
+    if (int64_t(p.size()) != classes)
+      fail(what, ": image ", i, " has ", p.size(), " class probabilities; the data has ", classes,
+           " classes");
+    double sum = 0;
+    for (int64_t c = 0; c < classes; ++c) {
+      const nlohmann::json& v = p[size_t(c)];
+      const double x = v.is_number() ? v.get<double>() : std::nan("");
+      if (!(x >= 0 && x <= 1 + 1e-6))
+        fail(what, ": image ", i, " class ", c, " has probability ", v.dump().substr(0, 40),
+             "; probabilities are numbers in [0, 1]");
+      sum += x;
+      log_probs[i * classes + c] = float(std::log(std::clamp(x, kFloor, 1.0)));
+    }
+    if (std::abs(sum - 1) > 1e-3)
+      fail(what, ": image ", i, "'s probabilities sum to ", sum, ", not 1");
+  }
 }
 
 }  // namespace retort

@@ -32,6 +32,21 @@ std::string entry_tokenizer_fingerprint(const nlohmann::json& entry);
 // Whether a models entry is retort serve's (it then publishes its tokenizer).
 bool entry_is_retort(const nlohmann::json& entry);
 
+// What a retort serve models entry says its model is ({"retort": {"kind", "input_shape",
+// "classes"}}): kind "language_model" or "classifier" ("" when the entry is not retort's or names
+// none); for classifiers the input shape (C, H, W) and the class count, each left empty / 0 when
+// absent or not positive integers.
+struct ServedModelShape {
+  std::string kind;
+  std::vector<int64_t> input_shape;
+  int64_t classes = 0;
+};
+ServedModelShape entry_model_shape(const nlohmann::json& entry);
+// Error when the entry says its model is a classifier: a language-model harvest (top-k, text)
+// cannot use it. `model` and `url` name it in the message.
+void refuse_classifier_entry(const nlohmann::json& entry, const std::string& model,
+                             const std::string& url);
+
 // A GET models/{model}/tokenizer answer: {"files": {"tokenizer.json": text, "tokenizer.model":
 // base64}, "fingerprint": hex}. Missing files or fields of another type -> Error naming `origin`.
 struct PublishedTokenizer {
@@ -51,5 +66,13 @@ void read_topk_answer(const nlohmann::json& answer, const TokenStrings& strings,
 
 // The text of a /completions answer's first choice.
 std::string completion_text(const nlohmann::json& answer, const std::string& what);
+
+// A /classify answer for n images ({"data": [{"index", "probabilities": [classes numbers]}]}, in
+// the order sent when an item has no index) as log-probabilities: log(max(p, 1e-12)) into
+// log_probs[i * classes + c]. Every image answered once, `classes` probabilities each, every one a
+// number in [0, 1] and each row summing to 1 within 1e-3 -- else an Error naming `what` and the
+// item (a top_k-only answer, another class count, logits instead of probabilities).
+void read_classify_answer(const nlohmann::json& answer, int64_t n, int64_t classes,
+                          const std::string& what, float* log_probs);
 
 }  // namespace retort

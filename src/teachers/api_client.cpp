@@ -164,7 +164,9 @@ nlohmann::json api_model_entry(ApiClient& client) {
 
 std::shared_ptr<Tokenizer> fetch_api_tokenizer(ApiClient& client) {
   const ApiEndpoint& e = client.endpoint();
-  if (!entry_is_retort(api_model_entry(client))) return nullptr;
+  const nlohmann::json entry = api_model_entry(client);
+  refuse_classifier_entry(entry, e.model, e.base_url);
+  if (!entry_is_retort(entry)) return nullptr;
   const std::string origin = cat("the endpoint ", e.base_url, " (model ", e.model, ")");
   PublishedTokenizer published =
       published_tokenizer(client.get(cat("models/", e.model, "/tokenizer")), origin, e.model);

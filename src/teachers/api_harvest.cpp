@@ -25,14 +25,12 @@
 #include "retort/progress.h"
 #include "retort/runtime.h"
 #include "teachers/api_answers.h"
+#include "teachers/api_work.h"
 
 namespace retort {
 
-namespace {
+// ---- the request pool (api_work.h) -----------------------------------------------------------
 
-// Runs work(i) for i in [0, n) on `threads` threads, each pulling the next index. The first
-// exception stops the others from taking new work (requests in flight finish) and is
-// rethrown here; so is Ctrl-C, after which the function returns with *interrupted = true.
 void run_concurrently(int64_t n, int64_t threads, const std::function<void(int64_t)>& work,
                       bool* interrupted) {
   std::atomic<int64_t> next{0};
@@ -65,13 +63,10 @@ void run_concurrently(int64_t n, int64_t threads, const std::function<void(int64
   *interrupted = interrupt_requested();
 }
 
-// Adds where the harvest is kept to a budget message.
 [[noreturn]] void rethrow_budget(const BudgetExhausted& e, const fs::path& kept) {
   throw BudgetExhausted(cat(e.what(), "; what was harvested is kept in ", kept.string(),
                             "; raise it and rerun to continue"));
 }
-
-}  // namespace
 
 // ---- top-k over windows --------------------------------------------------------------------
 
@@ -134,6 +129,7 @@ TopkCache harvest_topk_cache(ApiClient& client, const Tokenizer& tokenizer,
       std::fprintf(stderr, "warning: %s; the tokenizer is checked token by token instead\n",
                    err.what());
     }
+    refuse_classifier_entry(model, e.model, e.base_url);
     const std::string theirs = entry_tokenizer_fingerprint(model);
     if (!theirs.empty() && theirs != tokenizer.fingerprint())
       fail("tokenizer mismatch: the endpoint's model ", e.model, " uses tokenizer ", theirs,

@@ -1,5 +1,6 @@
 // The openai: source: "openai:http://host:port/v1", an OpenAI-compatible endpoint reached by
-// ApiClient (api_client.cpp). Opening checks the URL, the model id and the key; it sends nothing.
+// ApiClient (api_client.cpp): a language model (api_harvest.cpp) or an image classifier
+// (api_classify_teacher.cpp). Opening checks the URL, the model id and the key; it sends nothing.
 #include <cstdlib>
 
 #include "retort/error.h"
@@ -29,8 +30,12 @@ OpenedTeacher open_openai(const std::string& source, const TeacherSourceOptions&
   t.source = source;
   t.kind = "openai";
   t.location = e.base_url;
-  t.signals.top_k = t.signals.text = true;  // logprobs of at most 20 tokens, and completions
-  t.for_text = true;
+  // A language model answers top-k logprobs (at most 20) and completions; a classifier its class
+  // probabilities (/classify, kept as log-probabilities: dense). Which one the endpoint's model is,
+  // GET models says when the harvest begins (a mismatch is an Error there), so both kinds of data
+  // are accepted here and nothing is sent yet.
+  t.signals.top_k = t.signals.text = t.signals.dense = true;
+  t.for_text = t.for_images = true;
   t.api = std::move(e);
   return t;
 }

@@ -26,8 +26,8 @@ const std::vector<TeacherSource>& teacher_sources() {
        "a module traced or scripted in PyTorch: images -> logits (B, classes) or ids (B, T) -> "
        "logits (B, T, V)"},
       {"openai", "openai:", "openai:http://127.0.0.1:8080/v1", &matches_openai, &open_openai,
-       "an OpenAI-compatible endpoint (retort serve, vLLM, ...): top-k logprobs and text, language "
-       "models only"},
+       "an OpenAI-compatible endpoint (retort serve, vLLM, ...): a language model's top-k logprobs "
+       "and text, or a classifier's probabilities (/classify)"},
       {"model_file", "", "model.gguf", &matches_model_file, &open_model_file,
        "what `retort export` wrote: a .gguf file or a safetensors folder"},
       {"folder", "", "runs/demo/teacher", &matches_folder, &open_folder,

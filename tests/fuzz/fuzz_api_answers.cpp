@@ -1,9 +1,10 @@
 // Fuzz target: what an OpenAI-style endpoint answers to the openai: teacher
 // (src/teachers/api_answers.cpp): the body of any answer, read by every parser the client and
 // the harvest use: error bodies, Retry-After, usage, the models list, the published tokenizer,
-// a teacher-forced top-k answer for the window "And God " (k = 2) and a written continuation.
-// A bad answer must be an Error naming what was wrong. Accepted top-k: ids in the vocabulary,
-// each position's logprobs descending and <= 0.
+// a teacher-forced top-k answer for the window "And God " (k = 2), a written continuation and a
+// /classify answer for 2 images of 3 classes. A bad answer must be an Error naming what was wrong.
+// Accepted top-k: ids in the vocabulary, each position's logprobs descending and <= 0; accepted
+// class log-probabilities: every cell written, in [log(1e-12), 0].
 #include <cmath>
 
 #include "fuzz_support.h"
@@ -47,6 +48,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     nlohmann::json entry = model_entry_of(answer, "kjv", "fuzz/models");
     entry_is_retort(entry);
     entry_tokenizer_fingerprint(entry);
+    const ServedModelShape shape = entry_model_shape(entry);
+    FUZZ_CHECK(shape.classes >= 0);
+    for (int64_t d : shape.input_shape) FUZZ_CHECK(d > 0);
   });
   quietly([&] {
     PublishedTokenizer published = published_tokenizer(answer, "fuzz", "kjv");
@@ -67,5 +71,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
   });
   quietly([&] { completion_text(answer, "fuzz prompt"); });
+  quietly([&] {
+    const int64_t n = 2, classes = 3;
+    std::vector<float> log_probs(n * classes, NAN);
+    read_classify_answer(answer, n, classes, "fuzz images", log_probs.data());
+    for (float v : log_probs) FUZZ_CHECK(v <= 0 && v >= -28);  // log(1e-12) = -27.6: every cell written
+  });
   return 0;
 }

@@ -33,15 +33,20 @@ void register_distill(CLI::App& app) {
       "Data parallel: launch with scripts/torchrun --nproc_per_node=N --no_python retort distill ..., srun, or\n"
       "RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT; data.batch_size is the global batch, rank 0 writes the run.\n"
       "bf16: --set train.precision=bf16 (student) --set distill.teacher_precision=bf16 (teacher and its cache).\n"
-      "A black-box teacher: --teacher openai:URL (an OpenAI-compatible endpoint: retort serve, vLLM, ...), text only.\n"
-      "Two signals: top-k logprobs (distill.top_k 1..20, teacher-forced with echo; needs the endpoint's tokenizer,\n"
+      "A black-box teacher: --teacher openai:URL (an OpenAI-compatible endpoint: retort serve, vLLM, ...).\n"
+      "Language models: top-k logprobs (distill.top_k 1..20, teacher-forced with echo; needs the endpoint's tokenizer,\n"
       "text.tokenizer = auto fetches it from retort serve) or text (distill.method = sequence, any tokenizer).\n"
-      "Answers are cached and a rerun resumes; teacher.api_max_requests / api_max_tokens cap the spend.\n"
+      "Image classifiers (data.kind = images): class probabilities from retort serve's /v1/classify, pixel values\n"
+      "sent teacher.api_batch images per request, kept as the teacher's logits (always cached; augmentation is\n"
+      "refused); its shape and classes are checked against the data first (GET models).\n"
+      "Answers are cached and a rerun resumes; teacher.api_max_requests / api_max_tokens cap the spend (a\n"
+      "classifier's token is one image).\n"
       "Examples: retort distill --teacher runs/demo/teacher --set distill.temperature=2\n"
       "          retort distill --teacher torchscript:my_teacher.pt --config configs/fashion-mnist.toml\n"
       "          retort distill --config configs/kjv-lm-kd.toml --set distill.loss=jsd --set distill.beta=0.5\n"
       "          retort distill --teacher openai:http://127.0.0.1:8080/v1 --teacher-model kjv --api-key-env RETORT_KEY "
-      "--config configs/kjv-lm-kd.toml");
+      "--config configs/kjv-lm-kd.toml\n"
+      "          retort distill --teacher openai:http://127.0.0.1:8080/v1 --teacher-model fashion --api-key-env RETORT_KEY");
   add_run_args(cmd, args);
   // The teacher sources, from their registry: one line each.
   std::string sources;
