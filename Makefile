@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: demo test test-asan fuzz build configure setup bench bench-lm bench-scale bench-serve bench-api bench-hostile clean
+.PHONY: demo test test-asan fuzz build configure setup bench bench-lm bench-scale bench-serve bench-api bench-watermark bench-radioactivity bench-hostile clean
 
 setup:
 	@scripts/setup
@@ -59,6 +59,14 @@ bench-serve: build
 # Student quality by what a teacher API returns: text only, top-1/5/20 logprobs, full logits.
 bench-api: build
 	/usr/bin/python3 bench/api_table.py --retort $(BUILD)/retort
+
+# Watermarks served by retort serve: bits/byte and perplexity cost, tokens to p < 1e-6, edits (~25 min).
+bench-watermark: build
+	/usr/bin/python3 bench/watermark_table.py --retort $(BUILD)/retort
+
+# Radioactivity: students distilled through a marked server at 100/10/5% marked data, and 24 nulls (~30 min).
+bench-radioactivity: build
+	/usr/bin/python3 bench/radioactivity_table.py --retort $(BUILD)/retort
 
 # 100,000 mutated requests over every route of retort serve: statuses, memory before and after (~8 min).
 bench-hostile: build
