@@ -24,7 +24,8 @@ class SamplingHook {
   // top-p: the distribution sampled, and the logprobs a server reports, are the changed one.
   virtual void adjust(torch::Tensor& logits, const torch::Tensor& seq) const = 0;
   // The ids (B) to take from probs (B, V) (after temperature, top-k and top-p) in place of a
-  // draw from the generator; an undefined tensor draws as usual. Greedy sampling never asks.
+  // draw from the generator: -1 in a row, or an undefined tensor for all, draws as usual.
+  // Greedy sampling never asks.
   virtual torch::Tensor pick(const torch::Tensor& probs, const torch::Tensor& seq) const = 0;
 };
 

@@ -98,6 +98,7 @@ struct Options {
   TextOptions text;
   int64_t demo_seeds = 0;
   WatermarkOptions watermark;  // serve.watermark* (scheme none: no marking)
+  double dawn_share = 0;       // serve.dawn_share (classifiers, when marking)
 
   std::string toml() const;  // the resolved configuration, as written to config.toml
   // The digest of the keys under `prefix` ("distill.", "model.", "run.seed"): a run folder made

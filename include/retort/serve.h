@@ -103,13 +103,18 @@ class Engine {
   // validate(), then samples n choices. With echo the sink first sees choice -1 (the prompt,
   // empty text, its logprobs when asked).
   GenerationResult generate(const ServedModel& m, const GenerationRequest& r, const TokenSink& sink = {}) const;
-  // pixels: N rows of C*H*W values in [0, 255] -> probabilities (N rows of classes).
-  std::vector<std::vector<float>> classify(const ServedModel& m, const std::vector<std::vector<float>>& pixels) const;
+  // pixels: N rows of C*H*W values in [0, 255] -> probabilities (N rows of classes). With a
+  // watermark and a DAWN share, the marked inputs' answers name a keyed wrong class
+  // (retort/dawn.h); `marked` (when given) receives (input index, class answered) for each.
+  std::vector<std::vector<float>> classify(const ServedModel& m, const std::vector<std::vector<float>>& pixels,
+                                           std::vector<std::pair<int64_t, int64_t>>* marked = nullptr) const;
 
   // From now on every language model's answer is marked (retort/watermark.h): sampled tokens,
-  // and the logprobs returned (echoed prompts included) are those of the marked distribution.
+  // and the logprobs returned (echoed prompts included) are those of the marked distribution;
+  // and a share `dawn_share` of classifier inputs is answered with DAWN's keyed wrong class.
   // Set before serving starts; null turns marking off.
-  void set_watermark(std::shared_ptr<const Watermark> mark);
+  void set_watermark(std::shared_ptr<const Watermark> mark, double dawn_share = 0);
+  double dawn_share() const { return watermark_ ? dawn_share_ : 0; }
   const Watermark* watermark() const { return watermark_.get(); }
 
  private:
@@ -117,6 +122,7 @@ class Engine {
   std::string device_;
   std::shared_ptr<const Watermark> watermark_;
   std::shared_ptr<const WatermarkHook> hook_;
+  double dawn_share_ = 0;
 };
 
 // The chat template: messages -> one prompt text, and the stop string that ends a turn.
@@ -140,6 +146,7 @@ struct ServeOptions {
   // serve.watermark*: answers marked with the database's current watermark key (Error at
   // start when the scheme is not none and the database has no key).
   WatermarkOptions watermark{WatermarkScheme::None};
+  double dawn_share = 0.05;  // serve.dawn_share: classifiers' inputs answered with DAWN's wrong class
 };
 
 class Server {

@@ -75,6 +75,9 @@ class Watermark {
 
 // The watermark as a sampling hook (retort/generate.h): kgw adjusts the logits, gumbel picks the
 // token. Each row's context is the last h ids of its sequence, padded with -1 before the text.
+// gumbel leaves a position to the ordinary draw when its context already occurred in the row:
+// being a function of the context, it would otherwise repeat itself in a loop (the detector
+// scores each (context, token) once, so those positions carried no evidence anyway).
 class WatermarkHook : public SamplingHook {
  public:
   explicit WatermarkHook(const Watermark& mark) : mark_(mark) {}
@@ -94,7 +97,7 @@ struct Detection {
 };
 
 // Scores `tokens` (ids as written, the first `context` only as context) once per distinct
-// (context, token) pair.
+// (context, token) pair; gumbel only at each context's first occurrence (where it marks).
 Detection detect_watermark(const Watermark& mark, const std::vector<int64_t>& tokens);
 // Scores pairs given apart: contexts holds h ids per token (row-major), as when a suspect's
 // predictions are scored against the contexts of a text (radioactivity). Each distinct pair once.

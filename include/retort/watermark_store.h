@@ -7,6 +7,9 @@
 //                                          one row per model each time `retort serve` starts
 //                                          marking: what detection needs to score text as it
 //                                          was marked (the tokenizer, gamma and h)
+//   dawn_marks     (id, time, key_id, api_key_id, model, classes, input, answered)
+//                                          each classifier input DAWN marked (retort/dawn.h), its
+//                                          pixels (base64) and the wrong class answered
 // Audit rows name the scheme and key that marked each answer (audit.watermark, watermark_key).
 #pragma once
 #include <cstdint>
@@ -41,6 +44,14 @@ struct MarkedUsage {
   double first = 0, last = 0;  // unix seconds of the first and last marked answer
 };
 
+// A classifier input DAWN marked and the class answered.
+struct DawnMark {
+  double time = 0;
+  std::string key_id, model;
+  int64_t api_key_id = 0, classes = 0, answered = 0;
+  std::vector<float> pixels;  // 0..255
+};
+
 class WatermarkStore {
  public:
   explicit WatermarkStore(std::shared_ptr<GuardDb> db);
@@ -54,6 +65,9 @@ class WatermarkStore {
 
   void record_serving(const ServingRecord& r);
   std::vector<ServingRecord> serving() const;  // newest first
+  // One transaction for a request's marks (before its answer leaves).
+  void record_dawn(const std::vector<DawnMark>& marks);
+  std::vector<DawnMark> dawn_marks(const std::string& key_id) const;  // oldest first
   // Who received answers marked under `key_id`, most marked tokens first.
   std::vector<MarkedUsage> marked_usage(const std::string& key_id) const;
 

@@ -148,6 +148,8 @@ ConfigSchema build() {
   s.add({"serve.watermark_gamma", ValueKind::Float, 0.25, "kgw: share of the vocabulary on each green list, in (0, 1)",
          0.0, 1.0});
   s.add({"serve.watermark_delta", ValueKind::Float, 2.0, "kgw: added to green tokens' logits", 0.0, 50.0});
+  s.add({"serve.dawn_share", ValueKind::Float, 0.05,
+         "watermarks on: share of classifier inputs answered with DAWN's keyed wrong class (0: none)", 0.0, 0.5});
   s.add({"serve.watermark_context", ValueKind::Int, int64_t{1}, "watermarks: h, the tokens before a position that key it",
          1, 8});
   return s;

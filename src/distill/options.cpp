@@ -121,6 +121,7 @@ Options read_options(const Config& c) {
   o.watermark.delta = c.get_float("serve.watermark_delta");
   o.watermark.context = c.get_int("serve.watermark_context");
   check_watermark_options(o.watermark);
+  o.dawn_share = c.get_float("serve.dawn_share");
   o.config_ = std::make_shared<const Config>(c);
   return o;
 }

@@ -66,7 +66,11 @@ DatabaseMarks database_marks(const WatermarkStore& store, const std::string& db_
     fail("the guard database '", db_name, "' records no model served with a watermark: start one with retort serve --db ",
          db_name, " --set serve.watermark=kgw (after retort guard keys rotate --db ", db_name, ")");
   DatabaseMarks out;
-  out.model_path = model.empty() ? records.front().path : model;
+  out.model_path = model;
+  for (const ServingRecord& r : records)  // the newest language model (classifiers have no tokenizer)
+    if (out.model_path.empty() && !r.tokenizer.empty()) out.model_path = r.path;
+  if (out.model_path.empty())
+    fail("the guard database '", db_name, "' records no language model served with a watermark, only classifiers");
   const TeacherSourceOptions local;  // a marked model is a local one: no endpoint settings
   OpenedTeacher marked = open_teacher(out.model_path, local);
   out.tokenizer = tokenizer_of_model(marked.local_model("retort guard (the marked model's tokenizer)"));

@@ -81,6 +81,17 @@ CREATE TABLE IF NOT EXISTS serving (
   delta     REAL NOT NULL,
   context   INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS dawn_marks (
+  id         INTEGER PRIMARY KEY,
+  time       REAL NOT NULL,                  -- unix seconds
+  key_id     TEXT NOT NULL,                  -- the watermark key
+  api_key_id INTEGER NOT NULL,               -- who was answered
+  model      TEXT NOT NULL,
+  classes    INTEGER NOT NULL,
+  input      TEXT NOT NULL,                  -- the pixels (0..255 bytes), base64
+  answered   INTEGER NOT NULL                -- the wrong class answered
+);
+CREATE INDEX IF NOT EXISTS dawn_marks_key ON dawn_marks (key_id);
 )sql";
 
 // SQLite would only notice a foreign file at the first query, with "file is not a database";
@@ -118,6 +129,7 @@ void check_format(GuardDb& db) {
       if (name == "meta")
         has_meta = true;
       else if (name != "keys" && name != "audit" && name != "watermark_keys" && name != "serving" &&
+               name != "dawn_marks" &&
                foreign.empty())
         foreign = name;
     }

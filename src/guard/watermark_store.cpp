@@ -4,7 +4,10 @@
 
 #include <ctime>
 
+#include <cmath>
+
 #include "guard/random_hex.h"
+#include "retort/base64.h"
 #include "guard/statement.h"
 #include "retort/error.h"
 
@@ -99,6 +102,45 @@ std::vector<ServingRecord> WatermarkStore::serving() const {
     r.options.delta = s.real(7);
     r.options.context = s.integer(8);
     out.push_back(std::move(r));
+  }
+  return out;
+}
+
+void WatermarkStore::record_dawn(const std::vector<DawnMark>& marks) {
+  if (marks.empty()) return;
+  std::lock_guard<std::mutex> lock(db_->mutex());
+  guard_detail::Transaction t(*db_);
+  for (const DawnMark& m : marks) {
+    std::string bytes;
+    for (float p : m.pixels) bytes.push_back(char(uint8_t(std::lround(std::min(255.0f, std::max(0.0f, p))))));
+    Statement s(*db_,
+                "INSERT INTO dawn_marks (time, key_id, api_key_id, model, classes, input, answered) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)");
+    s.bind(1, m.time).bind(2, m.key_id).bind(3, m.api_key_id).bind(4, m.model).bind(5, m.classes);
+    s.bind(6, base64_encode(bytes)).bind(7, m.answered);
+    s.run();
+  }
+  t.commit();
+}
+
+std::vector<DawnMark> WatermarkStore::dawn_marks(const std::string& key_id) const {
+  std::lock_guard<std::mutex> lock(db_->mutex());
+  Statement s(*db_,
+              "SELECT time, key_id, api_key_id, model, classes, input, answered FROM dawn_marks WHERE key_id = ? "
+              "ORDER BY id");
+  s.bind(1, key_id);
+  std::vector<DawnMark> out;
+  while (s.step()) {
+    DawnMark m;
+    m.time = s.real(0);
+    m.key_id = s.text(1);
+    m.api_key_id = s.integer(2);
+    m.model = s.text(3);
+    m.classes = s.integer(4);
+    const std::string bytes = base64_decode(s.text(5));
+    for (char c : bytes) m.pixels.push_back(float(uint8_t(c)));
+    m.answered = s.integer(6);
+    out.push_back(std::move(m));
   }
   return out;
 }

@@ -70,13 +70,15 @@ torch::Tensor sample_next(const torch::Tensor& logits, const SamplingOptions& o,
     l = torch::empty_like(l).scatter_(-1, order, sorted.masked_fill(drop, kNegInf));
   }
   torch::Tensor probs = torch::softmax(l, -1);
+  torch::Tensor picked;
   if (o.hook) {
     if (!seq.defined()) fail("sampling: a hook needs the ids so far");
-    torch::Tensor picked = o.hook->pick(probs, seq.to(torch::kCPU, torch::kInt64));
-    if (picked.defined()) return picked.to(logits.device());
+    picked = o.hook->pick(probs, seq.to(torch::kCPU, torch::kInt64));
   }
+  // the generator's stream advances the same with or without a hook's picks
   torch::Tensor ids =
       torch::multinomial(probs, 1, /*replacement=*/false, generator).squeeze(-1);  // (B)
+  if (picked.defined()) ids = torch::where(picked >= 0, picked, ids);
   return ids.to(logits.device());
 }
 

@@ -8,6 +8,7 @@
 #include <limits>
 #include <random>
 
+#include "retort/dawn.h"
 #include "retort/error.h"
 #include "retort/fs.h"
 #include "retort/generate.h"
@@ -245,7 +246,8 @@ GenerationResult Engine::generate(const ServedModel& m, const GenerationRequest&
   return res;
 }
 
-std::vector<std::vector<float>> Engine::classify(const ServedModel& m, const std::vector<std::vector<float>>& pixels) const {
+std::vector<std::vector<float>> Engine::classify(const ServedModel& m, const std::vector<std::vector<float>>& pixels,
+                                                 std::vector<std::pair<int64_t, int64_t>>* marked) const {
   if (m.kind != "classifier")
     bad_request("model", cat("'", m.id, "' is a language model; use /v1/completions or /v1/chat/completions"));
   const int64_t C = m.input_shape[0], H = m.input_shape[1], W = m.input_shape[2], D = C * H * W;
@@ -267,10 +269,21 @@ std::vector<std::vector<float>> Engine::classify(const ServedModel& m, const std
   torch::Tensor p = torch::softmax(m.model->forward(x).logits.to(torch::kCPU, torch::kFloat32), -1).contiguous();
   std::vector<std::vector<float>> out(N);
   for (int64_t i = 0; i < N; ++i) out[i].assign(p[i].data_ptr<float>(), p[i].data_ptr<float>() + p.size(1));
+  if (dawn_share() > 0)
+    for (int64_t i = 0; i < N; ++i) {
+      std::vector<float>& row = out[size_t(i)];
+      const int64_t top = int64_t(std::max_element(row.begin(), row.end()) - row.begin());
+      const int64_t wrong = dawn_class(watermark_->key(), dawn_share_, pixels[size_t(i)], top, int64_t(row.size()));
+      if (wrong < 0) continue;
+      std::swap(row[size_t(top)], row[size_t(wrong)]);  // the wrong class answers with the top probability
+      if (marked) marked->emplace_back(i, wrong);
+    }
   return out;
 }
 
-void Engine::set_watermark(std::shared_ptr<const Watermark> mark) {
+void Engine::set_watermark(std::shared_ptr<const Watermark> mark, double dawn_share) {
+  if (!(dawn_share >= 0 && dawn_share < 1)) fail("serve.dawn_share = ", dawn_share, " must be in [0, 1)");
+  dawn_share_ = dawn_share;
   watermark_ = std::move(mark);
   hook_ = watermark_ ? std::make_shared<const WatermarkHook>(*watermark_) : nullptr;
 }

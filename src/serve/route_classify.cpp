@@ -1,5 +1,6 @@
 // POST /v1/classify: image classifiers, pixel values 0..255 in, probabilities out.
 #include "retort/hash.h"
+#include "retort/watermark_store.h"
 #include "serve/routes.h"
 
 namespace retort::serve {
@@ -16,7 +17,17 @@ void classify(ServeContext& c, const CallPtr& call, const http::Request& req, ht
   call->audit.logprobs = cc.top_k;
   c.chain.reserve(*call, int64_t(cc.inputs.size()));
   c.chain.admit(*call);
-  auto probs = c.engine.classify(m, cc.inputs);
+  std::vector<std::pair<int64_t, int64_t>> marked;
+  auto probs = c.engine.classify(m, cc.inputs, &marked);
+  if (!marked.empty()) {  // DAWN: the marked inputs and their answers, durable before the answer leaves
+    const Watermark& w = *c.engine.watermark();
+    std::vector<DawnMark> rows;
+    for (const auto& [i, answered] : marked)
+      rows.push_back({unix_now(), w.key().id, m.id, call->key ? call->key->id : 0, m.classes, answered, cc.inputs[size_t(i)]});
+    WatermarkStore(c.chain.db()).record_dawn(rows);
+    call->audit.watermark = "dawn";
+    call->audit.watermark_key = w.key().id;
+  }
   c.chain.settle(*call, int64_t(cc.inputs.size()));
   GuardChain::send_json(res, 200, classify_response(cc, m, probs, {new_id("clf-"), int64_t(unix_now()), m.id}));
 }

@@ -44,10 +44,9 @@ void start_marking(Engine& engine, const ServeOptions& o, const std::shared_ptr<
   check_watermark_options(w);
   WatermarkStore store(db);
   const StoredWatermarkKey key = store.require_current();
-  engine.set_watermark(std::make_shared<const Watermark>(key.key, w));
-  for (const auto& m : engine.models())
-    if (m->kind == "language_model")
-      store.record_serving({unix_now(), m->id, m->path, m->tokenizer->fingerprint(), key.key.id, w});
+  engine.set_watermark(std::make_shared<const Watermark>(key.key, w), o.dawn_share);
+  for (const auto& m : engine.models())  // classifiers have no tokenizer: their mark is DAWN's
+    store.record_serving({unix_now(), m->id, m->path, m->tokenizer ? m->tokenizer->fingerprint() : "", key.key.id, w});
 }
 
 }  // namespace

@@ -92,8 +92,14 @@ Detection detect_watermark_pairs(const Watermark& mark, const std::vector<int64_
 Detection detect_watermark(const Watermark& mark, const std::vector<int64_t>& tokens) {
   const size_t h = size_t(mark.options().context);
   std::vector<int64_t> contexts, scored;
+  // gumbel marks a position only at its context's first occurrence (WatermarkHook); later ones
+  // were drawn plainly and would only dilute the score
+  const bool first_only = mark.options().scheme == WatermarkScheme::Gumbel;
+  std::set<std::vector<int64_t>> seen;
   for (size_t i = h; i < tokens.size(); ++i) {
-    contexts.insert(contexts.end(), tokens.begin() + (i - h), tokens.begin() + i);
+    if (first_only && !seen.insert(std::vector<int64_t>(tokens.begin() + long(i - h), tokens.begin() + long(i))).second)
+      continue;
+    contexts.insert(contexts.end(), tokens.begin() + long(i - h), tokens.begin() + long(i));
     scored.push_back(tokens[i]);
   }
   return detect_watermark_pairs(mark, contexts, scored);

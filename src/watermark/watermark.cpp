@@ -144,9 +144,20 @@ void WatermarkHook::adjust(torch::Tensor& logits, const torch::Tensor& seq) cons
 
 torch::Tensor WatermarkHook::pick(const torch::Tensor& probs, const torch::Tensor& seq) const {
   if (mark_.options().scheme != WatermarkScheme::Gumbel) return {};
+  const int64_t h = mark_.options().context, L = seq.size(1);
   torch::Tensor ids = torch::empty({probs.size(0)}, torch::kInt64);
-  for (int64_t b = 0; b < probs.size(0); ++b)
-    ids[b] = mark_.gumbel_pick(probs[b], row_context(seq, b, mark_.options().context).data(), b % kGumbelSalts);
+  auto a = seq.accessor<int64_t, 2>();
+  for (int64_t b = 0; b < probs.size(0); ++b) {
+    const std::vector<int64_t> context = row_context(seq, b, h);
+    // has the row's last h ids occurred before, ending at an earlier position?
+    bool seen = false;
+    for (int64_t end = h - 1; end + 1 < L && !seen; ++end) {
+      int64_t i = 0;
+      while (i < h && a[b][end - h + 1 + i] == context[size_t(i)]) ++i;
+      seen = i == h;
+    }
+    ids[b] = seen ? -1 : mark_.gumbel_pick(probs[b], context.data(), b % kGumbelSalts);
+  }
   return ids;
 }
 

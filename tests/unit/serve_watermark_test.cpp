@@ -6,6 +6,8 @@
 #include <httplib.h>
 #include <sqlite3.h>
 
+#include <set>
+
 #include "retort/generate.h"
 #include "retort/radioactivity.h"
 #include "retort/serve.h"
@@ -115,15 +117,22 @@ TEST(ServeWatermark, GumbelChoicesDifferAndEachIsDetected) {
   const ServedModel& m = engine.model("m");
   auto mark = std::make_shared<const Watermark>(test_key(3), WatermarkOptions{WatermarkScheme::Gumbel, 0.25, 0.0, 1});
   engine.set_watermark(mark);
-  GenerationRequest r = request("Let there be", 60, 0);
+  GenerationRequest r = request("God is", 60, 0);  // no id twice: the first new ones are all marked
   r.n = 3;
   GenerationResult g = engine.generate(m, r);
   EXPECT_NE(g.choices[0].ids, g.choices[1].ids);
   EXPECT_NE(g.choices[1].ids, g.choices[2].ids);
   for (const auto& c : g.choices) EXPECT_LT(detect_watermark(*mark, ids_of(r, c)).p_value, 1e-6);
-  // distortion-free and keyed by the context alone: the request's seed changes nothing
+  // keyed by the context alone: the request's seed changes nothing until a context repeats (there
+  // the ordinary draw takes over, so that the answer cannot loop)
   r.seed = 99;
-  EXPECT_EQ(engine.generate(m, r).choices[0].ids, g.choices[0].ids);
+  const std::vector<int32_t> again = engine.generate(m, r).choices[0].ids;
+  std::vector<int64_t> row(r.prompt.begin(), r.prompt.end());
+  std::set<int64_t> contexts(row.begin(), row.end() - 1);  // h = 1: a context is one id
+  size_t fresh = 0;
+  while (fresh < again.size() && contexts.insert(row.back()).second) row.push_back(g.choices[0].ids[fresh++]);
+  ASSERT_GE(fresh, 2u);
+  for (size_t i = 0; i < fresh; ++i) EXPECT_EQ(again[i], g.choices[0].ids[i]) << i;
 }
 
 TEST(GuardWatermark, KeysRotateKeepingOldOnesAndAnOldDatabaseGetsTheAuditColumns) {

@@ -90,7 +90,8 @@ TEST_P(Schemes, MarkedTextIsDetectedAndUnmarkedTextIsNot) {
   for (uint64_t seed = 0; seed < 10; ++seed) {
     Detection d = detect_watermark(mark, generate(200, 256, seed, &mark));
     EXPECT_LT(d.p_value, 1e-6) << "seed " << seed << " z " << d.z;
-    EXPECT_GT(d.tokens_scored, 150);
+    // gumbel scores each context's first occurrence only: about 135 of 200 positions here
+    EXPECT_GT(d.tokens_scored, GetParam() == WatermarkScheme::Kgw ? 150 : 100);
   }
   // Unmarked (and marked under another key): 300 p-values consistent with uniform.
   Watermark other(key_of(9, "other"), {GetParam(), 0.25, 2.0, 1});

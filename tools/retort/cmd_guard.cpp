@@ -2,6 +2,7 @@
 // and verification of a suspect model (radioactivity), which leaves evidence.json/html.
 #include <torch/torch.h>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -11,11 +12,13 @@
 
 #include "common.h"
 #include "retort/api_teacher.h"
+#include "retort/dawn.h"
 #include "retort/error.h"
 #include "retort/evidence.h"
 #include "retort/fs.h"
 #include "retort/generate.h"
 #include "retort/guard.h"
+#include "retort/normalisation.h"
 #include "retort/radioactivity.h"
 #include "retort/teacher_source.h"
 #include "retort/text_data.h"
@@ -30,7 +33,7 @@ struct Args {
   std::string model;                // the marked model (its tokenizer); default: the newest marked one
   std::vector<std::string> inputs;  // detect: files, "-" for stdin
   std::string suspect, suspect_model, reference, texts, out;
-  double alpha = 1e-6;
+  double alpha = 1e-6, temperature = 0.7;
   int64_t max_positions = 200000, top = 4, prompts = 200, new_tokens = 48;
   ConfigArgs config;
 };
@@ -129,15 +132,17 @@ std::string decode(const Tokenizer& t, const std::vector<int64_t>& ids) {
   return t.decode(std::vector<int32_t>(ids.begin(), ids.end()));
 }
 
-// Black box: the suspect continues each prompt through its API (temperature 1, a fixed seed).
+// Black box: the suspect continues each prompt through its API (--temperature: below 1 its
+// preferences, the learned green tokens among them, show more; a fixed seed per prompt).
 std::vector<std::vector<int64_t>> api_continuations(const Options& o, const std::string& source, const Tokenizer& t,
-                                                    const std::vector<std::vector<int64_t>>& prompts, int64_t new_tokens) {
+                                                    const std::vector<std::vector<int64_t>>& prompts, int64_t new_tokens,
+                                                    double temperature) {
   OpenedTeacher opened = open_teacher(source, o.teacher.source);
   ApiClient client(*opened.api);
   std::vector<std::vector<int64_t>> out;
   for (size_t i = 0; i < prompts.size(); ++i) {
     nlohmann::json body = {{"model", opened.api->model}, {"prompt", decode(t, prompts[i])},
-                           {"max_tokens", new_tokens}, {"temperature", 1.0}, {"seed", int64_t(i)}};
+                           {"max_tokens", new_tokens}, {"temperature", temperature}, {"seed", int64_t(i)}};
     nlohmann::json answer = client.post("completions", body);
     if (!answer.contains("choices") || answer["choices"].empty() || !answer["choices"][0].value("text", nlohmann::json()).is_string())
       fail("verify: ", source, " answered a completion without choices[0].text");
@@ -148,11 +153,12 @@ std::vector<std::vector<int64_t>> api_continuations(const Options& o, const std:
 
 // The reference model continues the same prompts locally, unmarked (the black-box control).
 std::vector<std::vector<int64_t>> local_continuations(const LoadedModel& m, const std::vector<std::vector<int64_t>>& prompts,
-                                                      int64_t new_tokens) {
+                                                      int64_t new_tokens, double temperature) {
   std::vector<std::vector<int64_t>> out;
   for (size_t i = 0; i < prompts.size(); ++i) {
     SamplingOptions s;
     s.seed = uint64_t(i);
+    s.temperature = temperature;
     torch::Tensor p = torch::tensor(prompts[i], torch::kInt64).view({1, -1});
     torch::Tensor all = generate(*m.model, p, new_tokens, s).contiguous();
     out.emplace_back(all.data_ptr<int64_t>() + p.size(1), all.data_ptr<int64_t>() + all.size(1));
@@ -160,10 +166,90 @@ std::vector<std::vector<int64_t>> local_continuations(const LoadedModel& m, cons
   return out;
 }
 
+bool is_classifier(const LoadedModel& m) { return !m.tokenizer && m.spec.name != "gpt"; }
+
+// A classifier's top class on each marked input (pixels 0..255, normalised as it was trained).
+std::vector<int64_t> classifier_predictions(const LoadedModel& m, const std::vector<DawnMark>& marks) {
+  const InputNormalisation norm = input_normalisation(m.dir);
+  const nlohmann::json& o = m.spec.options;
+  const int64_t C = o.value("in_channels", int64_t{1}), H = o.value("height", int64_t{28}), W = o.value("width", int64_t{28});
+  std::vector<int64_t> out;
+  torch::NoGradGuard no_grad;
+  m.model->eval();
+  for (size_t i = 0; i < marks.size(); i += 256) {
+    const size_t n = std::min<size_t>(256, marks.size() - i);
+    std::vector<float> flat;
+    for (size_t j = i; j < i + n; ++j) {
+      if (int64_t(marks[j].pixels.size()) != C * H * W)
+        fail("the suspect takes ", C, "x", H, "x", W, " inputs; the marked answers were to inputs of ", marks[j].pixels.size(),
+             " values (another kind of classifier)");
+      for (float p : marks[j].pixels) flat.push_back(float((p / 255.0 - norm.mean) / norm.std));
+    }
+    torch::Tensor x = torch::from_blob(flat.data(), {int64_t(n), C, H, W}, torch::kFloat32).clone();
+    torch::Tensor top = m.model->forward(x).logits.argmax(-1).contiguous();
+    out.insert(out.end(), top.data_ptr<int64_t>(), top.data_ptr<int64_t>() + n);
+  }
+  return out;
+}
+
+// DAWN: the suspect's answers on the inputs the server marked, against chance, for each key (the
+// smallest p-value times the number of keys with marks); the growth as inputs accumulate.
+RadioactivityTest dawn_verification(const WatermarkStore& store, const LoadedModel& m) {
+  RadioactivityTest best;
+  best.method = "dawn";
+  int64_t keys = 0;
+  std::vector<int64_t> predicted, answered;
+  int64_t classes = 0;
+  for (const StoredWatermarkKey& k : store.all()) {
+    const std::vector<DawnMark> marks = store.dawn_marks(k.key.id);
+    if (marks.empty()) continue;
+    ++keys;
+    std::vector<int64_t> p = classifier_predictions(m, marks), q;
+    for (const DawnMark& d : marks) q.push_back(d.answered);
+    const Detection d = dawn_test(k.key.id, p, q, marks[0].classes);
+    if (keys == 1 || d.p_value < best.detection.p_value) best.detection = d, predicted = p, answered = q, classes = marks[0].classes;
+  }
+  if (keys == 0) fail("no classifier answer in the guard database was marked (DAWN): nothing to test a classifier against");
+  best.predictions = best.detection.tokens_scored;
+  best.detection.p_value = std::min(1.0, best.detection.p_value * double(keys));
+  for (int step = 1; step <= 20; ++step) {
+    const size_t take = std::max<size_t>(1, predicted.size() * size_t(step) / 20);
+    const Detection d = dawn_test(best.detection.key_id, std::vector<int64_t>(predicted.begin(), predicted.begin() + long(take)),
+                                  std::vector<int64_t>(answered.begin(), answered.begin() + long(take)), classes);
+    best.growth.emplace_back(double(take), -std::log10(std::max(1e-300, std::min(1.0, d.p_value * double(keys)))));
+  }
+  return best;
+}
+
+// A classifier suspect: DAWN's test, the control on the served classifier (or --reference).
+void verify_classifier(const Args& a, WatermarkStore& store, const LoadedModel& suspect) {
+  std::string reference = a.reference;
+  for (const ServingRecord& r : store.serving())
+    if (reference.empty() && r.tokenizer.empty()) reference = r.path;
+  if (reference.empty()) fail("no classifier was served marked from '", a.db, "': name a control with --reference");
+  LoadedModel ref = open_teacher(reference).local_model("retort guard verify --reference");
+  if (!is_classifier(ref)) fail("the reference ", reference, " is a language model; the suspect ", a.suspect, " is a classifier");
+  Evidence e;
+  e.suspect = a.suspect;
+  e.reference = reference;
+  e.alpha = a.alpha;
+  e.test = dawn_verification(store, suspect);
+  e.control = dawn_verification(store, ref);
+  e.usage = store.marked_usage(e.test.detection.key_id);
+  const fs::path out = a.out.empty() ? fs::path("evidence") / fs::path(a.suspect).filename() : fs::path(a.out);
+  const EvidenceFiles files = write_evidence(out, e);
+  std::printf("%s\n", files.headline.c_str());
+  std::printf("evidence: %s\nreport:   %s\n", files.json.c_str(), files.html.c_str());
+}
+
 void verify(const Args& a) {
   const Options o = read_options(resolve_config(a.config));
   auto db = open_existing_db(a.db, to_create(a.db));
   WatermarkStore store(db);
+  {
+    OpenedTeacher suspect = open_teacher(a.suspect, o.teacher.source);
+    if (suspect.model && is_classifier(*suspect.model)) return verify_classifier(a, store, *suspect.model);
+  }
   const DatabaseMarks dm = database_marks(store, a.db, a.model);
   const std::string reference = a.reference.empty() ? dm.model_path : a.reference;
   LoadedModel ref = open_teacher(reference).local_model("retort guard verify --reference");
@@ -178,8 +264,8 @@ void verify(const Args& a) {
     const auto prompts = prompts_of(tokens, a.prompts);
     std::fprintf(stderr, "verify: %zu prompts to %s, %lld new tokens each\n", prompts.size(), a.suspect.c_str(),
                  static_cast<long long>(a.new_tokens));
-    e.test = radioactivity_black_box(prompts, api_continuations(o, a.suspect, *dm.tokenizer, prompts, a.new_tokens), dm.marks);
-    e.control = radioactivity_black_box(prompts, local_continuations(ref, prompts, a.new_tokens), dm.marks);
+    e.test = radioactivity_black_box(prompts, api_continuations(o, a.suspect, *dm.tokenizer, prompts, a.new_tokens, a.temperature), dm.marks);
+    e.control = radioactivity_black_box(prompts, local_continuations(ref, prompts, a.new_tokens, a.temperature), dm.marks);
   } else {
     LoadedModel& m = suspect.local_model("retort guard verify --suspect");
     check_vocabulary(m, a.suspect, *dm.tokenizer, dm.model_path);
@@ -276,7 +362,9 @@ void register_guard(CLI::App& app) {
       "writes is scored, n-grams of the prompts left out. The same test on a reference model (--reference,\n"
       "by default the marked model itself, whose weights carry no mark) is the control.\n"
       "Writes evidence.json and evidence.html (--out, default evidence/<suspect>): p-value, tokens\n"
-      "scored, method, key, the control, and the API keys whose answers were marked with that key.");
+      "scored, method, key, the control, and the API keys whose answers were marked with that key.\n"
+      "Classifiers (a folder of an image model): DAWN's test, the suspect's classes on the inputs the server\n"
+      "answered with a keyed wrong class against chance (binomial, 1 / (classes - 1) each).");
   add_db(ver);
   add_config_args(ver, a.config);
   ver->add_option("--suspect", a.suspect, "the model to test: a folder, .gguf, safetensors, or openai:URL")->required();
@@ -293,6 +381,9 @@ void register_guard(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
   ver->add_option("--prompts", a.prompts, "black box: prompts sent")->capture_default_str()->check(CLI::Range(1, 100000));
+  ver->add_option("--temperature", a.temperature, "black box: sampling temperature asked of the suspect")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 2.0));
   ver->add_option("--new-tokens", a.new_tokens, "black box: tokens asked per prompt")
       ->capture_default_str()
       ->check(CLI::Range(1, 4096));

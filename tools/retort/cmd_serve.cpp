@@ -35,7 +35,9 @@ void register_serve(CLI::App& app) {
       "HTTP/1.0 keep-alive requests are answered in order. A port in use is an error, never shared.\n"
       "Watermarks: --set serve.watermark=kgw|gumbel marks every language model's answers with the database's\n"
       "current key (`retort guard keys rotate`); logprobs (echoed prompts too) are those of the marked\n"
-      "distribution; `retort guard detect` and `retort guard verify` test text and suspect models for it.\n"
+      "distribution; classifiers answer a keyed share (serve.dawn_share) of inputs with a keyed wrong class\n"
+      "(DAWN), recorded in the database; `retort guard detect` and `retort guard verify` test text and\n"
+      "suspect models for these marks.\n"
       "Examples: KEY=$(retort keys create --name alice --rpm 60 --tpm 20000 --db serve.db)\n"
       "          retort serve --model kjv=runs/demo-lm/students/distilled --port 8080 --db serve.db\n"
       "          curl -H \"Authorization: Bearer $KEY\" localhost:8080/v1/completions \\\n"
@@ -75,6 +77,7 @@ void register_serve(CLI::App& app) {
   cmd->callback([] {
     const Options run_options = read_options(resolve_config(config));
     o.watermark = run_options.watermark;
+    o.dawn_share = run_options.dawn_share;
     setup_runtime(run_options.run);
     // Workers run side by side: each gets its share of the intra-op threads, so that together
     // they use the cores once instead of oversubscribing them.
