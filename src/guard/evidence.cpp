@@ -37,16 +37,20 @@ nlohmann::json test_json(const RadioactivityTest& t) {
           {"tokens_scored", d.tokens_scored}, {"score", d.score}, {"z", d.z}, {"p_value", d.p_value}};
 }
 
+// What a test scores: tokens of text, or (DAWN) the classifier inputs the server marked.
+std::string unit_of(const RadioactivityTest& t) { return t.method == "dawn" ? "marked inputs" : "scored tokens"; }
+
 std::string headline(const Evidence& e) {
   const Detection& d = e.test.detection;
+  const std::string unit = unit_of(e.test);
   std::string s;
   if (d.p_value < e.alpha)
     s = cat("The suspect ", e.suspect, " carries watermark ", d.key_id, " (", d.scheme, "): p = ", p_text(d.p_value),
-            " over ", thousands(d.tokens_scored), " scored tokens (", e.test.method, " test), below the threshold ",
+            " over ", thousands(d.tokens_scored), " ", unit, " (", e.test.method, " test), below the threshold ",
             p_text(e.alpha), ".");
   else
     s = cat("No evidence that ", e.suspect, " learned from marked answers: p = ", p_text(d.p_value), " over ",
-            thousands(d.tokens_scored), " scored tokens (", e.test.method, " test) is not below the threshold ",
+            thousands(d.tokens_scored), " ", unit, " (", e.test.method, " test) is not below the threshold ",
             p_text(e.alpha), ".");
   s += cat(" The control, ", e.reference, ", gives p = ", p_text(e.control.detection.p_value), " on the same test.");
   if (d.p_value < e.alpha && !e.usage.empty()) {
@@ -107,14 +111,15 @@ EvidenceFiles write_evidence(const fs::path& dir, const Evidence& e) {
                            {"marked_answers_by_api_key", usage}};
   atomic_write_text(files.json, report.dump(2) + "\n");
 
-  std::vector<std::vector<std::string>> table = {{"model", "role", "method", "key", "tokens scored", "z", "p-value"}};
+  std::vector<std::vector<std::string>> table = {{"model", "role", "method", "key", unit_of(e.test), "z", "p-value"}};
   auto row = [&](const RadioactivityTest& t, const std::string& role, const std::string& who) {
     table.push_back({who, role, t.method, t.detection.key_id, thousands(t.detection.tokens_scored),
                      decimals(t.detection.z, 2), p_text(t.detection.p_value)});
   };
   row(e.test, "suspect", e.suspect);
   row(e.control, "control", e.reference);
-  Plot growth{"Evidence as tokens accumulate", "distinct (context, token) pairs scored", "-log10 p", {}};
+  Plot growth{"Evidence as it accumulates",
+              e.test.method == "dawn" ? "marked inputs scored" : "distinct (context, token) pairs scored", "-log10 p", {}};
   growth.series.push_back({"suspect: " + e.suspect, e.test.growth, {}});
   growth.series.push_back({"control: " + e.reference, e.control.growth, {}});
   const double threshold = -std::log10(e.alpha);
