@@ -33,7 +33,12 @@ struct RadioactivityTest {
 };
 
 // tokens: (N) int ids of the texts; windows of seq_len, batch windows at a time, at most
-// max_positions positions (0: all), the `top` most likely tokens at each scored.
+// max_positions positions (0: all), the `top` most likely tokens at each scored. top = 0 scores
+// the suspect's probability mass on the green list instead, at each distinct context's first
+// occurrence: X = sum_t p_t green(t) has mean gamma and variance gamma (1 - gamma) sum_t p_t^2
+// under the null, independently across contexts; the p-value is the normal tail of their sum
+// (an approximation, unlike the exact binomial of top >= 1), which sees a shift of the suspect's
+// probabilities that is too small to change its top tokens.
 RadioactivityTest radioactivity_open_model(ModelImpl& suspect, const torch::Tensor& tokens,
                                            const std::vector<Watermark>& marks, int64_t seq_len,
                                            int64_t batch, int64_t max_positions = 0, int64_t top = 1);

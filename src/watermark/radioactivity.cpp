@@ -46,12 +46,88 @@ RadioactivityTest best_of(const std::string& method, const std::vector<Watermark
   return out;
 }
 
+// The suspect's green probability mass per distinct context (see radioactivity.h, top = 0).
+RadioactivityTest green_mass_test(ModelImpl& suspect, const torch::Tensor& tokens, const std::vector<Watermark>& marks,
+                                  int64_t seq_len, int64_t batch, int64_t max_positions) {
+  if (tokens.dim() != 1 || tokens.numel() < seq_len) fail("radioactivity: need at least ", seq_len, " tokens of text");
+  if (marks.empty()) fail("no watermark key to test against: add one with `retort guard keys rotate`");
+  const torch::Tensor ids = tokens.to(torch::kInt64).contiguous();
+  const int64_t windows = ids.numel() / seq_len;
+  struct Sum {
+    double mass = 0, var = 0;
+    int64_t n = 0;
+    std::set<std::vector<int64_t>> seen;
+    std::vector<std::pair<double, double>> growth;  // (contexts, z) every 64 contexts
+  };
+  std::vector<Sum> sums(marks.size());
+  int64_t predictions = 0;
+  torch::NoGradGuard no_grad;
+  const bool was_training = suspect.is_training();
+  suspect.eval();
+  const torch::Device device = model_device(suspect);
+  for (int64_t w0 = 0; w0 < windows && !(max_positions > 0 && predictions >= max_positions); w0 += batch) {
+    const int64_t B = std::min(batch, windows - w0);
+    torch::Tensor x = ids.narrow(0, w0 * seq_len, B * seq_len).view({B, seq_len});
+    torch::Tensor logits = suspect.forward(x.to(device)).logits;
+    if (logits.dim() != 3 || logits.size(1) != seq_len)
+      fail("radioactivity: the suspect maps ids ", x.sizes(), " to ", logits.sizes(),
+           "; a language model gives (batch, time, vocab)");
+    const torch::Tensor probs = torch::softmax(logits.to(torch::kCPU, torch::kFloat64), -1).contiguous();  // (B, T, V)
+    const int64_t V = probs.size(2);
+    auto xa = x.accessor<int64_t, 2>();
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t t = 0; t + 1 < seq_len; ++t) {
+        if (max_positions > 0 && predictions >= max_positions) break;
+        ++predictions;
+        const double* p = probs[b][t].data_ptr<double>();
+        for (size_t k = 0; k < marks.size(); ++k) {
+          const int64_t h = marks[k].options().context;
+          if (t + 1 < h) continue;
+          std::vector<int64_t> context;
+          for (int64_t i = t + 1 - h; i <= t; ++i) context.push_back(xa[b][i]);
+          Sum& s = sums[k];
+          if (!s.seen.insert(context).second) continue;  // each context once
+          const double gamma = marks[k].options().gamma;
+          double green = 0, square = 0;
+          for (int64_t v = 0; v < V; ++v) {
+            square += p[v] * p[v];
+            if (marks[k].uniform(context.data(), v) < gamma) green += p[v];
+          }
+          s.mass += green - gamma;
+          s.var += gamma * (1 - gamma) * square;
+          if (++s.n % 64 == 0) s.growth.emplace_back(double(s.n), s.mass / std::sqrt(s.var));
+        }
+      }
+  }
+  suspect.train(was_training);
+  RadioactivityTest out;
+  out.method = "open-model (green mass)";
+  out.predictions = predictions;
+  size_t best = 0;
+  for (size_t k = 0; k < marks.size(); ++k) {
+    Detection d;
+    d.scheme = watermark_scheme_name(marks[k].options().scheme);
+    d.key_id = marks[k].key().id;
+    d.tokens_scored = sums[k].n;
+    d.score = sums[k].mass + marks[k].options().gamma * double(sums[k].n);
+    d.z = sums[k].var > 0 ? sums[k].mass / std::sqrt(sums[k].var) : 0;
+    d.p_value = sums[k].var > 0 ? 0.5 * std::erfc(d.z / std::sqrt(2.0)) : 1;
+    if (k == 0 || d.p_value < out.detection.p_value) out.detection = d, best = k;
+  }
+  out.detection.p_value = std::min(1.0, out.detection.p_value * double(marks.size()));
+  for (const auto& [n, z] : sums[best].growth)
+    out.growth.emplace_back(n, -std::log10(std::max(1e-300, std::min(1.0, 0.5 * std::erfc(z / std::sqrt(2.0)) *
+                                                                         double(marks.size())))));
+  return out;
+}
+
 }  // namespace
 
 RadioactivityTest radioactivity_open_model(ModelImpl& suspect, const torch::Tensor& tokens,
                                            const std::vector<Watermark>& marks, int64_t seq_len,
                                            int64_t batch, int64_t max_positions, int64_t top) {
-  if (top < 1) fail("radioactivity: top must be >= 1, got ", top);
+  if (top < 0) fail("radioactivity: top must be >= 0 (0: the green probability mass), got ", top);
+  if (top == 0) return green_mass_test(suspect, tokens, marks, seq_len, batch, max_positions);
   if (tokens.dim() != 1 || tokens.numel() < seq_len) fail("radioactivity: need at least ", seq_len, " tokens of text");
   if (seq_len < 2 || batch < 1) fail("radioactivity: seq_len >= 2 and batch >= 1, got ", seq_len, ", ", batch);
   const torch::Tensor ids = tokens.to(torch::kInt64).contiguous();

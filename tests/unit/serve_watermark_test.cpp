@@ -226,14 +226,24 @@ TEST(Radioactivity, ASuspectThatLearnedTheGreenListsIsFoundAndCleanOnesGiveUnifo
   EXPECT_EQ(t.growth.size(), 20u);
   for (size_t i = 1; i < t.growth.size(); ++i) EXPECT_GE(t.growth[i].first, t.growth[i - 1].first);
   EXPECT_NEAR(t.growth.back().second, -std::log10(t.detection.p_value), 1e-9);
-  // clean suspects under 40 other keys: p-values never below uniform beyond chance
-  std::vector<double> p;
+  // the green probability mass (top = 0) sees a shift too small to change the top tokens
+  // (256 contexts of one id, each seen in the text)
+  BigramModel faint(256, &mark, 0.4);
+  torch::Tensor wide = torch::randint(0, 256, {8192}, torch::kInt64);
+  const double mass = radioactivity_open_model(faint, wide, {mark}, 64, 8, 0, 0).detection.p_value;
+  const double top1 = radioactivity_open_model(faint, wide, {mark}, 64, 8, 0, 1).detection.p_value;
+  EXPECT_LT(mass, 1e-6);
+  EXPECT_LT(mass, top1 * 1e-3) << "top-1 p " << top1;
+  // clean suspects under 40 other keys, both statistics: p-values never below uniform beyond chance
   BigramModel clean(V, nullptr, 0);
-  for (uint8_t k = 0; k < 40; ++k)
-    p.push_back(radioactivity_open_model(clean, text, {Watermark(test_key(100 + k), mark.options())}, 64, 8, 0, 16)
-                    .detection.p_value);
-  std::sort(p.begin(), p.end());
-  for (size_t i = 0; i < p.size(); ++i) EXPECT_GE(p[i], double(i) / p.size() - 0.25) << "rank " << i;
+  for (int64_t top : {16, 0}) {
+    std::vector<double> p;
+    for (uint8_t k = 0; k < 40; ++k)
+      p.push_back(radioactivity_open_model(clean, text, {Watermark(test_key(100 + k), mark.options())}, 64, 8, 0, top)
+                      .detection.p_value);
+    std::sort(p.begin(), p.end());
+    for (size_t i = 0; i < p.size(); ++i) EXPECT_GE(p[i], double(i) / p.size() - 0.25) << "top " << top << " rank " << i;
+  }
   // black box: text the learned suspect writes is marked; prompts' own n-grams are not counted
   SamplingOptions s;
   std::vector<std::vector<int64_t>> prompts, outputs;

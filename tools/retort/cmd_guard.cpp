@@ -377,9 +377,11 @@ void register_guard(CLI::App& app) {
   ver->add_option("--max-positions", a.max_positions, "open model: predictions scored at most")
       ->capture_default_str()
       ->check(CLI::Range(int64_t(100), int64_t(1) << 40));
-  ver->add_option("--top", a.top, "open model: the suspect's most likely tokens scored at each position")
+  ver->add_option("--top", a.top,
+                  "open model: the suspect's most likely tokens scored at each position (exact binomial test);\n"
+                  "0: its probability mass on the green list per distinct context (normal approximation)")
       ->capture_default_str()
-      ->check(CLI::Range(1, 64));
+      ->check(CLI::Range(0, 64));
   ver->add_option("--prompts", a.prompts, "black box: prompts sent")->capture_default_str()->check(CLI::Range(1, 100000));
   ver->add_option("--temperature", a.temperature, "black box: sampling temperature asked of the suspect")
       ->capture_default_str()
