@@ -60,11 +60,11 @@ bench-serve: build
 bench-api: build
 	/usr/bin/python3 bench/api_table.py --retort $(BUILD)/retort
 
-# Watermarks served by retort serve: bits/byte and perplexity cost, tokens to p < 1e-6, edits (~25 min).
+# Watermarks served by retort serve: bits/byte and perplexity cost, tokens to p < 1e-6, edits (~13 min).
 bench-watermark: build
 	/usr/bin/python3 bench/watermark_table.py --retort $(BUILD)/retort
 
-# Radioactivity: students distilled through a marked server at 100/10/5% marked data, and 24 nulls (~30 min).
+# Radioactivity: students distilled through a marked server at 100/10/5% marked data, 48 nulls (~1 h).
 bench-radioactivity: build
 	/usr/bin/python3 bench/radioactivity_table.py --retort $(BUILD)/retort
 

@@ -4,7 +4,7 @@ do students that never saw marked answers stay clean?
 
 A KJV teacher is served twice on loopback: marked (kgw, the defaults: gamma 0.25, delta 2, h 1; guard
 database --work/serve.db) and unmarked. Tiny gpt students (--d-model, --layers) learn from --tokens
-tokens of the KJV training split for one epoch, one seed, through the API:
+tokens of the KJV training split for --epochs epochs, one seed, through the API:
   - text only (sequence KD): `retort distill --teacher openai:MARKED --set distill.method=sequence`, one
     teacher-written document per training window (16 KJV prompt tokens + 113 written ones). For a
     marked share s < 1, the documents that run harvested (the JSONL the API harvest caches) are mixed
@@ -17,15 +17,19 @@ tokens of the KJV training split for one epoch, one seed, through the API:
     their top-20 replaced by the true next token (logprob 0; 19 others at -30), so on those windows the
     student learns the plain KJV labels (its last position, not in the window, keeps the unmarked top-20).
 Each student is tested by `retort guard verify --db serve.db --suspect STUDENT --config configs/kjv-lm.toml`
-(open model: teacher-forced on the held-out KJV text, its top 4 predictions scored against the green
-lists); the control of that command is the marked teacher itself.
+(open model: teacher-forced on the held-out KJV text), once with --top 4 (the default: its 4 most likely
+tokens at each position scored against the green lists, exact binomial) and once with --top 0 (its
+probability mass on the green list per distinct context, normal tail); the control of that command is
+the marked teacher itself.
 Nulls: students trained without marked data (labels only, --seeds seeds; top-20 and text only from the
-unmarked server) verified against the key, and every marked student verified against --other-keys keys
-that never marked anything (a guard database each, one `retort serve` start recording the serving).
-Their p-values: a KS test against uniform and the false-positive rate at alpha = 0.01.
+unmarked server) verified against the marking key; and --other-keys keys that never marked anything (a guard
+database each, one `retort serve` start recording the serving), each verified once, on every student in turn
+(those that saw marked data included). Tests under one key are not independent draws: they share most of
+their scored (context, prediction) pairs, and so most of the key's luck on them; tests under different keys
+are independent. The p-values of each set: a KS test against uniform, the false-positive rate at 0.01.
 Prints Markdown tables on stdout; details on stderr and in --work.
 Usage: /usr/bin/python3 bench/radioactivity_table.py [--retort build/retort] [--teacher runs/demo-lm/teacher]
-       [--tokens 262144] [--seeds 10] [--other-keys 2] [--work bench/out/radioactivity]   (make bench-radioactivity)
+       [--tokens 262144] [--epochs 4] [--seeds 6] [--other-keys 40] [--work bench/out/radioactivity]   (make bench-radioactivity)
 The teacher is that of bench/watermark_table.py (trained into bench/out/kjv-teacher when missing).
 """
 import argparse
@@ -49,6 +53,7 @@ ROOT = wt.ROOT
 PORTS = {"marked": 18094, "plain": 18095}  # fixed: the API harvest caches are keyed by URL, a rerun reuses them
 PROXY_PORTS = {0.1: 18096, 0.05: 18097}
 SHARES = [1.0, 0.1, 0.05]
+STATISTICS = [4, 0]  # guard verify --top: 4 (the default) and 0 (green probability mass)
 
 
 # ---- the mixing proxy for top-k harvests ----------------------------------------------------------
@@ -130,8 +135,8 @@ def student_sets(a, name, seed):
 def distill(a, name, source, sets, seed=1, key="", cache=None):
     """One student; skipped when its run.json is there (--fresh-students redoes them)."""
     done = os.path.join(a.runs, name, "run.json")
-    if os.path.exists(done) and not a.fresh_students:
-        return json.load(open(done))
+    if os.path.exists(os.path.join(a.runs, name, "model", "model.json")) and not a.fresh_students:
+        return json.load(open(done))  # trained (run.json alone is written when a run starts)
     cmd = [a.retort, "distill", "--config", os.path.join(ROOT, "configs/kjv-lm-kd.toml"), "--fresh",
            *student_sets(a, name, seed)]
     if source.startswith("http"):
@@ -143,20 +148,33 @@ def distill(a, name, source, sets, seed=1, key="", cache=None):
     for s in sets:
         cmd += ["--set", s]
     t0 = time.time()
-    wt.run(cmd, os.path.join(a.work, f"{name}.log"), {"RETORT_KEY": key})
+    wt.run(cmd, os.path.join(a.runs, f"{name}.log"), {"RETORT_KEY": key})
     r = json.load(open(done))
     wt.log(f"{name}: val {r['val_bpb']:.4f} bits/byte ({time.time() - t0:.0f} s)")
     return r
 
 
-def verify(a, db, name, reference=None):
-    out = os.path.join(a.work, "evidence", f"{name}@{os.path.basename(db)}")
+def verify(a, db, name, reference=None, top=4):
+    out = os.path.join(a.runs, "evidence", f"{name}@{os.path.basename(db)}-top{top}")
     cmd = [a.retort, "guard", "verify", "--db", db, "--suspect", os.path.join(a.runs, name, "model"),
-           "--config", os.path.join(ROOT, "configs/kjv-lm.toml"), "--out", out]
+           "--config", os.path.join(ROOT, "configs/kjv-lm.toml"), "--out", out, "--top", str(top)]
     if reference:
         cmd += ["--reference", reference]
-    wt.run(cmd, os.path.join(a.work, f"verify-{name}@{os.path.basename(db)}.log"))
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    wt.run(cmd, out + ".log")
     return json.load(open(os.path.join(out, "evidence.json")))
+
+
+def both(a, db, name, reference=None):
+    """The open-model test's two statistics: top 4 (exact binomial over distinct (context, prediction)
+    pairs) and top 0 (green probability mass per distinct context, normal tail)."""
+    out = {}
+    for top in STATISTICS:
+        e = verify(a, db, name, reference, top)
+        t = e["suspect"]["test"]
+        out[top] = {"scored": t["tokens_scored"], "score": t["score"], "z": t["z"], "p": t["p_value"],
+                    "control_p": e["control"]["test"]["p_value"]}
+    return out
 
 
 def kjv_eval(a, name):
@@ -220,17 +238,17 @@ def main():
     ap.add_argument("--d-model", type=int, default=64)
     ap.add_argument("--layers", type=int, default=1)
     ap.add_argument("--heads", type=int, default=2)
-    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--top-k", type=int, default=20)
-    ap.add_argument("--seeds", type=int, default=10, help="labels-only control students")
-    ap.add_argument("--other-keys", type=int, default=2, help="keys that marked nothing, each tested on every marked student")
+    ap.add_argument("--seeds", type=int, default=6, help="labels-only control students")
+    ap.add_argument("--other-keys", type=int, default=40, help="keys that marked nothing: one null test each, on the students in turn")
     ap.add_argument("--work", default=os.path.join(ROOT, "bench/out/radioactivity"))
-    ap.add_argument("--fresh-students", action="store_true", help="retrain students whose run.json exists")
+    ap.add_argument("--fresh-students", action="store_true", help="retrain students already trained")
     a = ap.parse_args()
     t_start = time.time()
     a.retort, a.work = os.path.abspath(a.retort), os.path.abspath(a.work)
-    a.runs = os.path.join(a.work, "runs")
+    a.runs = os.path.join(a.work, f"runs-{a.d_model}x{a.layers}-e{a.epochs}-t{a.tokens}")  # harvests are shared
     os.makedirs(a.runs, exist_ok=True)
     a.retort = wt.private_copy(a.retort, a.work)
     teacher = wt.ensure_teacher(a.retort, a.teacher)
@@ -293,8 +311,8 @@ def main():
             distill(a, f"topk-{s * 100:g}", proxy.url, [f"distill.top_k={a.top_k}", f"text.train_tokens={a.tokens}"],
                     key=key, cache=os.path.join(a.work, f"cache-proxy-{s:g}"))
             m, l = proxy.counts["marked"] - before["marked"], proxy.counts["labels"] - before["labels"]
-            counted = os.path.join(a.runs, f"topk-{s * 100:g}", "proxy-counts.json")
-            if m + l:  # kept beside the run: a rerun that finds the student trained asks nothing
+            counted = os.path.join(a.work, f"cache-proxy-{s:g}", "proxy-counts.json")
+            if m + l:  # kept beside the harvest: a rerun that finds it cached asks nothing
                 json.dump({"marked": m, "labels": l}, open(counted, "w"))
             elif os.path.exists(counted):
                 m, l = json.load(open(counted)).values()
@@ -306,50 +324,66 @@ def main():
         plain.stop()
         marked.stop()
 
-    # keys that marked nothing: a database each, one marked start to record the serving
-    others = []
-    for k in range(a.other_keys):
-        odb = os.path.join(a.work, f"other{k}.db")
-        okey = wt.new_db(a.retort, odb)
-        wt.Server(a.retort, teacher, odb, okey, sets=["serve.watermark=kgw"]).stop()
-        others.append(odb)
-
-    ref = os.path.join(a.runs, "labels-s1", "model")  # a small control model: the nulls' own control is not used
+    # the test itself, and the same test under the marking key on every student that saw no marked data
     for name, kind, share, how in marked_runs:
         t0 = time.time()
-        e = verify(a, db, name)
-        test, ctrl = e["suspect"]["test"], e["control"]["test"]
         rows.append({"name": name, "kind": kind, "share": share, "how": how, "bpb": kjv_eval(a, name),
-                     "scored": test["tokens_scored"], "green": test["score"] / max(1, test["tokens_scored"]),
-                     "z": test["z"], "p": test["p_value"], "control_p": ctrl["p_value"]})
+                     "test": both(a, db, name)})
         wt.log(f"{name}: {json.dumps(rows[-1])} ({time.time() - t0:.0f} s)")
-        for odb in others:
-            o = verify(a, odb, name, reference=ref)["suspect"]["test"]
-            nulls.append({"suspect": name, "why": f"marked student, key of {os.path.basename(odb)}",
-                          "p": o["p_value"], "scored": o["tokens_scored"], "z": o["z"]})
+    ref = os.path.join(a.runs, "labels-s1", "model")  # a small control model: the nulls' own control is not used
+    same_key = []
     for name, why in controls:
-        o = verify(a, db, name, reference=ref)["suspect"]["test"]
-        nulls.append({"suspect": name, "why": why + ", the marking key", "p": o["p_value"], "scored": o["tokens_scored"],
-                      "z": o["z"]})
-        wt.log(f"null {name}: p {o['p_value']:.3g} over {o['tokens_scored']}")
-    json.dump({"rows": rows, "nulls": nulls}, open(os.path.join(a.work, "results.json"), "w"), indent=1)
+        same_key.append({"suspect": name, "why": why, "test": both(a, db, name, ref)})
+        wt.log(f"null {name} (marking key): {json.dumps(same_key[-1]['test'])}")
 
-    out = [f"| student learns from | marked share of training text | how | student val bits/byte (KJV) | "
-           f"pairs scored | green share | z | p-value (open model) | control: marked teacher, p |",
-           "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    # keys that marked nothing, one null test each (a database each, one marked start records the serving):
+    # tests under one key share most of their scored pairs, tests under different keys are independent
+    students = [c for c in controls] + [(n, f"{k}, {100 * s:.1f}% marked") for n, k, s, _ in marked_runs]
+    for k in range(a.other_keys):
+        odb = os.path.join(a.work, f"other{k}.db")
+        if not os.path.exists(odb):
+            okey = wt.new_db(a.retort, odb)
+            wt.Server(a.retort, teacher, odb, okey, sets=["serve.watermark=kgw"]).stop()
+        name, why = students[k % len(students)]
+        nulls.append({"suspect": name, "why": why, "key": f"other{k}", "test": both(a, odb, name, ref)})
+        wt.log(f"null {name} (key other{k}): {json.dumps(nulls[-1]['test'])}")
+    json.dump({"rows": rows, "same_key": same_key, "nulls": nulls}, open(os.path.join(a.runs, "results.json"), "w"), indent=1)
+
+    t4, t0_ = STATISTICS
+    out = [f"Students: gpt {a.d_model}x{a.layers}, {a.epochs} epoch(s) over {a.tokens:,} training tokens. Open-model test "
+           f"on the held-out KJV text: top {t4} (exact binomial over distinct (context, prediction) pairs) and top 0 "
+           f"(green probability mass per distinct context, normal tail)", "",
+           f"| student learns from | marked share of training text | how | val bits/byte (KJV) | top {t4}: pairs | "
+           f"green share | z | p | top 0: contexts | z | p | control (marked teacher): p, top {t4} / top 0 |",
+           "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        out.append(f"| {r['kind']} | {100 * r['share']:.1f}% | {r['how']} | {r['bpb']:.4f} | {r['scored']:,} | "
-                   f"{r['green']:.4f} | {r['z']:.2f} | {fmt_p(r['p'])} | {fmt_p(r['control_p'])} |")
-    ps = [n["p"] for n in nulls]
-    d, kp = ks_uniform(ps)
-    out += ["", f"Nulls: {len(ps)} tests (students without marked data under the marking key; marked students under "
-            f"{a.other_keys} keys that marked nothing)", "",
-            "| suspect | key | pairs scored | z | p-value |", "|---|---|---:|---:|---:|"]
-    for n in sorted(nulls, key=lambda n: n["p"]):
-        out.append(f"| {n['suspect']} | {n['why']} | {n['scored']:,} | {n['z']:.2f} | {fmt_p(n['p'])} |")
-    out += ["", f"KS against uniform: D = {d:.3f} (5% critical value 1.36/sqrt({len(ps)}) = {1.36 / math.sqrt(len(ps)):.3f}), "
-            f"p = {kp:.2f}; false positives at alpha = 0.01: {sum(p < 0.01 for p in ps)}/{len(ps)}; "
-            f"at 0.05: {sum(p < 0.05 for p in ps)}/{len(ps)}; smallest p {min(ps):.3g}"]
+        x, y = r["test"][t4], r["test"][t0_]
+        out.append(f"| {r['kind']} | {100 * r['share']:.1f}% | {r['how']} | {r['bpb']:.4f} | {x['scored']:,} | "
+                   f"{x['score'] / max(1, x['scored']):.4f} | {x['z']:.2f} | {fmt_p(x['p'])} | {y['scored']:,} | "
+                   f"{y['z']:.2f} | {fmt_p(y['p'])} | {fmt_p(x['control_p'])} / {fmt_p(y['control_p'])} |")
+
+    def summary(tests, top):
+        ps = [t["test"][top]["p"] for t in tests]
+        d, kp = ks_uniform(ps)
+        return (f"top {top}: KS against uniform D = {d:.3f} (5% critical value 1.36/sqrt({len(ps)}) = "
+                f"{1.36 / math.sqrt(len(ps)):.3f}), p = {kp:.2g}; false positives at alpha = 0.01: "
+                f"{sum(p < 0.01 for p in ps)}/{len(ps)}, at 0.05: {sum(p < 0.05 for p in ps)}/{len(ps)}; "
+                f"smallest p {min(ps):.3g}")
+    head = [f"| key | suspect | top {t4}: pairs | z | p | top 0: contexts | z | p |",
+            "|---|---|---:|---:|---:|---:|---:|---:|"]
+    out += ["", f"Nulls under {a.other_keys} keys that marked nothing (one test per key):", ""] + head
+    for n in nulls:
+        x, y = n["test"][t4], n["test"][t0_]
+        out.append(f"| {n['key']} | {n['why']} | {x['scored']:,} | {x['z']:.2f} | {fmt_p(x['p'])} | {y['scored']:,} | "
+                   f"{y['z']:.2f} | {fmt_p(y['p'])} |")
+    out += ["", summary(nulls, t4), "", summary(nulls, t0_), "",
+            "Students without marked data under the marking key (one key: these tests share most of their pairs):", ""]
+    out += head
+    for n in same_key:
+        x, y = n["test"][t4], n["test"][t0_]
+        out.append(f"| marking key | {n['why']} | {x['scored']:,} | {x['z']:.2f} | {fmt_p(x['p'])} | {y['scored']:,} | "
+                   f"{y['z']:.2f} | {fmt_p(y['p'])} |")
+    out += ["", summary(same_key, t4), "", summary(same_key, t0_)]
     print("\n".join(out))
     wt.log(f"total {time.time() - t_start:.0f} s")
 

@@ -19,9 +19,12 @@ start with `--set serve.watermark=...` and a guard database of its own (one key)
     tokens of each generation; median over the generations.
   - the null: unmarked generations of the same prompts scored under each row's key (median p, and how
     many fall below 1e-6).
+Each row is measured under --keys keys (a guard database and a server start each; other sampling seeds per
+key): medians pool the generations of all keys, bits/byte and perplexity give their range over the keys
+(the unmarked row: over as many seed sets).
 Prints the Markdown tables on stdout; everything else goes to stderr and --work.
 Usage: /usr/bin/python3 bench/watermark_table.py [--retort build/retort] [--teacher runs/demo-lm/teacher]
-       [--generations 128] [--work bench/out/watermark]   (make bench-watermark)
+       [--generations 128] [--keys 3] [--work bench/out/watermark]   (make bench-watermark)
 With no teacher at --teacher, the one of bench/out/kjv-teacher is used, trained there first if missing
 (bench/api_table.py's recipe: gpt 192x4 on 600,000 KJV training tokens, 2 epochs).
 Also the helpers of bench/radioactivity_table.py (KJV split, servers, the tokenizer through the API).
@@ -73,6 +76,12 @@ def private_copy(retort, work):
         g.write(f.read())
     os.chmod(tmp, 0o755)
     os.replace(tmp, dst)
+    head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "src", "include", "tools"],
+                           capture_output=True, text=True).stdout.split("\n")
+    built = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(retort)))
+    log(f"retort: {retort} built {built}, tree at {head}"
+        + (f" with {len([d for d in dirty if d])} uncommitted paths under src/ include/ tools/" if any(dirty) else ""))
     return dst
 
 
@@ -382,6 +391,7 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=448, help="a generation not yet at p < 1e-6 is continued to this")
     ap.add_argument("--edit-tokens", type=int, default=200, help="tokens of each generation the edits are made on")
     ap.add_argument("--bpb-windows", type=int, default=0, help="held-out windows scored (0: all)")
+    ap.add_argument("--keys", type=int, default=3, help="watermark keys per row (a fresh guard database each)")
     ap.add_argument("--rows", default="", help="comma-separated row numbers to run (default: all)")
     ap.add_argument("--work", default=os.path.join(ROOT, "bench/out/watermark"))
     a = ap.parse_args()
@@ -414,71 +424,89 @@ def main():
         t0 = time.time()
         base_bpb, scored = served_bpb(plain, windows)
         log(f"unmarked: {base_bpb:.4f} bits/byte served on {scored} tokens ({time.time() - t0:.0f} s)")
-        t0 = time.time()
-        base_gens = generate(plain, vocab, prompts, a.seg_min, seed0=7)
-        nll, n = nll_under(plain, base_gens)
-        base_ppl = math.exp(nll / n)
-        log(f"unmarked: {len(base_gens)} generations of {a.seg_min * SEGMENT} tokens, perplexity {base_ppl:.2f} "
-            f"({time.time() - t0:.0f} s)")
+        base = []  # per key: the unmarked generations of that key's seeds, and their NLL under the unmarked server
+        for k in range(a.keys):
+            t0 = time.time()
+            gens = generate(plain, vocab, prompts, a.seg_min, seed0=7 + 100000 * k)
+            nll, n = nll_under(plain, gens)
+            base.append({"gens": gens, "nll": nll, "n": n})
+            log(f"unmarked, seeds {k}: {len(gens)} generations of {a.seg_min * SEGMENT} tokens, perplexity "
+                f"{math.exp(nll / n):.2f} ({time.time() - t0:.0f} s)")
         results = []
         rows = [ROWS[int(i)] for i in a.rows.split(",")] if a.rows else ROWS
-        for r, (table, label, sets) in enumerate(rows):
-            t0 = time.time()
-            db = os.path.join(work, f"row{ROWS.index((table, label, sets))}.db")
-            marked = Server(retort, teacher, db, new_db(retort, db), sets=sets, logfile=os.path.join(work, f"row{r}.log"))
-            try:
-                bpb, _ = served_bpb(marked, windows)
-                gens = generate(marked, vocab, prompts, a.seg_min, seed0=7)
-                best = tokens_needed(retort, db, vocab, gens, os.path.join(work, "prefixes.jsonl"))
-                for segs in range(a.seg_min + 1, max_segments + 1):  # continue the ones not there yet
-                    todo = [j for j, b in enumerate(best) if b is None]
-                    if not todo:
-                        break
-                    more = generate(marked, vocab, None, segs, seed0=7, gens=[gens[j] for j in todo])
-                    for j, g in zip(todo, more):
-                        gens[j] = g
-                    again = tokens_needed(retort, db, vocab, [gens[j] for j in todo], os.path.join(work, "prefixes.jsonl"))
-                    for j, b in zip(todo, again):
-                        best[j] = b
-            finally:
-                marked.stop()
-            seg_gens = [{"prompt": g["prompt"], "segments": g["segments"][:a.seg_min]} for g in gens]
-            nll, n = nll_under(plain, seg_gens)
-            ppl = math.exp(nll / n)
-            rng = random.Random(14)
-            edit = {}
-            for share in (0.0, 0.1, 0.3):
-                texts = [vocab.decode(replaced(written(g)[:a.edit_tokens], share, rng, valid)) for g in gens]
-                edit[share] = [d["p_value"] for d in detect(retort, db, texts, os.path.join(work, "edits.jsonl"))]
-            null = [d["p_value"] for d in detect(retort, db, [vocab.decode(written(g)[:a.edit_tokens]) for g in base_gens],
-                                                  os.path.join(work, "null.jsonl"))]
-            needed, reached = fmt_needed(best, a.max_tokens)
-            res = {"table": table, "label": label, "bpb": bpb, "ppl": ppl, "needed": needed, "reached": reached,
-                   "p0": median_of(edit[0.0]), "p10": median_of(edit[0.1]), "p30": median_of(edit[0.3]),
-                   "p10_hit": sum(p < 1e-6 for p in edit[0.1]), "p30_hit": sum(p < 1e-6 for p in edit[0.3]),
-                   "null_median": median_of(null), "null_min": min(null), "null_hits": sum(p < 1e-6 for p in null),
-                   "n": len(gens), "seconds": time.time() - t0}
-            results.append(res)
+        for table, label, sets in rows:
+            per_key = []
+            for k in range(a.keys):
+                t0 = time.time()
+                db = os.path.join(work, f"row{ROWS.index((table, label, sets))}-key{k}.db")
+                marked = Server(retort, teacher, db, new_db(retort, db), sets=sets, logfile=db + ".log")
+                try:
+                    bpb, _ = served_bpb(marked, windows)
+                    gens = generate(marked, vocab, prompts, a.seg_min, seed0=7 + 100000 * k)
+                    best = tokens_needed(retort, db, vocab, gens, os.path.join(work, "prefixes.jsonl"))
+                    for segs in range(a.seg_min + 1, max_segments + 1):  # continue the ones not there yet
+                        todo = [j for j, b in enumerate(best) if b is None]
+                        if not todo:
+                            break
+                        more = generate(marked, vocab, None, segs, seed0=7 + 100000 * k, gens=[gens[j] for j in todo])
+                        for j, g in zip(todo, more):
+                            gens[j] = g
+                        again = tokens_needed(retort, db, vocab, [gens[j] for j in todo], os.path.join(work, "prefixes.jsonl"))
+                        for j, b in zip(todo, again):
+                            best[j] = b
+                finally:
+                    marked.stop()
+                nll, n = nll_under(plain, [{"prompt": g["prompt"], "segments": g["segments"][:a.seg_min]} for g in gens])
+                rng = random.Random(14 + k)
+                edit = {}
+                for share in (0.0, 0.1, 0.3):
+                    texts = [vocab.decode(replaced(written(g)[:a.edit_tokens], share, rng, valid)) for g in gens]
+                    edit[share] = [d["p_value"] for d in detect(retort, db, texts, os.path.join(work, "edits.jsonl"))]
+                null = [d["p_value"] for d in detect(retort, db, [vocab.decode(written(g)[:a.edit_tokens])
+                                                                  for g in base[k]["gens"]], os.path.join(work, "null.jsonl"))]
+                per_key.append({"bpb": bpb, "nll": nll, "n": n, "best": best, "edit": edit, "null": null,
+                                "seconds": time.time() - t0})
+                log(f"{label}, key {k}: {bpb:.4f} bits/byte, perplexity {math.exp(nll / n):.2f}, tokens to 1e-6 "
+                    f"{fmt_needed(best, a.max_tokens)[0]}, median p {fmt_p(median_of(edit[0.0]))} / "
+                    f"{fmt_p(median_of(edit[0.1]))} / {fmt_p(median_of(edit[0.3]))} ({time.time() - t0:.0f} s)")
+            pool = lambda f: [x for pk in per_key for x in f(pk)]
+            needed, reached = fmt_needed(pool(lambda pk: pk["best"]), a.max_tokens)
+            e = {s: pool(lambda pk: pk["edit"][s]) for s in (0.0, 0.1, 0.3)}
+            null = pool(lambda pk: pk["null"])
+            results.append({
+                "table": table, "label": label, "bpbs": [pk["bpb"] for pk in per_key],
+                "ppl": math.exp(sum(pk["nll"] for pk in per_key) / sum(pk["n"] for pk in per_key)),
+                "ppls": [math.exp(pk["nll"] / pk["n"]) for pk in per_key], "needed": needed, "reached": reached,
+                "p0": median_of(e[0.0]), "p10": median_of(e[0.1]), "p30": median_of(e[0.3]),
+                "p10_hit": sum(p < 1e-6 for p in e[0.1]), "p30_hit": sum(p < 1e-6 for p in e[0.3]),
+                "null_median": median_of(null), "null_min": min(null), "null_hits": sum(p < 1e-6 for p in null),
+                "n": len(null), "seconds": sum(pk["seconds"] for pk in per_key)})
             json.dump(results, open(os.path.join(work, "results.json"), "w"), indent=1)
-            log(json.dumps(res))
+            log(json.dumps(results[-1]))
     finally:
         plain.stop()
 
-    n = a.generations
+    base_ppls = [math.exp(b["nll"] / b["n"]) for b in base]
+    base_ppl = math.exp(sum(b["nll"] for b in base) / sum(b["n"] for b in base))
+    rng_of = lambda xs, f: f" ({f(min(xs))}-{f(max(xs))})" if len(xs) > 1 else ""
+    n = a.keys * a.generations
     out = [f"teacher: {teacher} ({t['params']} params, val {t['val_bpb']:.4f} bits/byte in its run); unmarked served: "
-           f"{base_bpb:.4f} bits/byte, generations' perplexity {base_ppl:.2f}; {n} generations per row", ""]
+           f"{base_bpb:.4f} bits/byte; {a.keys} key(s) per row (a guard database and a server start each), "
+           f"{a.generations} generations per key; ranges are over the keys", ""]
     for table in ("kgw", "gumbel"):
         rs = [r for r in results if r["table"] == table]
         if not rs:
             continue
-        out += [f"| {table} | served val bits/byte (Δ) | perplexity of generations under unmarked | tokens for p < 1e-6: "
-                f"median [IQR] | reached | median p, {a.edit_tokens} tokens | 10% replaced | 30% replaced | "
+        out += [f"| {table} | served val bits/byte | Δ | perplexity of generations under unmarked | tokens for p < 1e-6: "
+                f"median [IQR] (pairs scored) | reached | median p, {a.edit_tokens} tokens | 10% replaced | 30% replaced | "
                 f"unmarked text: median p (p < 1e-6) |",
-                "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-                f"| unmarked | {base_bpb:.4f} | {base_ppl:.2f} | - | - | - | - | - | - |"]
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+                f"| unmarked | {base_bpb:.4f} | - | {base_ppl:.2f}{rng_of(base_ppls, lambda v: f'{v:.1f}')} | - | - | - | - | - | - |"]
         for r in rs:
-            out.append(f"| {r['label']} | {r['bpb']:.4f} ({r['bpb'] - base_bpb:+.4f}) | {r['ppl']:.2f} | {r['needed']} | "
-                       f"{r['reached']} | {fmt_p(r['p0'])} | {fmt_p(r['p10'])} ({r['p10_hit']}/{n} < 1e-6) | "
+            bpb = statistics.mean(r["bpbs"])
+            out.append(f"| {r['label']} | {bpb:.4f}{rng_of(r['bpbs'], lambda v: f'{v:.4f}')} | {bpb - base_bpb:+.4f} | "
+                       f"{r['ppl']:.2f}{rng_of(r['ppls'], lambda v: f'{v:.1f}')} | {r['needed']} | {r['reached']} | "
+                       f"{fmt_p(r['p0'])} | {fmt_p(r['p10'])} ({r['p10_hit']}/{n} < 1e-6) | "
                        f"{fmt_p(r['p30'])} ({r['p30_hit']}/{n} < 1e-6) | {fmt_p(r['null_median'])} ({r['null_hits']}/{n}) |")
         out.append("")
     print("\n".join(out))
