@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <set>
 
 #include "retort/error.h"
@@ -46,13 +47,54 @@ RadioactivityTest best_of(const std::string& method, const std::vector<Watermark
   return out;
 }
 
+// Teacher-forces the suspect over windows of seq_len ids of `tokens`, `batch` windows at a time:
+// visit(ids, logits, positions) sees each window's ids, its logits (seq_len, V) on the CPU and how
+// many of its first positions to score (every one with a next token in the window, until
+// max_positions in all; 0: no limit). Returns the positions scored; the suspect's mode is restored.
+using WindowVisit = std::function<void(const int64_t* ids, const torch::Tensor& logits, int64_t positions)>;
+int64_t teacher_force(ModelImpl& suspect, const torch::Tensor& tokens, int64_t seq_len, int64_t batch,
+                      int64_t max_positions, const WindowVisit& visit) {
+  if (tokens.dim() != 1 || tokens.numel() < seq_len) fail("radioactivity: need at least ", seq_len, " tokens of text");
+  if (seq_len < 2 || batch < 1) fail("radioactivity: seq_len >= 2 and batch >= 1, got ", seq_len, ", ", batch);
+  struct ModeRestorer {
+    ModelImpl& m;
+    bool training;
+    ~ModeRestorer() { m.train(training); }
+  } restore{suspect, suspect.is_training()};
+  suspect.eval();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor ids = tokens.to(torch::kInt64).contiguous();
+  const int64_t windows = ids.numel() / seq_len;
+  const torch::Device device = model_device(suspect);
+  int64_t scored = 0;
+  for (int64_t w0 = 0; w0 < windows && !(max_positions > 0 && scored >= max_positions); w0 += batch) {
+    const int64_t B = std::min(batch, windows - w0);
+    torch::Tensor x = ids.narrow(0, w0 * seq_len, B * seq_len).view({B, seq_len});
+    torch::Tensor logits = suspect.forward(x.to(device)).logits;
+    if (logits.dim() != 3 || logits.size(1) != seq_len)
+      fail("radioactivity: the suspect maps ids ", x.sizes(), " to ", logits.sizes(), "; a language model gives (batch, time, vocab)");
+    logits = logits.to(torch::kCPU);
+    for (int64_t b = 0; b < B && !(max_positions > 0 && scored >= max_positions); ++b) {
+      const int64_t positions = max_positions > 0 ? std::min(seq_len - 1, max_positions - scored) : seq_len - 1;
+      visit(x[b].data_ptr<int64_t>(), logits[b], positions);
+      scored += positions;
+    }
+  }
+  return scored;
+}
+
+// The h ids before the token after position t of a window (ids t-h+1 .. t); false when the
+// window does not hold them.
+bool context_at(const int64_t* ids, int64_t t, int64_t h, std::vector<int64_t>& context) {
+  if (t + 1 < h) return false;
+  context.assign(ids + t + 1 - h, ids + t + 1);
+  return true;
+}
+
 // The suspect's green probability mass per distinct context (see radioactivity.h, top = 0).
 RadioactivityTest green_mass_test(ModelImpl& suspect, const torch::Tensor& tokens, const std::vector<Watermark>& marks,
                                   int64_t seq_len, int64_t batch, int64_t max_positions) {
-  if (tokens.dim() != 1 || tokens.numel() < seq_len) fail("radioactivity: need at least ", seq_len, " tokens of text");
   if (marks.empty()) fail("no watermark key to test against: add one with `retort guard keys rotate`");
-  const torch::Tensor ids = tokens.to(torch::kInt64).contiguous();
-  const int64_t windows = ids.numel() / seq_len;
   struct Sum {
     double mass = 0, var = 0;
     int64_t n = 0;
@@ -60,46 +102,29 @@ RadioactivityTest green_mass_test(ModelImpl& suspect, const torch::Tensor& token
     std::vector<std::pair<double, double>> growth;  // (contexts, z) every 64 contexts
   };
   std::vector<Sum> sums(marks.size());
-  int64_t predictions = 0;
-  torch::NoGradGuard no_grad;
-  const bool was_training = suspect.is_training();
-  suspect.eval();
-  const torch::Device device = model_device(suspect);
-  for (int64_t w0 = 0; w0 < windows && !(max_positions > 0 && predictions >= max_positions); w0 += batch) {
-    const int64_t B = std::min(batch, windows - w0);
-    torch::Tensor x = ids.narrow(0, w0 * seq_len, B * seq_len).view({B, seq_len});
-    torch::Tensor logits = suspect.forward(x.to(device)).logits;
-    if (logits.dim() != 3 || logits.size(1) != seq_len)
-      fail("radioactivity: the suspect maps ids ", x.sizes(), " to ", logits.sizes(),
-           "; a language model gives (batch, time, vocab)");
-    const torch::Tensor probs = torch::softmax(logits.to(torch::kCPU, torch::kFloat64), -1).contiguous();  // (B, T, V)
-    const int64_t V = probs.size(2);
-    auto xa = x.accessor<int64_t, 2>();
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t t = 0; t + 1 < seq_len; ++t) {
-        if (max_positions > 0 && predictions >= max_positions) break;
-        ++predictions;
-        const double* p = probs[b][t].data_ptr<double>();
-        for (size_t k = 0; k < marks.size(); ++k) {
-          const int64_t h = marks[k].options().context;
-          if (t + 1 < h) continue;
-          std::vector<int64_t> context;
-          for (int64_t i = t + 1 - h; i <= t; ++i) context.push_back(xa[b][i]);
-          Sum& s = sums[k];
-          if (!s.seen.insert(context).second) continue;  // each context once
-          const double gamma = marks[k].options().gamma;
-          double green = 0, square = 0;
-          for (int64_t v = 0; v < V; ++v) {
-            square += p[v] * p[v];
-            if (marks[k].uniform(context.data(), v) < gamma) green += p[v];
-          }
-          s.mass += green - gamma;
-          s.var += gamma * (1 - gamma) * square;
-          if (++s.n % 64 == 0) s.growth.emplace_back(double(s.n), s.mass / std::sqrt(s.var));
+  std::vector<int64_t> context;
+  const int64_t predictions = teacher_force(suspect, tokens, seq_len, batch, max_positions,
+                                            [&](const int64_t* ids, const torch::Tensor& logits, int64_t positions) {
+    const torch::Tensor probs = torch::softmax(logits.to(torch::kFloat64), -1).contiguous();  // (T, V)
+    const int64_t V = probs.size(1);
+    for (int64_t t = 0; t < positions; ++t) {
+      const double* p = probs[t].data_ptr<double>();
+      for (size_t k = 0; k < marks.size(); ++k) {
+        Sum& s = sums[k];
+        if (!context_at(ids, t, marks[k].options().context, context) || !s.seen.insert(context).second)
+          continue;  // each context once
+        const double gamma = marks[k].options().gamma;
+        double green = 0, square = 0;
+        for (int64_t v = 0; v < V; ++v) {
+          square += p[v] * p[v];
+          if (marks[k].uniform(context.data(), v) < gamma) green += p[v];
         }
+        s.mass += green - gamma;
+        s.var += gamma * (1 - gamma) * square;
+        if (++s.n % 64 == 0) s.growth.emplace_back(double(s.n), s.mass / std::sqrt(s.var));
       }
-  }
-  suspect.train(was_training);
+    }
+  });
   RadioactivityTest out;
   out.method = "open-model (green mass)";
   out.predictions = predictions;
@@ -128,43 +153,22 @@ RadioactivityTest radioactivity_open_model(ModelImpl& suspect, const torch::Tens
                                            int64_t batch, int64_t max_positions, int64_t top) {
   if (top < 0) fail("radioactivity: top must be >= 0 (0: the green probability mass), got ", top);
   if (top == 0) return green_mass_test(suspect, tokens, marks, seq_len, batch, max_positions);
-  if (tokens.dim() != 1 || tokens.numel() < seq_len) fail("radioactivity: need at least ", seq_len, " tokens of text");
-  if (seq_len < 2 || batch < 1) fail("radioactivity: seq_len >= 2 and batch >= 1, got ", seq_len, ", ", batch);
-  const torch::Tensor ids = tokens.to(torch::kInt64).contiguous();
-  const int64_t windows = ids.numel() / seq_len;
   std::vector<Pairs> pairs(marks.size());
-  int64_t predictions = 0;
-  torch::NoGradGuard no_grad;
-  const bool was_training = suspect.is_training();
-  suspect.eval();
-  const torch::Device device = model_device(suspect);
-  for (int64_t w0 = 0; w0 < windows; w0 += batch) {
-    const int64_t B = std::min(batch, windows - w0);
-    torch::Tensor x = ids.narrow(0, w0 * seq_len, B * seq_len).view({B, seq_len});
-    torch::Tensor logits = suspect.forward(x.to(device)).logits;
-    if (logits.dim() != 3 || logits.size(1) != seq_len)
-      fail("radioactivity: the suspect maps ids ", x.sizes(), " to ", logits.sizes(), "; a language model gives (batch, time, vocab)");
-    const int64_t k = std::min(top, logits.size(-1));
-    // (B, T, k): the k most likely tokens after position t, most likely first
-    const torch::Tensor pred = std::get<1>(logits.topk(k, -1)).to(torch::kCPU).contiguous();
-    auto xa = x.accessor<int64_t, 2>();
-    auto pa = pred.accessor<int64_t, 3>();
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t t = 0; t + 1 < seq_len; ++t) {
-        if (max_positions > 0 && predictions >= max_positions) break;
-        ++predictions;
-        for (size_t k = 0; k < marks.size(); ++k) {
-          const int64_t h = marks[k].options().context;
-          if (t + 1 < h) continue;  // the window does not hold h ids before this prediction
-          for (int64_t j = 0; j < pa.size(2); ++j) {
-            for (int64_t i = t + 1 - h; i <= t; ++i) pairs[k].contexts.push_back(xa[b][i]);
-            pairs[k].tokens.push_back(pa[b][t][j]);
-          }
+  std::vector<int64_t> context;
+  const int64_t predictions = teacher_force(suspect, tokens, seq_len, batch, max_positions,
+                                            [&](const int64_t* ids, const torch::Tensor& logits, int64_t positions) {
+    // (T, k): the k most likely tokens after each position, most likely first
+    const torch::Tensor pred = std::get<1>(logits.topk(std::min(top, logits.size(-1)), -1)).contiguous();
+    auto pa = pred.accessor<int64_t, 2>();
+    for (int64_t t = 0; t < positions; ++t)
+      for (size_t k = 0; k < marks.size(); ++k) {
+        if (!context_at(ids, t, marks[k].options().context, context)) continue;
+        for (int64_t j = 0; j < pa.size(1); ++j) {
+          pairs[k].contexts.insert(pairs[k].contexts.end(), context.begin(), context.end());
+          pairs[k].tokens.push_back(pa[t][j]);
         }
       }
-    if (max_positions > 0 && predictions >= max_positions) break;
-  }
-  suspect.train(was_training);
+  });
   return best_of("open-model", marks, pairs, predictions);
 }
 

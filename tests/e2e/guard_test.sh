@@ -114,8 +114,9 @@ import json,sys; ps=[json.loads(l)[\"p_value\"] for l in sys.stdin]; sys.exit(0 
   complete "$PORT_kgw" 9 true 1 >"$WORK/streamed.jsonl"
   same_files "a streamed answer is the whole answer's text (same seed)" "$WORK/whole.jsonl" "$WORK/streamed.jsonl"
   key_id=$("$RETORT" guard keys list --db "$DB" | awk '/current/ {print $1}')
-  check "every answered completion's audit row names kgw and the key $key_id" \
-    test "$(sqlite3 "$DB" "select count(*) from audit where status=200 and endpoint='/v1/completions' and (watermark!='kgw' or watermark_key!='$key_id')")" = 0
+  answered=$(sqlite3 "$DB" "select count(*) from audit where status=200 and endpoint='/v1/completions'")
+  check "every one of the $answered answered completions' audit rows names kgw and the key $key_id" \
+    test "$answered" -ge 7 -a "$(sqlite3 "$DB" "select count(*) from audit where status=200 and endpoint='/v1/completions' and (watermark!='kgw' or watermark_key!='$key_id')")" = 0
   check "the secret is in no log and no answer" bash -c "! grep -rq \"\$(sqlite3 '$DB' 'select secret from watermark_keys')\" '$WORK'/*.err '$WORK'/*.jsonl"
   # the thief: text-only distillation through the API (sequence KD), then the open-model and black-box tests
   check "a student distilled through the marked API (text only)" env OPENAI_API_KEY="$KEY" "$RETORT" distill "${LM[@]}" \

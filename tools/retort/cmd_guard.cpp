@@ -166,6 +166,15 @@ std::vector<std::vector<int64_t>> local_continuations(const LoadedModel& m, cons
   return out;
 }
 
+// Writes evidence.json/html into --out (default evidence/<suspect's name>) and prints the headline.
+void report(const Args& a, const Evidence& e) {
+  const fs::path out =
+      a.out.empty() ? fs::path("evidence") / fs::path(teacher_source_location(a.suspect)).filename() : fs::path(a.out);
+  const EvidenceFiles files = write_evidence(out, e);
+  std::printf("%s\n", files.headline.c_str());
+  std::printf("evidence: %s\nreport:   %s\n", files.json.c_str(), files.html.c_str());
+}
+
 bool is_classifier(const LoadedModel& m) { return !m.tokenizer && m.spec.name != "gpt"; }
 
 // A classifier's top class on each marked input (pixels 0..255, normalised as it was trained).
@@ -236,10 +245,7 @@ void verify_classifier(const Args& a, WatermarkStore& store, const LoadedModel& 
   e.test = dawn_verification(store, suspect);
   e.control = dawn_verification(store, ref);
   e.usage = store.marked_usage(e.test.detection.key_id);
-  const fs::path out = a.out.empty() ? fs::path("evidence") / fs::path(a.suspect).filename() : fs::path(a.out);
-  const EvidenceFiles files = write_evidence(out, e);
-  std::printf("%s\n", files.headline.c_str());
-  std::printf("evidence: %s\nreport:   %s\n", files.json.c_str(), files.html.c_str());
+  report(a, e);
 }
 
 void verify(const Args& a) {
@@ -275,10 +281,7 @@ void verify(const Args& a) {
     e.control = open_model_test(ref, tokens, dm.marks, o, a);
   }
   e.usage = store.marked_usage(e.test.detection.key_id);
-  const fs::path out = a.out.empty() ? fs::path("evidence") / fs::path(teacher_source_location(a.suspect)).filename() : fs::path(a.out);
-  const EvidenceFiles files = write_evidence(out, e);
-  std::printf("%s\n", files.headline.c_str());
-  std::printf("evidence: %s\nreport:   %s\n", files.json.c_str(), files.html.c_str());
+  report(a, e);
 }
 
 void detect(const Args& a) {
