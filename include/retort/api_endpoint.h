@@ -1,8 +1,12 @@
 // Where an OpenAI-compatible teacher is and what it may spend: the endpoint an `openai:`
 // teacher source names (retort/teacher_source.h) and the client (retort/api_teacher.h) talks to.
 #pragma once
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace retort {
 
@@ -18,6 +22,13 @@ struct ApiEndpoint {
                             // before each request: requests in flight may overshoot it a little).
                             // A classifier's token is one image (retort serve's /classify usage)
   int64_t batch = 64;       // images per /classify request (classifiers; retort serve takes 256)
+  // Sent with every request besides Authorization, e.g. {"User-Agent", "OpenAI/Python 1.40.0"},
+  // {"X-Forwarded-For", "10.0.0.7"} (retort guard simulate gives each simulated client its own).
+  std::vector<std::pair<std::string, std::string>> headers;
+  double min_interval = 0;  // seconds between the starts of two sends (pacing); 0 = no pacing
+  // When set and true, the next send (or retry wait) throws Interrupted instead: a caller's way to
+  // stop a harvest that runs in its own thread (Ctrl-C stops it too).
+  std::shared_ptr<const std::atomic<bool>> stop;
 };
 
 // The prefix of openai: teacher sources ("openai:URL"); part of the top-k cache keys too.

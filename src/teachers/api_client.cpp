@@ -27,11 +27,14 @@ bool retryable_status(int status) {
   return status == 408 || status == 409 || status == 429 || status >= 500;
 }
 
-// Sleeps `seconds` in short slices so that Ctrl-C is not kept waiting on a long backoff.
-void interruptible_sleep(double seconds, const std::string& what) {
+bool stop_asked(const ApiEndpoint& e) { return interrupt_requested() || (e.stop && e.stop->load()); }
+
+// Sleeps `seconds` in short slices so that Ctrl-C (or the endpoint's stop) is not kept waiting on
+// a long backoff.
+void interruptible_sleep(double seconds, const std::string& what, const ApiEndpoint& e) {
   auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
   while (std::chrono::steady_clock::now() < until) {
-    if (interrupt_requested()) throw Interrupted(cat(what, ": interrupted while waiting to retry"));
+    if (stop_asked(e)) throw Interrupted(cat(what, ": interrupted while waiting"));
     std::this_thread::sleep_for(std::min<std::chrono::duration<double>>(
         std::chrono::milliseconds(50), until - std::chrono::steady_clock::now()));
   }
@@ -48,6 +51,8 @@ struct ApiClient::Impl {
   std::string prefix;  // "/v1"
   std::mutex mutex;
   std::vector<std::unique_ptr<httplib::Client>> idle;
+  std::mutex pace_mutex;
+  std::chrono::steady_clock::time_point next_send{};  // pacing: the earliest start of the next send
 
   std::unique_ptr<httplib::Client> borrow(const ApiEndpoint& e) {
     {
@@ -67,6 +72,11 @@ struct ApiClient::Impl {
     c->set_keep_alive(true);
     c->set_tcp_nodelay(true);  // small JSON requests: no Nagle delay on a kept-alive connection
     if (!e.api_key.empty()) c->set_bearer_token_auth(e.api_key);
+    if (!e.headers.empty()) {
+      httplib::Headers h;
+      for (const auto& [name, value] : e.headers) h.emplace(name, value);
+      c->set_default_headers(h);
+    }
     return c;
   }
   void give_back(std::unique_ptr<httplib::Client> c) {
@@ -106,6 +116,18 @@ nlohmann::json ApiClient::request(const char* method, const std::string& path,
   const std::string payload =
       body ? body->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) : "";
   for (int64_t attempt = 0;; ++attempt) {
+    if (stop_asked(endpoint_)) throw Interrupted(cat(what, ": stopped before sending"));
+    if (endpoint_.min_interval > 0) {  // pacing: each send starts min_interval after the last one
+      std::chrono::steady_clock::time_point at;
+      {
+        std::lock_guard<std::mutex> lock(impl_->pace_mutex);
+        at = std::max(impl_->next_send, std::chrono::steady_clock::now());
+        impl_->next_send = at + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                    std::chrono::duration<double>(endpoint_.min_interval));
+      }
+      interruptible_sleep(std::chrono::duration<double>(at - std::chrono::steady_clock::now()).count(), what,
+                          endpoint_);
+    }
     // The budget counts what is sent, retries included; checked before each send.
     if (endpoint_.max_requests > 0 && sent_.fetch_add(1) >= endpoint_.max_requests) {
       sent_.fetch_sub(1);
@@ -151,7 +173,7 @@ nlohmann::json ApiClient::request(const char* method, const std::string& path,
            " attempts (teacher.api_retries = ", endpoint_.max_retries, "): ", problem);
     if (wait < 0) wait = std::min(kMaxBackoff, 0.5 * std::pow(2.0, double(attempt)));
     retries_.fetch_add(1);
-    interruptible_sleep(wait, what);
+    interruptible_sleep(wait, what, endpoint_);
   }
 }
 

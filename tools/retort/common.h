@@ -47,5 +47,6 @@ void register_doctor(CLI::App& app);
 void register_serve(CLI::App& app);
 void register_keys(CLI::App& app);
 void register_guard(CLI::App& app);
+void register_guard_simulate(CLI::App& guard);  // cmd_simulate.cpp: `retort guard simulate`
 
 }  // namespace retort::cli
