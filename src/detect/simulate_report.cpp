@@ -320,9 +320,12 @@ nlohmann::json write_sim_report(const RunFacts& f, const DbRecord& db) {
   std::vector<Plot> plots;
   for (const CampaignResult& r : results) plots.push_back(timeline(r, f.traffic_seconds));
   plots.push_back(traffic(f, db, campaign_ids));
+  // The page's paragraph: the bar, the benign side, the run (the campaigns have the table and
+  // a section each below).
   std::string notes;
-  for (const std::string& line : summary) notes += line + "\n";
+  for (size_t i = results.size(); i < summary.size(); ++i) notes += (notes.empty() ? "" : ". ") + summary[i];
   std::vector<std::pair<std::string, std::string>> samples;
+  for (size_t i = 0; i < results.size(); ++i) samples.emplace_back(results[i].c->id, summary[i]);
   for (const auto& k : flagged) {
     std::string what;
     for (const auto& a : k["actions"])
@@ -334,7 +337,8 @@ nlohmann::json write_sim_report(const RunFacts& f, const DbRecord& db) {
   }
   atomic_write_text(f.out / "report.html",
                     render_html("Guard simulation: campaigns against benign traffic", table, plots,
-                                nlohmann::json::parse(report.dump()), notes, samples, "Benign keys the guard acted on"));
+                                nlohmann::json::parse(report.dump()), notes, samples,
+                                "What was found: each campaign, then each benign key the guard acted on"));
   return nlohmann::json::parse(report.dump());
 }
 
