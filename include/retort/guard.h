@@ -8,7 +8,9 @@
 //           used_tokens, admin, revoked)      a key is stored as sha256(key) only, never in clear
 //   audit  (id, time, key_id, key_name, endpoint, model, status, error_code, prompt_hash,
 //           prompt_chars, prompt_tokens, completion_tokens, n, max_tokens, logprobs, echo,
-//           stream, temperature, latency_ms, client, user_agent, watermark, watermark_key)
+//           stream, temperature, latency_ms, client, user_agent, watermark, watermark_key,
+//           prompt_simhash, prompt_prefix, ref_chunk, prompt_text, action)
+//   actions                                     see retort/actions.h
 //   watermark_keys, serving                    see retort/watermark_store.h
 #pragma once
 #include <cstdint>
@@ -145,6 +147,13 @@ struct AuditRow {
   int64_t settled_tokens = 0;  // added to the key's used_tokens in the row's own transaction
   std::string watermark;       // scheme that marked the answer ("" none)
   std::string watermark_key;   // the watermark key's public id
+  // Telemetry for the campaign detector (retort/telemetry.h, retort/detect.h).
+  uint64_t prompt_simhash = 0;  // SimHash of the prompt's words (0: none)
+  uint64_t prompt_prefix = 0;   // hash of its first three words (0: none)
+  int64_t ref_chunk = -1;       // passage of guard.reference it comes from (-1: none)
+  std::string prompt_text;      // only with guard.store_prompts
+  std::string action;           // the guard's action in force for the key ("" none)
+  int64_t id = 0;               // the row's id (read back; append() ignores it)
 };
 
 // One durable row per request, committed before the answer leaves (a kill -9 after an answer
@@ -155,6 +164,7 @@ class AuditLog {
   void append(const AuditRow& row);
   int64_t count() const;
   std::vector<AuditRow> recent(int64_t limit) const;  // newest first
+  std::vector<AuditRow> since(int64_t after_id, int64_t limit) const;  // oldest first, with ids
 
  private:
   std::shared_ptr<GuardDb> db_;

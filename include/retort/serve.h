@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "retort/error.h"
+#include "retort/policy.h"
 #include "retort/watermark.h"
 
 namespace retort {
@@ -66,6 +67,10 @@ struct GenerationRequest {
   std::vector<std::string> stop;
   int64_t logprobs = -1;  // top entries per position, 0..20; -1: no logprobs
   bool echo = false;      // prompt tokens (and their logprobs) come back first
+  // The guard's responses (retort/actions.h): `strip` leaves echoed prompt tokens without
+  // logprobs (null, no alternatives); `mark` samples with the stronger watermark.
+  bool prompt_logprobs = true;
+  bool mark_harder = false;
 };
 
 struct TokenLogprob {
@@ -113,7 +118,8 @@ class Engine {
   // and the logprobs returned (echoed prompts included) are those of the marked distribution;
   // and a share `dawn_share` of classifier inputs is answered with DAWN's keyed wrong class.
   // Set before serving starts; null turns marking off.
-  void set_watermark(std::shared_ptr<const Watermark> mark, double dawn_share = 0);
+  // `harder_delta` > 0 (kgw): requests with mark_harder use that delta instead.
+  void set_watermark(std::shared_ptr<const Watermark> mark, double dawn_share = 0, double harder_delta = 0);
   double dawn_share() const { return watermark_ ? dawn_share_ : 0; }
   const Watermark* watermark() const { return watermark_.get(); }
 
@@ -122,7 +128,10 @@ class Engine {
   std::string device_;
   std::shared_ptr<const Watermark> watermark_;
   std::shared_ptr<const WatermarkHook> hook_;
+  std::shared_ptr<const Watermark> harder_;
+  std::shared_ptr<const WatermarkHook> harder_hook_;
   double dawn_share_ = 0;
+  const WatermarkHook* hook_for(const GenerationRequest& r) const { return r.mark_harder && harder_hook_ ? harder_hook_.get() : hook_.get(); }
 };
 
 // The chat template: messages -> one prompt text, and the stop string that ends a turn.
@@ -147,6 +156,9 @@ struct ServeOptions {
   // start when the scheme is not none and the database has no key).
   WatermarkOptions watermark{WatermarkScheme::None};
   double dawn_share = 0.05;  // serve.dawn_share: classifiers' inputs answered with DAWN's wrong class
+  // guard.*: campaign detection off the request path and the responses it earns (retort/policy.h).
+  // Operators' actions (`retort guard act`) are enforced whether detection is on or not.
+  DetectPolicy guard;
 };
 
 class Server {

@@ -4,6 +4,7 @@
 #include "retort/config_schema.h"
 
 #include "retort/divergence_table.h"
+#include "retort/policy.h"
 
 namespace retort {
 
@@ -52,6 +53,60 @@ std::vector<std::string> divergence_choices() {
   std::vector<std::string> out;
   for (const DivergenceRow& row : divergence_table()) out.push_back(row.name);
   return out;
+}
+
+// guard.*: campaign detection and the graduated response in `retort serve` (retort/policy.h).
+void add_guard_keys(ConfigSchema& s) {
+  const DetectPolicy d;
+  s.add({"guard.detect", ValueKind::Bool, d.enabled,
+         "retort serve: score keys and clusters of keys for distillation campaigns off the request path, and "
+         "enforce the responses the scores earn (observe, throttle, strip, mark, block)"});
+  s.add({"guard.trust_forwarded", ValueKind::Bool, d.trust_forwarded,
+         "behind a reverse proxy: a request's client address is the first address of its X-Forwarded-For header"});
+  s.add({"guard.store_prompts", ValueKind::Bool, d.store_prompts,
+         "keep each prompt's text in its audit row (off: only fingerprints, never the text)"});
+  s.add({"guard.reference", ValueKind::String, d.reference,
+         "corpus whose coverage by a key's prompts is measured: kjv | a text file | \"\" (no coverage signal)"});
+  s.add({"guard.hour", ValueKind::Float, d.hour, "seconds in an hour of the volume and round-the-clock signals (shorter only to simulate)", 1.0, 86400.0});
+  s.add({"guard.interval", ValueKind::Float, d.interval, "seconds between the detector's passes over new audit rows", 0.01, 3600.0});
+  s.add({"guard.min_requests", ValueKind::Int, d.min_requests, "requests a key or cluster makes before it is scored", 1, 1 << 30});
+  struct Range {
+    double lo, hi;
+    const char* what;
+  };
+  const Range ranges[kSignalKinds] = {
+      {0, 1, "share of requests shaped like teacher forcing (echo + logprobs + max_tokens <= 1)"},
+      {0, 1, "share of requests asking for >= 5 top logprobs"},
+      {0, 1, "share of prompts opening with the key's most common three words"},
+      {0, 1, "share of prompts far from every earlier prompt of the key (SimHash distance > 12 of 64 bits)"},
+      {1, 1e9, "distinct passages (64 words) of guard.reference the prompts reach"},
+      {1, 1e15, "tokens (prompt + completion) in the last guard.hour seconds"},
+      {0, 1, "1 / (1 + coefficient of variation of the gaps between requests): 1 is a metronome"},
+      {0, 1, "share of the last 24 guard.hour periods with requests (scored after 6 periods)"},
+  };
+  for (int i = 0; i < kSignalKinds; ++i) {
+    const std::string name = signal_name(SignalKind(i));
+    s.add({"guard.signal." + name + ".threshold", ValueKind::Float, d.signals[size_t(i)].threshold,
+           std::string("fires at >= this: ") + ranges[i].what, ranges[i].lo, ranges[i].hi});
+    s.add({"guard.signal." + name + ".weight", ValueKind::Float, d.signals[size_t(i)].weight,
+           "its share of a score (weights are normalised to sum to 1; 0 turns it off)", 0.0, 100.0});
+  }
+  s.add({"guard.link.address", ValueKind::Float, d.link_address, "link weight of a client address two keys share", 0.0, 10.0});
+  s.add({"guard.link.user_agent", ValueKind::Float, d.link_user_agent, "link weight of a user agent two keys share", 0.0, 10.0});
+  s.add({"guard.link.template", ValueKind::Float, d.link_template, "link weight of a prompt template (opening words) two keys share", 0.0, 10.0});
+  s.add({"guard.link.shape", ValueKind::Float, d.link_shape, "link weight of one request shape asking for logprobs (endpoint, echo, logprobs, max_tokens, temperature, n) that both keys mostly send", 0.0, 10.0});
+  s.add({"guard.link.timing", ValueKind::Float, d.link_timing, "link weight of correlated per-minute activity", 0.0, 10.0});
+  s.add({"guard.link.threshold", ValueKind::Float, d.link_threshold, "two keys are one actor when their link weights add up to this", 0.01, 100.0});
+  s.add({"guard.link.max_group", ValueKind::Int, d.link_max_group, "a value shared by more keys than this links nobody (a big NAT, a common client)", 2, 1 << 30});
+  s.add({"guard.response.observe", ValueKind::Float, d.observe, "score from which a key is watched (an action row, nothing enforced)", 0.0, 1.0});
+  s.add({"guard.response.throttle", ValueKind::Float, d.throttle, "score from which its limits are lowered", 0.0, 1.0});
+  s.add({"guard.response.strip", ValueKind::Float, d.strip, "score from which logprobs are capped and echoed prompt logprobs dropped", 0.0, 1.0});
+  s.add({"guard.response.mark", ValueKind::Float, d.mark, "score from which its answers carry a stronger watermark (kgw)", 0.0, 1.0});
+  s.add({"guard.response.block", ValueKind::Float, d.block, "score from which it is refused (403 key_blocked)", 0.0, 1.0});
+  s.add({"guard.response.throttle_factor", ValueKind::Float, d.throttle_factor, "share of its rpm / tpm a throttled key keeps", 0.0, 1.0});
+  s.add({"guard.response.throttle_rpm", ValueKind::Int, d.throttle_rpm, "requests a minute for a throttled key that had no limit", 1, 1 << 30});
+  s.add({"guard.response.strip_top", ValueKind::Int, d.strip_top, "top logprobs a stripped key may still get", 0, 20});
+  s.add({"guard.response.mark_delta", ValueKind::Float, d.mark_delta, "kgw delta for keys under `mark`", 0.0, 50.0});
 }
 
 ConfigSchema build() {
@@ -152,6 +207,7 @@ ConfigSchema build() {
          "watermarks on: share of classifier inputs answered with DAWN's keyed wrong class (0: none)", 0.0, 0.5});
   s.add({"serve.watermark_context", ValueKind::Int, int64_t{1}, "watermarks: h, the tokens before a position that key it",
          1, 8});
+  add_guard_keys(s);
   return s;
 }
 

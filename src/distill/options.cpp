@@ -122,6 +122,35 @@ Options read_options(const Config& c) {
   o.watermark.context = c.get_int("serve.watermark_context");
   check_watermark_options(o.watermark);
   o.dawn_share = c.get_float("serve.dawn_share");
+  DetectPolicy& g = o.guard;
+  g.enabled = c.get_bool("guard.detect");
+  g.trust_forwarded = c.get_bool("guard.trust_forwarded");
+  g.store_prompts = c.get_bool("guard.store_prompts");
+  g.reference = c.get_string("guard.reference");
+  g.hour = c.get_float("guard.hour");
+  g.interval = c.get_float("guard.interval");
+  g.min_requests = c.get_int("guard.min_requests");
+  for (int i = 0; i < kSignalKinds; ++i) {
+    const std::string p = std::string("guard.signal.") + signal_name(SignalKind(i));
+    g.signals[size_t(i)] = {c.get_float(p + ".threshold"), c.get_float(p + ".weight")};
+  }
+  g.link_address = c.get_float("guard.link.address");
+  g.link_user_agent = c.get_float("guard.link.user_agent");
+  g.link_template = c.get_float("guard.link.template");
+  g.link_timing = c.get_float("guard.link.timing");
+  g.link_shape = c.get_float("guard.link.shape");
+  g.link_threshold = c.get_float("guard.link.threshold");
+  g.link_max_group = c.get_int("guard.link.max_group");
+  g.observe = c.get_float("guard.response.observe");
+  g.throttle = c.get_float("guard.response.throttle");
+  g.strip = c.get_float("guard.response.strip");
+  g.mark = c.get_float("guard.response.mark");
+  g.block = c.get_float("guard.response.block");
+  g.throttle_factor = c.get_float("guard.response.throttle_factor");
+  g.throttle_rpm = c.get_int("guard.response.throttle_rpm");
+  g.strip_top = c.get_int("guard.response.strip_top");
+  g.mark_delta = c.get_float("guard.response.mark_delta");
+  g.check();
   o.config_ = std::make_shared<const Config>(c);
   return o;
 }

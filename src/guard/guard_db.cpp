@@ -61,7 +61,12 @@ CREATE TABLE IF NOT EXISTS audit (
   client            TEXT NOT NULL,
   user_agent        TEXT NOT NULL,
   watermark         TEXT NOT NULL DEFAULT '',  -- scheme that marked the answer ('' none)
-  watermark_key     TEXT NOT NULL DEFAULT ''   -- its key's public id
+  watermark_key     TEXT NOT NULL DEFAULT '',  -- its key's public id
+  prompt_simhash    INTEGER NOT NULL DEFAULT 0,  -- retort/telemetry.h: SimHash of the prompt's words
+  prompt_prefix     INTEGER NOT NULL DEFAULT 0,  -- hash of its first three words
+  ref_chunk         INTEGER NOT NULL DEFAULT -1, -- passage of guard.reference it comes from (-1 none)
+  prompt_text       TEXT NOT NULL DEFAULT '',    -- only with guard.store_prompts
+  action            TEXT NOT NULL DEFAULT ''     -- the guard's action in force when it was answered
 );
 CREATE INDEX IF NOT EXISTS audit_key_time ON audit (key_id, time);
 CREATE TABLE IF NOT EXISTS watermark_keys (
@@ -92,6 +97,20 @@ CREATE TABLE IF NOT EXISTS dawn_marks (
   answered   INTEGER NOT NULL                -- the wrong class answered
 );
 CREATE INDEX IF NOT EXISTS dawn_marks_key ON dawn_marks (key_id);
+CREATE TABLE IF NOT EXISTS actions (           -- retort/actions.h
+  id       INTEGER PRIMARY KEY,
+  time     REAL NOT NULL,                      -- unix seconds
+  key_id   INTEGER NOT NULL,
+  key_name TEXT NOT NULL,
+  cluster  TEXT NOT NULL,                      -- '' for a key alone
+  action   TEXT NOT NULL,                      -- observe | throttle | strip | mark | block | allow
+  score    REAL NOT NULL,
+  reason   TEXT NOT NULL,
+  signals  TEXT NOT NULL,                      -- JSON
+  source   TEXT NOT NULL,                      -- policy | operator | partner
+  until    REAL NOT NULL DEFAULT 0             -- unix seconds; 0: until replaced
+);
+CREATE INDEX IF NOT EXISTS actions_key ON actions (key_id, id);
 )sql";
 
 // SQLite would only notice a foreign file at the first query, with "file is not a database";
@@ -129,7 +148,7 @@ void check_format(GuardDb& db) {
       if (name == "meta")
         has_meta = true;
       else if (name != "keys" && name != "audit" && name != "watermark_keys" && name != "serving" &&
-               name != "dawn_marks" &&
+               name != "dawn_marks" && name != "actions" &&
                foreign.empty())
         foreign = name;
     }
@@ -160,6 +179,11 @@ void add_missing_columns(GuardDb& db) {
   static constexpr Added kAdded[] = {
       {"audit", "watermark", "TEXT NOT NULL DEFAULT ''"},
       {"audit", "watermark_key", "TEXT NOT NULL DEFAULT ''"},
+      {"audit", "prompt_simhash", "INTEGER NOT NULL DEFAULT 0"},
+      {"audit", "prompt_prefix", "INTEGER NOT NULL DEFAULT 0"},
+      {"audit", "ref_chunk", "INTEGER NOT NULL DEFAULT -1"},
+      {"audit", "prompt_text", "TEXT NOT NULL DEFAULT ''"},
+      {"audit", "action", "TEXT NOT NULL DEFAULT ''"},
   };
   for (const Added& a : kAdded) {
     bool present = false;

@@ -68,8 +68,14 @@ GuardChain::GuardChain(const ServeOptions& options)
       keys_(db_),
       limiter_(keys_),
       audit_(db_),
-      admission_(o_.workers, o_.queue) {
+      admission_(o_.workers, o_.queue),
+      in_force_(std::make_shared<ActionsInForce>()) {
   if (o_.workers < 1 || o_.queue < 0) fail("serve: --workers must be >= 1 and --queue >= 0, got ", o_.workers, " and ", o_.queue);
+  start_guard();
+}
+
+GuardChain::~GuardChain() {
+  if (worker_) worker_->stop();
 }
 
 std::string GuardChain::dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
@@ -91,6 +97,7 @@ void GuardChain::authenticate(const http::Request& req, Call& call) {
   }
   call.audit.key_id = call.key->id;
   call.audit.key_name = call.key->name;
+  enforce(call);
 }
 
 void GuardChain::require_admin(const Call& call) const {
@@ -100,7 +107,7 @@ void GuardChain::require_admin(const Call& call) const {
 }
 
 void GuardChain::reserve(Call& call, int64_t tokens) {
-  LimitDecision d = limiter_.reserve(*call.key, tokens);
+  LimitDecision d = limiter_.reserve(limited_key(call), tokens);
   call.headers = d.headers;
   if (!d.ok) {
     ApiError e(429, d.code == "insufficient_quota" ? "insufficient_quota" : "requests", d.code, d.message);
@@ -156,7 +163,7 @@ void GuardChain::handle(const http::Request& req, http::Response& res, const cha
   call->start = steady_now();
   call->audit.time = unix_now();
   call->audit.endpoint = endpoint;
-  call->audit.client = req.remote_addr;
+  call->audit.client = client_address(req);
   call->audit.user_agent = req.header("User-Agent");
   try {
     try {
@@ -199,7 +206,7 @@ void GuardChain::transport_error(const http::Request& req, http::Response& res, 
   call.start = steady_now();
   call.audit.time = unix_now();
   call.audit.endpoint = req.path;
-  call.audit.client = req.remote_addr;
+  call.audit.client = client_address(req);
   call.audit.user_agent = req.header("User-Agent");
   call.settled = true;
   try {

@@ -1,5 +1,7 @@
 // The guard chain every request to `retort serve` passes (serve-private):
-//   authenticate -> [route: parse -> limits (reserve) -> admission -> model -> settle] -> audit
+//   authenticate -> actions in force -> [route: parse -> telemetry -> limits (reserve) ->
+//   admission -> model -> settle] -> audit (+ telemetry columns); the detector reads the audit
+//   rows off the request path (retort/detect_worker.h) and writes the actions in force.
 // One place runs a handler inside it, so that every failure becomes an OpenAI error object and
 // every request leaves exactly one audit row, committed with the key's usage before the answer
 // leaves. Later stages (actions in force, telemetry, watermarks) are added here, one each.
@@ -12,8 +14,11 @@
 #include <optional>
 #include <string>
 
+#include "retort/actions.h"
+#include "retort/detect_worker.h"
 #include "retort/guard.h"
 #include "retort/serve.h"
+#include "retort/telemetry.h"
 #include "serve/transport.h"
 
 namespace retort::serve {
@@ -43,6 +48,7 @@ struct Call {
   HeaderList headers;  // x-ratelimit-*
   double start = 0;
   bool settled = false, recorded = false, streaming = false, admitted = false;
+  std::optional<ActionRow> action;  // the guard's action in force for the key (stage_actions.cpp)
 };
 
 using CallPtr = std::shared_ptr<Call>;
@@ -51,6 +57,7 @@ using RouteFn = std::function<void(const CallPtr&, const http::Request&, http::R
 class GuardChain {
  public:
   explicit GuardChain(const ServeOptions& options);
+  ~GuardChain();
 
   // Runs `fn` inside the chain (authenticating first when `needs_key`). Never throws.
   void handle(const http::Request& req, http::Response& res, const char* endpoint, bool needs_key, const RouteFn& fn);
@@ -67,6 +74,16 @@ class GuardChain {
   // in one transaction). Before the answer leaves; once per call.
   void record(Call& call, int status, const std::string& code = "");
 
+  // Stage "actions in force" (stage_actions.cpp), right after authentication: a blocked key is
+  // refused (403 key_blocked, with the reason); throttled keys reserve against lowered limits.
+  void enforce(Call& call);
+  // The same stage's say over a generation: strip caps logprobs and drops echoed prompt
+  // logprobs; mark samples with the stronger watermark.
+  void shape(const Call& call, GenerationRequest& gen) const;
+  // Stage "telemetry" (stage_telemetry.cpp): the prompt's fingerprints into the audit row.
+  void describe_prompt(Call& call, const std::string& text) const;
+  const DetectPolicy& policy() const { return o_.guard; }
+
   static void send_json(http::Response& res, int status, const json& body);
   static std::string dump(const json& j);  // compact, invalid UTF-8 replaced
 
@@ -77,6 +94,9 @@ class GuardChain {
 
  private:
   void authenticate(const http::Request& req, Call& call);
+  void start_guard();                         // stage_actions.cpp: reference corpus, worker
+  ApiKey limited_key(const Call& call) const;  // the key with its limits lowered when throttled
+  std::string client_address(const http::Request& req) const;  // X-Forwarded-For when trusted
 
   ServeOptions o_;
   std::shared_ptr<GuardDb> db_;
@@ -85,6 +105,9 @@ class GuardChain {
   AuditLog audit_;
   Admission admission_;
   std::atomic<int64_t> answered_{0};
+  std::shared_ptr<ActionsInForce> in_force_;
+  std::shared_ptr<const ReferenceIndex> reference_;
+  std::unique_ptr<DetectWorker> worker_;  // detection (guard.detect) and others' action rows
 };
 
 double unix_now();

@@ -150,17 +150,18 @@ GenerationResult Engine::generate(const ServedModel& m, const GenerationRequest&
   torch::Tensor last;  // (V) logits after the prompt
   if ((r.echo && want_lp) || r.max_tokens <= 1) {
     torch::Tensor logits = model.forward(x.to(device)).logits.to(torch::kCPU, torch::kFloat32)[0];  // (P, V)
-    if (hook_) {
+    if (const WatermarkHook* hook = hook_for(r)) {
       // position t's logits are marked under the h ids before t + 1, as generation would mark them
       const int64_t h = watermark_->options().context;
       torch::Tensor padded = torch::cat({torch::full({h}, -1, torch::kInt64), x[0]});  // (h + P)
-      hook_->adjust(logits, padded.unfold(0, h, 1).narrow(0, 1, P).contiguous());  // row t: ids t-h+1..t
+      hook->adjust(logits, padded.unfold(0, h, 1).narrow(0, 1, P).contiguous());  // row t: ids t-h+1..t
     }
     if (r.echo && want_lp) {
       torch::Tensor lsm = torch::log_softmax(logits, -1);
       res.prompt_logprobs.push_back({r.prompt[0], kNaN, {}});
       for (int64_t t = 1; t < P; ++t)
-        res.prompt_logprobs.push_back({r.prompt[t], lsm[t - 1][r.prompt[t]].item<float>(), top_of(lsm[t - 1], r.logprobs)});
+        res.prompt_logprobs.push_back(r.prompt_logprobs ? TokenLogprob{r.prompt[t], lsm[t - 1][r.prompt[t]].item<float>(), top_of(lsm[t - 1], r.logprobs)}
+                                                        : TokenLogprob{r.prompt[t], kNaN, {}});
     }
     last = logits[P - 1];
   }
@@ -233,7 +234,7 @@ GenerationResult Engine::generate(const ServedModel& m, const GenerationRequest&
   s.temperature = r.temperature;
   s.top_p = r.top_p;
   s.seed = r.seed;
-  s.hook = hook_.get();
+  s.hook = hook_for(r);
   if (r.max_tokens == 1) {
     at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(s.seed);
     // `last` is already marked (above); the hook only picks (gumbel)
@@ -281,11 +282,19 @@ std::vector<std::vector<float>> Engine::classify(const ServedModel& m, const std
   return out;
 }
 
-void Engine::set_watermark(std::shared_ptr<const Watermark> mark, double dawn_share) {
+void Engine::set_watermark(std::shared_ptr<const Watermark> mark, double dawn_share, double harder_delta) {
   if (!(dawn_share >= 0 && dawn_share < 1)) fail("serve.dawn_share = ", dawn_share, " must be in [0, 1)");
   dawn_share_ = dawn_share;
   watermark_ = std::move(mark);
   hook_ = watermark_ ? std::make_shared<const WatermarkHook>(*watermark_) : nullptr;
+  harder_ = nullptr;
+  harder_hook_ = nullptr;
+  if (watermark_ && harder_delta > 0 && watermark_->options().scheme == WatermarkScheme::Kgw) {
+    WatermarkOptions o = watermark_->options();
+    o.delta = harder_delta;
+    harder_ = std::make_shared<const Watermark>(watermark_->key(), o);
+    harder_hook_ = std::make_shared<const WatermarkHook>(*harder_);
+  }
 }
 
 nlohmann::json ServedModel::describe() const {

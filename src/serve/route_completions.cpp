@@ -7,6 +7,12 @@ namespace retort::serve {
 
 namespace {
 
+// What a chat user asked last (the turns before it repeat in every request of a conversation).
+std::string last_message(const json& messages, const std::string& otherwise) {
+  const json& c = messages.back().contains("content") ? messages.back().at("content") : json(nullptr);
+  return c.is_string() ? c.get<std::string>() : otherwise;
+}
+
 // The streamed body: chunks as the engine writes tokens; the row is durable before [DONE].
 void stream_completion(ServeContext& c, const CallPtr& call, const ServedModel& m, const CompletionCall& cc, const Ids& ids,
                        http::ChunkSink& sink) {
@@ -54,6 +60,8 @@ void completions(ServeContext& c, const CallPtr& call, const http::Request& req,
   json body = parse_body(req.body);
   const ServedModel& m = served_model(c, *call, body, "language_model");
   CompletionCall cc = chat ? parse_chat(body, m) : parse_completion(body, m);
+  c.chain.shape(*call, cc.gen);
+  c.chain.describe_prompt(*call, chat ? last_message(body.at("messages"), cc.prompt_text) : cc.prompt_text);
   AuditRow& a = call->audit;
   a.prompt_hash = Hasher().update(chat ? GuardChain::dump(body.at("messages")) : cc.prompt_text).hex();
   a.prompt_chars = int64_t(cc.prompt_text.size());

@@ -44,7 +44,7 @@ void start_marking(Engine& engine, const ServeOptions& o, const std::shared_ptr<
   check_watermark_options(w);
   WatermarkStore store(db);
   const StoredWatermarkKey key = store.require_current();
-  engine.set_watermark(std::make_shared<const Watermark>(key.key, w), o.dawn_share);
+  engine.set_watermark(std::make_shared<const Watermark>(key.key, w), o.dawn_share, o.guard.mark_delta);
   for (const auto& m : engine.models())  // classifiers have no tokenizer: their mark is DAWN's
     store.record_serving({unix_now(), m->id, m->path, m->tokenizer ? m->tokenizer->fingerprint() : "", key.key.id, w});
 }

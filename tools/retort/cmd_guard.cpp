@@ -396,6 +396,7 @@ void register_guard(CLI::App& app) {
     if (!a.suspect_model.empty()) a.config.sets.push_back("teacher.api_model=" + a.suspect_model);
     verify(a);
   });
+  register_guard_campaigns(*guard);
   register_guard_simulate(*guard);
 }
 

@@ -1,0 +1,54 @@
+// The detector off the request path: a thread of `retort serve` that reads new audit rows from
+// the guard database every guard.interval seconds (its own connection: WAL lets it read while
+// requests write), feeds the Detector (retort/detect.h), and where a key or its cluster earns a
+// stronger response than the one in force, commits an action row (source "policy", with the
+// score, the reasons and the signals) and only then enforces it. It also picks up rows others
+// wrote (`retort guard act` in another process), so an operator's decision takes effect within
+// one interval (with guard.detect off it does only that). The policy only escalates; an operator's action (allow included) stands until
+// an operator changes it. One pass never throws: an error is printed and the next pass retries.
+#pragma once
+#include <atomic>
+#include <filesystem>
+#include <memory>
+#include <thread>
+
+#include "retort/actions.h"
+#include "retort/detect.h"
+
+namespace retort {
+
+struct PassStats {
+  int64_t rows = 0;     // audit rows read
+  int64_t actions = 0;  // action rows written by the policy
+  double seconds = 0;
+};
+
+class DetectWorker {
+ public:
+  // `in_force` is shared with the request path; rows already in the database are applied first.
+  DetectWorker(const std::filesystem::path& db, const DetectPolicy& policy, int64_t reference_chunks,
+               std::shared_ptr<ActionsInForce> in_force);
+  ~DetectWorker();
+  void start();  // the thread: pass() every policy.interval seconds
+  void stop();
+  PassStats pass();  // one pass, on the caller's thread (tests, `retort guard campaigns`)
+  const Detector& detector() const { return detector_; }
+  int64_t last_audit_id() const { return last_audit_; }
+
+ private:
+  std::shared_ptr<GuardDb> db_;
+  AuditLog audit_;
+  ActionStore actions_;
+  Detector detector_;
+  std::shared_ptr<ActionsInForce> in_force_;
+  int64_t last_audit_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// `retort guard act`: commits an operator's row for the key named (unknown key -> Error naming
+// it); a running server enforces it within one detector interval.
+ActionRow operator_action(const std::shared_ptr<GuardDb>& db, const std::string& key_name, Response action,
+                          const std::string& reason, double until = 0);
+
+}  // namespace retort

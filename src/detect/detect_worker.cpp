@@ -1,0 +1,118 @@
+// The detector's worker thread (retort/detect_worker.h).
+#include "retort/detect_worker.h"
+
+#include <chrono>
+#include <cstdio>
+
+#include "retort/error.h"
+
+namespace retort {
+
+namespace {
+
+double unix_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// An escalation the policy may write: stronger than what is in force, and nothing an operator
+// (or a partner's indicator that blocks) decided stands in its way.
+bool policy_may_act(const std::optional<ActionRow>& current, Response earned) {
+  if (earned == Response::none) return false;
+  if (!current) return true;
+  if (current->source == "operator") return false;
+  return earned > current->action && current->action != Response::allow;
+}
+
+}  // namespace
+
+DetectWorker::DetectWorker(const std::filesystem::path& db, const DetectPolicy& policy, int64_t reference_chunks,
+                           std::shared_ptr<ActionsInForce> in_force)
+    : db_(std::make_shared<GuardDb>(db)),
+      audit_(db_),
+      actions_(db_),
+      detector_(policy, reference_chunks),
+      in_force_(std::move(in_force)) {
+  if (!in_force_) fail("DetectWorker needs the table of actions in force");
+  for (const ActionRow& r : actions_.since(in_force_->last_id())) in_force_->apply(r);
+}
+
+DetectWorker::~DetectWorker() { stop(); }
+
+void DetectWorker::start() {
+  if (thread_.joinable()) return;
+  stop_ = false;
+  thread_ = std::thread([this] {
+    while (!stop_) {
+      try {
+        pass();
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "guard: detector pass failed (retrying): %s\n", e.what());
+      }
+      const auto wait = std::chrono::duration<double>(detector_.policy().interval);
+      const auto until = std::chrono::steady_clock::now() + wait;
+      while (!stop_ && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  });
+}
+
+void DetectWorker::stop() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+PassStats DetectWorker::pass() {
+  const auto t0 = std::chrono::steady_clock::now();
+  PassStats st;
+  for (; detector_.policy().enabled;) {
+    const std::vector<AuditRow> rows = audit_.since(last_audit_, 20000);
+    for (const AuditRow& r : rows) detector_.observe(r);
+    st.rows += int64_t(rows.size());
+    if (!rows.empty()) last_audit_ = rows.back().id;
+    if (rows.size() < 20000) break;
+  }
+  // Others' rows first (an operator's decision wins over what this pass would do).
+  for (const ActionRow& r : actions_.since(in_force_->last_id())) in_force_->apply(r);
+  if (st.rows > 0) {
+    const std::vector<Assessment> keys = detector_.keys(), clusters = detector_.clusters();
+    const double now = unix_seconds();
+    for (const Verdict& v : Detector::verdicts(keys, clusters)) {
+      const std::optional<ActionRow> current = in_force_->find(v.key_id, now);
+      if (!policy_may_act(current, v.response)) continue;
+      ActionRow row;
+      row.time = now;
+      row.key_id = v.key_id;
+      row.key_name = v.key_name;
+      row.cluster = v.from->cluster ? v.from->name : "";
+      row.action = v.response;
+      row.score = v.score;
+      row.reason = v.from->reason();
+      row.signals = v.from->to_json().at("signals").dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      row.source = "policy";
+      in_force_->apply(actions_.append(row));
+      ++st.actions;
+    }
+  }
+  st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return st;
+}
+
+ActionRow operator_action(const std::shared_ptr<GuardDb>& db, const std::string& key_name, Response action,
+                          const std::string& reason, double until) {
+  if (action == Response::none) fail("retort guard act: name an action (observe | throttle | strip | mark | block | allow)");
+  if (reason.empty()) fail("retort guard act: say why (--reason): the row is what a colleague reads later");
+  KeyStore keys(db);
+  const std::optional<ApiKey> key = keys.find(key_name);
+  if (!key) fail("no API key named '", key_name, "' in ", db->file().string(), " (retort keys list shows them)");
+  ActionRow row;
+  row.time = unix_seconds();
+  row.key_id = key->id;
+  row.key_name = key->name;
+  row.action = action;
+  row.reason = reason;
+  row.signals = "[]";
+  row.source = "operator";
+  row.until = until;
+  return ActionStore(db).append(row);
+}
+
+}  // namespace retort
