@@ -43,7 +43,7 @@ fs::path teacher_of(const SimOptions& o, const fs::path& out, const fs::path& bi
   if (is_model_folder(dir)) return dir;
   std::fprintf(stderr, "simulate: training a tiny teacher into %s (once; later runs reuse it)\n", dir.c_str());
   const std::vector<std::string> args = {
-      "train", "--set", "data.kind=text", "--set", "text.tokenizer=byte", "--set", "text.train_tokens=150000",
+      "train", "--set", "data.kind=text", "--set", "text.tokenizer=byte", "--set", "text.train_tokens=300000",
       "--set", "text.val_tokens=4000", "--set", "text.seq_len=256", "--set", "data.batch_size=16", "--set",
       "model.name=gpt", "--set", "model.d_model=64", "--set", "model.layers=2", "--set", "model.heads=4", "--set",
       "train.optimizer=adamw", "--set", "train.lr=0.003", "--set", "train.epochs=1", "--set", "train.warmup_steps=5",
@@ -163,6 +163,8 @@ nlohmann::json run_simulation(const SimOptions& o, const fs::path& out, const fs
   if (status != 0 && status != 128 + 15)
     std::fprintf(stderr, "simulate: retort serve exited with status %d (%s)\n", status, (out / "serve.log").c_str());
   const DbRecord record = read_db(db);
+  facts.binary = binary;
+  if (o.students) facts.students = train_students(facts, record);
   facts.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   return write_sim_report(facts, record);
 }

@@ -106,13 +106,14 @@ double think(std::mt19937_64& rng) {
   return std::min(30.0, d(rng));
 }
 
-// Session start times inside the key's working hours of the simulated day (rejection sampling
-// over the run; a key whose hours the run never reaches keeps its first draws).
-std::vector<double> session_starts(const Traffic& t, const SimOptions& o, double hour, int64_t sessions,
-                                   std::mt19937_64& rng) {
+// Session start times inside the key's working hours of the simulated day: `hours` to
+// `hours + spread` hours from a random first hour (rejection sampling over the run; a key whose
+// hours the run never reaches keeps its last draws).
+std::vector<double> session_starts(const Traffic& t, const SimOptions& o, double hour, int64_t sessions, double hours,
+                                   double spread, std::mt19937_64& rng) {
   std::uniform_real_distribution<double> u(0, 1);
   const double first_hour = double(int64_t(std::floor(u(rng) * 24)));
-  const double length = 8 + std::floor(u(rng) * 7);  // 8..14 working hours
+  const double length = hours + std::floor(u(rng) * (spread + 1));
   auto working = [&](double s) {
     const double h = std::fmod(std::floor((t.clock.start_unix + s) / hour), 24.0);
     return std::fmod(h - first_hour + 24, 24.0) < length;
@@ -187,7 +188,7 @@ void person(Speaker& sp, const SimOptions& o, double hour, std::mt19937_64& rng)
     turns.push_back(n);
     left -= n;
   }
-  const std::vector<double> starts = session_starts(sp.t, o, hour, int64_t(turns.size()), rng);
+  const std::vector<double> starts = session_starts(sp.t, o, hour, int64_t(turns.size()), 8, 6, rng);  // 8..14 h
   for (size_t s = 0; s < turns.size(); ++s) {
     if (!sp.t.clock.sleep_until(starts[s], *sp.t.stop)) return;
     if (chat)
@@ -224,7 +225,7 @@ void eval_job(Speaker& sp, const SimOptions& o, std::mt19937_64& rng) {
 // the simulated day, behind one address and one system prompt.
 void app(Speaker& sp, const SimOptions& o, double hour, std::mt19937_64& rng) {
   const Material& m = *sp.t.material;
-  const std::vector<double> starts = session_starts(sp.t, o, hour, std::llround(o.app_requests), rng);
+  const std::vector<double> starts = session_starts(sp.t, o, hour, std::llround(o.app_requests), 16, 0, rng);
   for (double s : starts) {
     if (!sp.t.clock.sleep_until(s, *sp.t.stop)) return;
     json messages = {{{"role", "system"}, {"content", "You are Verse of the Day. Answer in two sentences."}},

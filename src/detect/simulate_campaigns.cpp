@@ -1,8 +1,10 @@
 // The harvesting side, through retort's own openai: teacher code: each campaign key asks for the
 // endpoint's tokenizer (GET models, GET models/ID/tokenizer) and harvests with
 // harvest_topk_cache or api_written_corpus exactly as `retort distill --teacher openai:URL` does,
-// into its own cache folder under OUT/harvest/. A key the server refuses (403) stops; throttling
-// (429 + Retry-After) only slows it; the end of the run stops every key (ApiEndpoint::stop).
+// into its own cache folder under OUT/harvest/. Each paces itself to its key's requests per minute
+// (as a harvester reading x-ratelimit-* does: never a 429 of its own making); the low-and-slow one
+// goes slower still. A key the server refuses (403), or whose answers come back stripped, stops;
+// throttling (429 + Retry-After) only slows it; the end of the run stops every key (ApiEndpoint::stop).
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -19,6 +21,9 @@
 namespace retort::sim {
 
 namespace {
+
+// Seconds between requests that keep a key just under `rpm`, 5% to spare (0: no limit, no pacing).
+double pace(int64_t rpm) { return rpm > 0 ? 1.05 * 60.0 / double(rpm) : 0; }
 
 ApiEndpoint endpoint_of(const Traffic& t, const SimKey& key, int64_t concurrency, double min_interval) {
   ApiEndpoint e;
@@ -84,7 +89,7 @@ void hydra(const Traffic& t, const SimOptions& o, Campaign& c) {
     pool.emplace_back([&] {
       for (int64_t i = next.fetch_add(1); i < K && !t.stop->load(); i = next.fetch_add(1)) {
         const int64_t a = c.windows * i / K, b = c.windows * (i + 1) / K;
-        topk_key(t, c, c.keys[size_t(i)], c.first_window + a, b - a, 1, 0, 8);
+        topk_key(t, c, c.keys[size_t(i)], c.first_window + a, b - a, 1, pace(o.user_rpm), 8);
       }
     });
   for (auto& th : pool) th.join();
@@ -119,7 +124,7 @@ void seqkd(const Traffic& t, const SimOptions& o, Campaign& c) {
     c.planned_tokens = planned;
   }
   record(c, key, ended_by([&] {
-           ApiClient client(endpoint_of(t, key, o.seqkd_concurrency, 0));
+           ApiClient client(endpoint_of(t, key, o.seqkd_concurrency, pace(o.campaign_rpm)));
            std::shared_ptr<Tokenizer> tokenizer = fetch_api_tokenizer(client);
            if (!tokenizer) fail("the endpoint publishes no tokenizer");
            SequenceKdOptions so;
@@ -138,7 +143,7 @@ void run_campaign(const Traffic& t, const SimOptions& o, Campaign& c) {
     return;
   }
   if (c.kind == "topk")
-    topk_key(t, c, c.keys[0], c.first_window, c.windows, o.topk_concurrency, 0, 32);
+    topk_key(t, c, c.keys[0], c.first_window, c.windows, o.topk_concurrency, pace(o.campaign_rpm), 32);
   else if (c.kind == "hydra")
     hydra(t, o, c);
   else if (c.kind == "seqkd")

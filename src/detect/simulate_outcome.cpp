@@ -4,6 +4,8 @@
 // never from what the simulated clients believe happened.
 #include <sqlite3.h>
 
+#include <algorithm>
+
 #include "detect/simulate_parts.h"
 #include "guard/statement.h"
 #include "retort/guard.h"
@@ -15,6 +17,56 @@ using guard_detail::Statement;
 bool is_response(const std::string& action) {
   return action == "throttle" || action == "strip" || action == "mark" || action == "block";
 }
+
+namespace {
+
+Moment moment_at(const CampaignResult& r, const ActionRow& a, double start) {
+  Moment m;
+  m.happened = true;
+  m.at = a.time - start;
+  for (const auto& [t, tokens] : r.answered)
+    if (t < m.at) ++m.requests, m.tokens += tokens;
+  m.share = r.c->planned_requests > 0 ? double(m.requests) / double(r.c->planned_requests) : 0;
+  m.action = a.action;
+  m.key = a.key_name;
+  m.reason = a.reason;
+  return m;
+}
+
+}  // namespace
+
+CampaignResult campaign_result(const Campaign& c, const DbRecord& db, double start) {
+  CampaignResult r;
+  r.c = &c;
+  const ActionRow* first = nullptr;
+  const ActionRow* first_response = nullptr;
+  for (const SimKey& k : c.keys) {
+    auto it = db.keys.find(k.id);
+    if (it == db.keys.end()) continue;
+    const KeyRecord& rec = it->second;
+    r.audit_rows += rec.requests;
+    r.refused_limits += rec.refused_limits;
+    r.refused_blocked += rec.refused_blocked;
+    for (const auto& [t, tokens] : rec.answered_at) r.answered.emplace_back(t - start, tokens);
+    bool responded = false;
+    for (const ActionRow& a : rec.actions) {
+      if (!first || a.time < first->time) first = &a;
+      if (is_response(a.action)) {
+        responded = true;
+        if (!first_response || a.time < first_response->time) first_response = &a;
+      }
+    }
+    r.keys_detected += !rec.actions.empty();
+    r.keys_responded += responded;
+  }
+  std::sort(r.answered.begin(), r.answered.end());
+  r.requests = int64_t(r.answered.size());
+  for (const auto& a : r.answered) r.tokens += a.second;
+  if (first) r.detected = moment_at(r, *first, start);
+  if (first_response) r.responded = moment_at(r, *first_response, start);
+  return r;
+}
+
 
 DbRecord read_db(const std::filesystem::path& file) {
   DbRecord r;

@@ -150,11 +150,33 @@ DbRecord read_db(const std::filesystem::path& db);
 
 bool is_response(const std::string& action);  // throttle, strip, mark, block
 
+// A moment of a campaign: when something happened and what it had harvested by then.
+struct Moment {
+  bool happened = false;
+  double at = 0;  // seconds after the start
+  int64_t requests = 0, tokens = 0;
+  double share = 0;  // requests / planned
+  std::string action, key, reason;
+};
+
+struct CampaignResult {
+  const Campaign* c = nullptr;
+  std::vector<std::pair<double, int64_t>> answered;  // (seconds after the start, tokens), in time order
+  int64_t requests = 0, tokens = 0, refused_limits = 0, refused_blocked = 0, audit_rows = 0;
+  int64_t keys_detected = 0, keys_responded = 0;
+  Moment detected, responded;
+  double share() const { return c->planned_requests > 0 ? double(requests) / double(c->planned_requests) : 0; }
+};
+
+// A campaign's rows (answered harvest requests by time), its first action (detected) and first
+// throttle/strip/mark/block (responded to) over all its keys; `start`: the run's unix start.
+CampaignResult campaign_result(const Campaign& c, const DbRecord& db, double start);
+
 // ---- the report ------------------------------------------------------------------------------
 
 struct RunFacts {
   SimOptions options;
-  std::filesystem::path out, model;
+  std::filesystem::path out, model, binary;
   ServerSettings server;
   Clock clock;
   double traffic_seconds = 0, wall_seconds = 0;
@@ -162,6 +184,10 @@ struct RunFacts {
   std::vector<std::unique_ptr<Campaign>>* campaigns = nullptr;
   nlohmann::json students;  // filled when sim.students
 };
+// sim.students: per top-k campaign, a student from what it got before the response and one from its
+// whole plan (child `retort distill` runs in OUT/students); {"method", "students": [...]}.
+nlohmann::json train_students(const RunFacts& facts, const DbRecord& db);
+
 // report.json + report.html in facts.out; returns report.json's content.
 nlohmann::json write_sim_report(const RunFacts& facts, const DbRecord& db);
 

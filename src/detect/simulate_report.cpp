@@ -25,69 +25,6 @@ constexpr double kThrottledAtMost = 0.01;  // share of benign keys throttled at 
 std::string pct(double share) { return decimals(100 * share, 1) + "%"; }
 std::string secs(double s) { return decimals(s, 1) + " s"; }
 
-// A moment of a campaign: when something happened and what it had harvested by then.
-struct Moment {
-  bool happened = false;
-  double at = 0;  // seconds after the start
-  int64_t requests = 0, tokens = 0;
-  double share = 0;  // requests / planned
-  std::string action, key, reason;
-};
-
-struct CampaignResult {
-  const Campaign* c = nullptr;
-  std::vector<std::pair<double, int64_t>> answered;  // (seconds after the start, tokens), in time order
-  int64_t requests = 0, tokens = 0, refused_limits = 0, refused_blocked = 0, audit_rows = 0;
-  int64_t keys_detected = 0, keys_responded = 0;
-  Moment detected, responded;
-  double share() const { return c->planned_requests > 0 ? double(requests) / double(c->planned_requests) : 0; }
-};
-
-Moment moment_at(const CampaignResult& r, const ActionRow& a, double start) {
-  Moment m;
-  m.happened = true;
-  m.at = a.time - start;
-  for (const auto& [t, tokens] : r.answered)
-    if (t < m.at) ++m.requests, m.tokens += tokens;
-  m.share = r.c->planned_requests > 0 ? double(m.requests) / double(r.c->planned_requests) : 0;
-  m.action = a.action;
-  m.key = a.key_name;
-  m.reason = a.reason;
-  return m;
-}
-
-CampaignResult result_of(const Campaign& c, const DbRecord& db, double start) {
-  CampaignResult r;
-  r.c = &c;
-  const ActionRow* first = nullptr;
-  const ActionRow* first_response = nullptr;
-  for (const SimKey& k : c.keys) {
-    auto it = db.keys.find(k.id);
-    if (it == db.keys.end()) continue;
-    const KeyRecord& rec = it->second;
-    r.audit_rows += rec.requests;
-    r.refused_limits += rec.refused_limits;
-    r.refused_blocked += rec.refused_blocked;
-    for (const auto& [t, tokens] : rec.answered_at) r.answered.emplace_back(t - start, tokens);
-    bool responded = false;
-    for (const ActionRow& a : rec.actions) {
-      if (!first || a.time < first->time) first = &a;
-      if (is_response(a.action)) {
-        responded = true;
-        if (!first_response || a.time < first_response->time) first_response = &a;
-      }
-    }
-    r.keys_detected += !rec.actions.empty();
-    r.keys_responded += responded;
-  }
-  std::sort(r.answered.begin(), r.answered.end());
-  r.requests = int64_t(r.answered.size());
-  for (const auto& a : r.answered) r.tokens += a.second;
-  if (first) r.detected = moment_at(r, *first, start);
-  if (first_response) r.responded = moment_at(r, *first_response, start);
-  return r;
-}
-
 ojson moment_json(const Moment& m) {
   if (!m.happened) return nullptr;
   return {{"at_s", m.at}, {"requests", m.requests}, {"tokens", m.tokens}, {"share", m.share},
@@ -170,7 +107,7 @@ nlohmann::json write_sim_report(const RunFacts& f, const DbRecord& db) {
   std::vector<CampaignResult> results;
   std::set<int64_t> campaign_ids;
   for (const auto& c : *f.campaigns) {
-    results.push_back(result_of(*c, db, start));
+    results.push_back(campaign_result(*c, db, start));
     for (const SimKey& k : c->keys) campaign_ids.insert(k.id);
   }
 
@@ -219,6 +156,15 @@ nlohmann::json write_sim_report(const RunFacts& f, const DbRecord& db) {
 
   std::vector<std::string> summary;
   for (const CampaignResult& r : results) summary.push_back(campaign_line(r));
+  if (f.students.is_object())
+    for (const auto& s : f.students["students"]) {
+      auto bpb = [](const nlohmann::json& v) { return v.is_number() ? decimals(v.get<double>(), 3) : std::string("failed"); };
+      summary.push_back(cat("student of ", s["campaign"].get<std::string>(), " (top-", s["k"].get<int64_t>(),
+                            "): val bits/byte ", bpb(s["val_bpb_before_response"]), " from the ",
+                            s["windows_before_response"].get<int64_t>(), " windows it had ",
+                            s["responded"].get<bool>() ? "before the response" : "in all (never responded to)", " vs ",
+                            bpb(s["val_bpb_planned"]), " from its ", s["windows_planned"].get<int64_t>(), " planned"));
+    }
   summary.push_back(cat("benign: ", n_benign, " keys, ", thousands(requests), " requests (", thousands(answered),
                         " answered); flagged ", n_flagged, ", throttled ", n_throttled, " (", pct(throttled_share),
                         "), blocked ", n_blocked, "; ", limited_keys, " keys met their ordinary rate limits (",

@@ -114,8 +114,8 @@ PY
 db_rc=$?
 sed 's/^/  /' "$WORK/db.check" >&3
 check "the report's numbers are the database's" test $db_rc -eq 0
-check "the top-k harvest went through the openai: teacher's cache (shards on disk)" \
-  bash -c "ls '$OUT'/harvest/c1-topk/topk-api-*/ | grep -q shard"
+check "the top-k harvests went through the openai: teacher's cache (c1's cache folder, the hydra's first shard)" \
+  bash -c "ls '$OUT'/harvest/c1-topk/topk-api-*/meta.json && ls '$OUT'/harvest/c2-hydra-00/topk-api-*/ | grep -q shard" >/dev/null
 check "the text-only harvest kept its answers (JSONL)" bash -c "test -s \"\$(ls '$OUT'/harvest/c3-seqkd/seqkd-api-*.jsonl)\""
 page_ok "report.html draws a timeline per campaign and the traffic plot" "$OUT/report.html" 5 "c2-hydra"
 
