@@ -217,6 +217,13 @@ nlohmann::json write_sim_report(const RunFacts& f, const DbRecord& db) {
       {"summary", summary},
       {"bar", {{"rule", bar}, {"met", misses.empty()}, {"misses", misses}}},
       {"seed", o.seed},
+      {"definitions",
+       {{"harvested", "status-200 rows of the campaign's keys on /v1/completions in the server's audit table; "
+                      "share = those / the planned requests (windows or prompts). After a strip an answer is still a "
+                      "200 but lacks what a top-k harvester asked for: the harvester stops at the first such answer"},
+        {"detected", "the first row of the actions table naming one of the campaign's keys (any action)"},
+        {"responded", "the first throttle, strip, mark or block row naming one of its keys"},
+        {"at_s", "seconds since the traffic started (time.start_unix)"}}},
       {"campaigns", campaigns},
       {"benign",
        {{"keys", n_benign},

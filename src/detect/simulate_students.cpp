@@ -52,8 +52,10 @@ nlohmann::json train_students(const RunFacts& f, const DbRecord& db) {
                         {"windows_before_response", before},
                         {"windows_planned", c->planned_requests},
                         {"responded", r.responded.happened}};
-    s["val_bpb_before_response"] = before >= 1 ? student(f, *c, c->id + "-before", before) : nlohmann::json(nullptr);
     s["val_bpb_planned"] = student(f, *c, c->id + "-all", c->planned_requests);
+    s["val_bpb_before_response"] = before == c->planned_requests ? s["val_bpb_planned"]  // the same run
+                                   : before >= 1 ? student(f, *c, c->id + "-before", before)
+                                                 : nlohmann::json(nullptr);
     out.push_back(s);
   }
   return {{"method",
