@@ -154,8 +154,17 @@ nlohmann::json write_sim_report(const RunFacts& f, const DbRecord& db) {
   if (throttled_share > kThrottledAtMost) misses.push_back(cat(pct(throttled_share), " of benign keys were throttled"));
   const std::string bar = "each campaign detected before 10% of its harvest; no benign key blocked; at most 1% throttled";
 
+  // What was found, in this order: each campaign, the benign side, the bar; then what the
+  // harvests were worth to a student (sim.students) and the run itself.
   std::vector<std::string> summary;
   for (const CampaignResult& r : results) summary.push_back(campaign_line(r));
+  summary.push_back(cat("benign: ", n_benign, " keys, ", thousands(requests), " requests (", thousands(answered),
+                        " answered); flagged ", n_flagged, ", throttled ", n_throttled, " (", pct(throttled_share),
+                        "), blocked ", n_blocked, "; ", limited_keys, " keys met their ordinary rate limits (",
+                        thousands(limited), " requests refused with 429)"));
+  std::string verdict = misses.empty() ? "met" : "not met: ";
+  for (size_t i = 0; i < misses.size(); ++i) verdict += (i ? "; " : "") + misses[i];
+  summary.push_back("the bar (" + bar + "): " + verdict);
   if (f.students.is_object())
     for (const auto& s : f.students["students"]) {
       auto bpb = [](const nlohmann::json& v) { return v.is_number() ? decimals(v.get<double>(), 3) : std::string("failed"); };
@@ -165,13 +174,6 @@ nlohmann::json write_sim_report(const RunFacts& f, const DbRecord& db) {
                             s["responded"].get<bool>() ? "before the response" : "in all (never responded to)", " vs ",
                             bpb(s["val_bpb_planned"]), " from its ", s["windows_planned"].get<int64_t>(), " planned"));
     }
-  summary.push_back(cat("benign: ", n_benign, " keys, ", thousands(requests), " requests (", thousands(answered),
-                        " answered); flagged ", n_flagged, ", throttled ", n_throttled, " (", pct(throttled_share),
-                        "), blocked ", n_blocked, "; ", limited_keys, " keys met their ordinary rate limits (",
-                        thousands(limited), " requests refused with 429)"));
-  std::string verdict = misses.empty() ? "met" : "not met: ";
-  for (size_t i = 0; i < misses.size(); ++i) verdict += (i ? "; " : "") + misses[i];
-  summary.push_back("the bar (" + bar + "): " + verdict);
   summary.push_back(cat("seed ", o.seed, "; ", secs(f.traffic_seconds), " of traffic, an hour = ",
                         secs(o.hour > 0 ? o.hour : o.duration / 24), "; ", thousands(db.audit_rows), " audit rows, ",
                         db.has_actions ? thousands(db.action_rows) + " action rows" : std::string("no actions table"),
@@ -273,10 +275,11 @@ nlohmann::json write_sim_report(const RunFacts& f, const DbRecord& db) {
   std::vector<Plot> plots;
   for (const CampaignResult& r : results) plots.push_back(timeline(r, f.traffic_seconds));
   plots.push_back(traffic(f, db, campaign_ids));
-  // The page's paragraph: the bar, the benign side, the run (the campaigns have the table and
-  // a section each below).
+  // The page's paragraph: the bar, the students, the run, the benign side (the campaigns have the
+  // table and a section each below).
   std::string notes;
-  for (size_t i = results.size(); i < summary.size(); ++i) notes += (notes.empty() ? "" : ". ") + summary[i];
+  for (size_t i = results.size() + 1; i < summary.size(); ++i) notes += (notes.empty() ? "" : ". ") + summary[i];
+  notes += ". " + summary[results.size()];  // the benign line, after the bar and the students
   std::vector<std::pair<std::string, std::string>> samples;
   for (size_t i = 0; i < results.size(); ++i) samples.emplace_back(results[i].c->id, summary[i]);
   for (const auto& k : flagged) {
