@@ -65,7 +65,8 @@ Detector::Detector(DetectPolicy policy, int64_t reference_chunks) : policy_(std:
 void Detector::observe(const AuditRow& row) {
   ++observed_;
   now_ = std::max(now_, row.time);
-  if (row.key_id == 0) return;
+  // Without a key, or refused before the request was read (blocked): nothing about the key's requests.
+  if (row.key_id == 0 || row.error_code == "key_blocked") return;
   activity_[row.key_id].add(row, policy_);
   names_[row.key_id] = row.key_name;
 }

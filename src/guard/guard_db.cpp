@@ -2,8 +2,6 @@
 // Not here: what is stored in it (key_store.cpp, audit_log.cpp).
 #include <sqlite3.h>
 
-#include <cstring>
-#include <fstream>
 
 #include "guard/statement.h"
 #include "retort/error.h"
@@ -113,21 +111,18 @@ CREATE TABLE IF NOT EXISTS actions (           -- retort/actions.h
 CREATE INDEX IF NOT EXISTS actions_key ON actions (key_id, id);
 )sql";
 
-// SQLite would only notice a foreign file at the first query, with "file is not a database";
-// checking the header first lets the error say what the file is expected to be.
-void check_header(const std::filesystem::path& file) {
+// A directory is named as such. A file that is not an SQLite database is found by SQLite's first
+// read (SQLITE_NOTADB), never by reading its header here: opening and closing another descriptor
+// on a database this process has open would drop the process's POSIX locks on it, and another
+// process closing its connection would then delete the WAL under the open connections (their
+// later commits would be lost).
+void check_not_directory(const std::filesystem::path& file) {
   std::error_code ec;
-  if (!std::filesystem::exists(file, ec)) return;
-  if (std::filesystem::is_directory(file, ec))
-    fail("guard database ", quoted(file), " is a directory");
-  std::ifstream in(file, std::ios::binary);
-  if (!in) fail("cannot read guard database ", quoted(file));
-  char header[16] = {};
-  in.read(header, sizeof header);
-  if (in.gcount() == 0) return;  // empty: SQLite makes a database of it
-  if (in.gcount() < 16 || std::memcmp(header, "SQLite format 3\0", 16) != 0)
-    fail(quoted(file),
-         " is not a retort guard database (not an SQLite file); name another --db or move it away");
+  if (std::filesystem::is_directory(file, ec)) fail("guard database ", quoted(file), " is a directory");
+}
+
+[[noreturn]] void not_sqlite(const std::filesystem::path& file) {
+  fail(quoted(file), " is not a retort guard database (not an SQLite file); name another --db or move it away");
 }
 
 std::string pragma_text(GuardDb& db, const char* sql) {
@@ -199,7 +194,7 @@ void add_missing_columns(GuardDb& db) {
 }  // namespace
 
 GuardDb::GuardDb(const std::filesystem::path& file) : file_(file) {
-  check_header(file_);
+  check_not_directory(file_);
   const int rc =
       sqlite3_open_v2(file_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
   if (rc != SQLITE_OK) {
@@ -211,6 +206,7 @@ GuardDb::GuardDb(const std::filesystem::path& file) : file_(file) {
   try {
     sqlite3_extended_result_codes(db_, 1);
     exec(*this, "PRAGMA busy_timeout = 5000");
+    if ((sqlite3_exec(db_, "PRAGMA schema_version", nullptr, nullptr, nullptr) & 0xff) == SQLITE_NOTADB) not_sqlite(file_);
     const std::string mode = pragma_text(*this, "PRAGMA journal_mode = WAL");
     if (mode != "wal")
       fail("guard database ", quoted(file_), ": cannot switch to WAL journaling (journal_mode is '",

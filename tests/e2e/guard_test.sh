@@ -9,6 +9,12 @@
 #   dawn       a classifier served marked answers a keyed share of inputs with a keyed wrong class; a
 #              student distilled through /v1/classify repeats them (guard verify, binomial test), a
 #              student on labels does not; the served accuracy drops by no more than the share
+#   campaign   a harvesting key is blocked by the detector while alice chats; kill -9 of the server right
+#              after the block loses no audit row of an answered request and no action row; restarted,
+#              the thief is refused from its first request and alice served; guard campaigns / explain /
+#              act show and change it; act on an unknown key says so
+#   campaign_bad_input  a policy with an unknown signal, a threshold out of range, responses out of
+#              order, an unknown key in a policy file: each fails at start naming the key
 #   bad_input  an unknown scheme, gamma out of range, no key, a detect input that is not text, a broken
 #              JSONL line, a suspect of another vocabulary: one clear line each and a non-zero exit
 set -uo pipefail
@@ -86,6 +92,52 @@ t = sys.stdin.read().split()
 for i in range(20):
     print(json.dumps({"text": " ".join(t[i * 60:(i + 1) * 60])}))'
 }
+
+# fails WHAT TEXT COMMAND...: the command exits non-zero and its stderr holds TEXT
+fails() {
+  local what=$1 text=$2; shift 2
+  "$@" >"$WORK/out" 2>"$WORK/err"
+  local rc=$?
+  if [ $rc -ne 0 ] && grep -qF -- "$text" "$WORK/err"; then check "$what (exit $rc: $(shown "$(tail -1 "$WORK/err")"))" true
+  else check "$what: exit $rc, stderr: $(shown "$(cat "$WORK/err")")" false; fi
+}
+# harvest PORT KEY NAME ADDRESS: teacher-forcing requests (echo, top-5 logprobs, max_tokens 0) over
+# 10-word windows of Genesis 70 words apart (each in a new passage), one at a time, until 15
+# refusals; one line per answer in NAME.log.
+harvest() {
+  bible Gen1:1-Gen50:26 2>/dev/null | /usr/bin/python3 -c '
+import json, sys, urllib.request, urllib.error
+port, key, name, address = sys.argv[1:5]
+words = sys.stdin.read().split()
+log = open(name + ".log", "w", buffering=1)
+refused = 0
+for i in range(0, len(words) - 10, 70):
+    body = json.dumps({"model": "kjv", "prompt": " ".join(words[i:i + 10]), "max_tokens": 0, "echo": True, "logprobs": 5}).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/completions", body, {"Authorization": "Bearer " + key,
+        "Content-Type": "application/json", "X-Forwarded-For": address, "User-Agent": "harvest/0.1"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            r.read()
+            log.write("200\n")
+    except urllib.error.HTTPError as e:
+        log.write(f"{e.code} {e.read().decode()[:300]}\n")
+        refused += 1
+        if refused >= 15:
+            break
+    except Exception:
+        break' "$@"
+}
+# chat PORT KEY ADDRESS N: N short chat requests, one every ~0.3 s; prints the HTTP statuses
+chat() {
+  for i in $(seq 1 "$4"); do
+    curl -s -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $2" -H "X-Forwarded-For: $3" \
+      "http://127.0.0.1:$1/v1/chat/completions" \
+      -d "{\"model\":\"kjv\",\"messages\":[{\"role\":\"user\",\"content\":\"Tell me of day $i\"}],\"max_tokens\":8}"
+    sleep 0.3
+  done
+}
+# in_db SQL: the first value of a query on the guard database
+in_db() { sqlite3 "$DB" "$1"; }
 
 case $CASE in
 kgw)
@@ -200,14 +252,6 @@ dawn)
 
 bad_input)
   teacher
-  # fails WHAT TEXT COMMAND...: the command exits non-zero and its stderr holds TEXT
-  fails() {
-    local what=$1 text=$2; shift 2
-    "$@" >"$WORK/out" 2>"$WORK/err"
-    local rc=$?
-    if [ $rc -ne 0 ] && grep -qF -- "$text" "$WORK/err"; then check "$what (exit $rc: $(shown "$(tail -1 "$WORK/err")"))" true
-    else check "$what: exit $rc, stderr: $(shown "$(cat "$WORK/err")")" false; fi
-  }
   fails "an unknown scheme is refused at start" "purple" "$RETORT" serve --model "$WORK/runs/teacher" --db "$DB" \
     --port 0 --set serve.watermark=purple
   fails "gamma out of range is refused at start" "serve.watermark_gamma" "$RETORT" serve --model "$WORK/runs/teacher" \
@@ -229,6 +273,71 @@ bad_input)
     --suspect "$WORK/runs/other" "${LM[@]}" --out "$WORK/ev"
   check "... naming the marked model's tokenizer too" grep -q "byte (256)" "$WORK/err"
   check "the server answered through all of it" curl -sf "http://127.0.0.1:$PORT_kgw/health"
+  ;;
+
+campaign)
+  teacher
+  THIEF=$("$RETORT" keys create --name thief --db "$DB" 2>/dev/null)
+  ALICE=$("$RETORT" keys create --name alice --db "$DB" 2>/dev/null)
+  GUARD=(--config "$(dirname "$0")/../../configs/guard.toml" --set guard.interval=0.05 --set guard.min_requests=10
+         --set guard.trust_forwarded=true --set guard.signal.coverage.threshold=15)
+  serve one --model kjv="$WORK/runs/teacher" --db "$DB" "${GUARD[@]}"
+  chat "$PORT_one" "$ALICE" 198.51.100.7 12 >"$WORK/alice1" &
+  (cd "$WORK" && harvest "$PORT_one" "$THIEF" thief 203.0.113.9) &
+  harvester=$!
+  for _ in $(seq 1 600); do
+    [ "$(in_db "select count(*) from actions where key_name='thief' and action='block'")" -ge 1 ] 2>/dev/null && break
+    sleep 0.1
+  done
+  kill -9 "${PIDS[0]}"  # the server dies in the middle of the campaign, right after the block
+  wait "$harvester" 2>/dev/null
+  wait
+  answered=$(grep -c '^200' "$WORK/thief.log")
+  rows=$(in_db "select count(*) from audit where key_name='thief' and status=200")
+  check "the harvest was answered ($answered requests) before the block" test "$answered" -ge 10
+  check "no answered request lost its audit row over kill -9 ($rows rows for $answered answers)" \
+    test "$rows" -ge "$answered" -a "$rows" -le $((answered + 1))
+  check "the policy's block row survived kill -9" \
+    test "$(in_db "select count(*) from actions where key_name='thief' and action='block' and source='policy'")" -ge 1
+  check "the block names the teacher-forcing shape" \
+    bash -c "sqlite3 '$DB' \"select reason from actions where key_name='thief' and action='block'\" | grep -q 'teacher-forcing shape'"
+  check "refused answers said key_blocked, with the reason" bash -c "grep '^403' '$WORK/thief.log' | head -1 | grep -q key_blocked"
+  check "alice was never acted on" test "$(in_db "select count(*) from actions where key_name='alice'")" = 0
+  check "the audit rows carry the forwarded address and fingerprints, not the prompts" test \
+    "$(in_db "select count(*) from audit where key_name='thief' and status=200 and client='203.0.113.9' and prompt_simhash!=0 and ref_chunk>=0 and prompt_text=''")" = "$rows"
+  # restarted with detection off: the block stands from the first request; alice is served
+  serve two --model kjv="$WORK/runs/teacher" --db "$DB"
+  (cd "$WORK" && harvest "$PORT_two" "$THIEF" again 203.0.113.9)
+  check "after the restart the thief's first request is refused" bash -c "head -1 '$WORK/again.log' | grep -q '^403.*key_blocked'"
+  same "after the restart alice is served" "$(chat "$PORT_two" "$ALICE" 198.51.100.7 1)" 200
+  # what an operator sees and does
+  check "guard campaigns lists the thief as blocked, first" bash -c "'$RETORT' guard campaigns --db '$DB' ${GUARD[*]} \
+    | grep -A1 '^keys' | tail -1 | grep -q 'block.*thief'"
+  "$RETORT" guard campaigns --db "$DB" "${GUARD[@]}" --json >"$WORK/campaigns.json"
+  same "--json: the thief's response" "$(json "$WORK/campaigns.json" '[k["response"] for k in d["keys"] if k["name"]=="thief"][0]')" block
+  same "--json: alice's response" "$(json "$WORK/campaigns.json" '[k["response"] for k in d["keys"] if k["name"]=="alice"][0]')" none
+  "$RETORT" guard explain --db "$DB" "${GUARD[@]}" --key thief >"$WORK/explain" 2>&1
+  check "guard explain shows the signals and the policy's row" bash -c "grep -q '\\* forcing_share' '$WORK/explain' && grep -q 'block    by policy' '$WORK/explain'"
+  check "guard act: an operator throttles alice" bash -c "'$RETORT' guard act --db '$DB' --key alice --action throttle --reason 'test' | grep -q throttle"
+  check "guard explain shows it" bash -c "'$RETORT' guard explain --db '$DB' --key alice | grep -q 'throttle by operator'"
+  fails "guard act on an unknown key says so" "no API key named 'mallory'" "$RETORT" guard act --db "$DB" --key mallory \
+    --action block --reason x
+  fails "guard act with an unknown action lists the actions" "observe | throttle" "$RETORT" guard act --db "$DB" --key alice \
+    --action ban --reason x
+  ;;
+
+campaign_bad_input)
+  fails "a policy with an unknown signal fails at start, naming the key" "guard.signal.greed.weight" "$RETORT" serve \
+    --model "$WORK/none" --db "$DB" --port 0 --set guard.detect=true --set guard.signal.greed.weight=1
+  fails "a threshold out of range fails at start, naming the key" "guard.signal.forcing_share.threshold" "$RETORT" serve \
+    --model "$WORK/none" --db "$DB" --port 0 --set guard.signal.forcing_share.threshold=2
+  fails "responses out of order fail at start, naming them" "guard.response.mark" "$RETORT" serve \
+    --model "$WORK/none" --db "$DB" --port 0 --set guard.response.strip=0.9
+  printf '[guard]\ndetect = true\nsignals = 3\n' >"$WORK/bad.toml"
+  fails "a policy file with an unknown key names it" "guard.signals" "$RETORT" serve --model "$WORK/none" --db "$DB" \
+    --port 0 --config "$WORK/bad.toml"
+  fails "guard campaigns on a missing database says how to make one" "retort serve --db" "$RETORT" guard campaigns \
+    --db "$WORK/missing.db"
   ;;
 
 *)
