@@ -81,8 +81,8 @@ struct Verdict {
 class Detector {
  public:
   explicit Detector(DetectPolicy policy, int64_t reference_chunks = 0);
-  // Rows in id order. Rows without a key (failed authentication) or refused as blocked (the
-  // request was never read) are skipped.
+  // Rows in id order. Only the model routes count (completions, chat, classify); rows without a
+  // key (failed authentication) or refused as blocked (the request was never read) are skipped.
   void observe(const AuditRow& row);
   int64_t observed() const { return observed_; }
   double now() const { return now_; }  // the newest row's time: replays score as they ran

@@ -50,7 +50,7 @@ struct DetectPolicy {
   double link_threshold = 1.0;
   int64_t link_max_group = 200;
   // Responses (guard.response.*): the score (0..1) from which each applies.
-  double observe = 0.2, throttle = 0.35, strip = 0.45, mark = 0.55, block = 0.65;
+  double observe = 0.2, throttle = 0.35, strip = 0.45, mark = 0.55, block = 0.6;
   double throttle_factor = 0.25;  // throttled keys get this share of their limits
   int64_t throttle_rpm = 6;       // ... or this many requests a minute when they had no limit
   int64_t strip_top = 1;          // stripped keys get at most this many top logprobs, no prompt logprobs

@@ -67,6 +67,8 @@ void Detector::observe(const AuditRow& row) {
   now_ = std::max(now_, row.time);
   // Without a key, or refused before the request was read (blocked): nothing about the key's requests.
   if (row.key_id == 0 || row.error_code == "key_blocked") return;
+  // Listings (models, tokenizers) and key management say nothing about what a key harvests.
+  if (row.endpoint != "/v1/completions" && row.endpoint != "/v1/chat/completions" && row.endpoint != "/v1/classify") return;
   activity_[row.key_id].add(row, policy_);
   names_[row.key_id] = row.key_name;
 }

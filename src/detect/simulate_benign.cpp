@@ -200,7 +200,8 @@ void person(Speaker& sp, const SimOptions& o, double hour, std::mt19937_64& rng)
 
 // ---- heavy legitimate users --------------------------------------------------------------------
 
-// Scores its fixed passage set (echo + logprobs 5, nothing written) eval_rounds times, spread over
+// Scores its fixed passage set as lm-evaluation-harness's loglikelihood requests do (echo,
+// max_tokens 0, logprobs 1: the token's own logprob and whether it was the greedy one), eval_rounds times, spread over
 // the run, each round as fast as its answers come.
 void eval_job(Speaker& sp, const SimOptions& o, std::mt19937_64& rng) {
   const Material& m = *sp.t.material;
@@ -215,7 +216,7 @@ void eval_job(Speaker& sp, const SimOptions& o, std::mt19937_64& rng) {
     if (!sp.t.clock.sleep_until(span * (double(r) + 0.6 * u(rng)), *sp.t.stop)) return;
     for (const std::string& p : passages) {
       sp.post("completions", {{"model", sp.t.model}, {"prompt", p}, {"max_tokens", 0}, {"echo", true},
-                              {"logprobs", 5}, {"temperature", 0}});
+                              {"logprobs", 1}, {"temperature", 0}});
       if (sp.t.stop->load()) return;
     }
   }

@@ -52,7 +52,7 @@ ConfigSchema build_sim_schema() {
   cnt("sim.seqkd_concurrency", 3, 1, 256, "campaign 3: requests in flight");
   num("sim.seqkd_start", 0.45, 0, 0.95, "campaign 3 starts after this share of the duration");
   num("sim.slow_interval", 3, 0, 86400, "campaign 4 (low and slow, round the clock): seconds between windows; 0: off");
-  cnt("sim.slow_windows", 0, 0, 1e9, "campaign 4: windows planned (0: as many as the duration allows)");
+  cnt("sim.slow_windows", 400, 0, 1e9, "campaign 4: windows its student needs (it harvests what its pace allows in the duration; 0: only that)");
   num("sim.slow_start", 0, 0, 0.95, "campaign 4 starts after this share of the duration");
   s.add({"sim.students", K::Bool, false,
          "after the run, train a student per top-k campaign on what it harvested before the response and one on its "

@@ -133,7 +133,8 @@ nlohmann::json write_sim_report(const RunFacts& f, const DbRecord& db) {
                          {"source", a.source}, {"cluster", a.cluster}});
     }
     ++n_flagged;
-    n_throttled += kinds.count("throttle") > 0;
+    // responses include the milder ones: a stripped or marked key is throttled too
+    n_throttled += kinds.count("throttle") + kinds.count("strip") + kinds.count("mark") > 0 && kinds.count("block") == 0;
     n_blocked += kinds.count("block") > 0;
     flagged.push_back({{"key", k.name}, {"role", k.role}, {"address", k.address}, {"user_agent", k.user_agent},
                        {"requests", rec.requests}, {"answered", rec.answered}, {"refused_blocked", rec.refused_blocked},

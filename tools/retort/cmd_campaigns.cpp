@@ -83,10 +83,15 @@ void campaigns(const CampaignArgs& a) {
   int64_t chunks = 0;
   DetectPolicy p = policy_of(a.config, &chunks);
   Detector d(p, chunks);
+  const auto t0 = std::chrono::steady_clock::now();
   replay(db, d);
+  const std::vector<Assessment> clusters = d.clusters(), keys = d.keys();
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::fprintf(stderr, "guard campaigns: %s audit rows read and scored in %.2f s (%s rows/s), %zu keys, %zu clusters\n",
+               thousands(d.observed()).c_str(), took, thousands(int64_t(double(d.observed()) / std::max(took, 1e-9))).c_str(),
+               keys.size(), clusters.size());
   ActionsInForce f;
   for (const ActionRow& r : ActionStore(db).since(0)) f.apply(r);
-  const std::vector<Assessment> clusters = d.clusters(), keys = d.keys();
   if (a.json) {
     nlohmann::json out = {{"rows", d.observed()}, {"clusters", nlohmann::json::array()}, {"keys", nlohmann::json::array()},
                           {"in_force", nlohmann::json::array()}};
