@@ -10,10 +10,10 @@ import re
 import sys
 
 FLOOR = {"core": 0, "data": 1, "models": 1, "teachers": 2, "distill": 2, "eval": 2, "formats": 2,
-         "serve": 3, "guard": 3, "watermark": 2, "tools": 4}
+         "serve": 3, "guard": 2, "detect": 3, "watermark": 2, "tools": 4}
 # Public headers without a .cpp of the same name.
 OWNERS = {"api_endpoint": "teachers", "api_teacher": "teachers", "data": "data", "error": "core",
-          "eval": "eval", "formats": "formats", "guard": "guard", "json_depth": "core", "labels": "core", "model": "models",
+          "eval": "eval", "formats": "formats", "guard": "guard", "detect": "detect", "json_depth": "core", "labels": "core", "model": "models",
           "run_kind": "distill", "serve": "serve", "teacher": "teachers", "text": "data",
           "topk_teacher": "teachers"}
 
