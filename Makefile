@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: demo test test-asan fuzz build configure setup bench bench-lm bench-scale bench-serve bench-api bench-watermark bench-radioactivity bench-hostile clean
+.PHONY: demo test test-asan fuzz build configure setup bench bench-lm bench-scale bench-serve bench-api bench-watermark bench-radioactivity bench-hostile bench-detect clean
 
 setup:
 	@scripts/setup
@@ -52,7 +52,8 @@ bench-lm: build
 bench-scale: build
 	/usr/bin/python3 bench/scale.py --retort $(BUILD)/retort
 
-# retort serve under a bounded load on loopback: requests/s, p50/p99, limits under concurrency.
+# retort serve under a bounded load on loopback: requests/s, p50/p99, limits under concurrency,
+# and p50/p99 with campaign detection off vs on (`--detection-only` runs just those rows).
 bench-serve: build
 	/usr/bin/python3 bench/serve_bench.py --retort $(BUILD)/retort
 
@@ -71,6 +72,11 @@ bench-radioactivity: build
 # 100,000 mutated requests over every route of retort serve: statuses, memory before and after (~8 min).
 bench-hostile: build
 	/usr/bin/python3 bench/hostile_bench.py --retort $(BUILD)/retort
+
+# Campaign detection keeps up? Audit rows scored per second (bar 10,000) by `retort guard campaigns`
+# and by the worker inside retort serve, over synthetic logs of 50k/200k/500k rows (~1 min).
+bench-detect: build
+	/usr/bin/python3 bench/detect_bench.py --retort $(BUILD)/retort
 
 clean:
 	rm -rf $(BUILD)

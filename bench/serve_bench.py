@@ -9,14 +9,20 @@
   2. Limits under concurrency: 4 keys with rpm / tpm / quota limits, 32 connections; checks that
      no key got more than its limit, that the tokens the answers reported equal the keys' settled
      usage in the database (nothing double-counted), and that every request has one audit row.
+  3. The request path's cost of campaign detection (issue 15: within 1 ms of p50): the same
+     completions load against two fresh servers, one plain and one with --config configs/guard.toml
+     (detection, telemetry with the KJV reference, actions in force), p50 / p99 of each and the
+     p50 difference. --detection-only runs just these rows.
 
 Usage: bench/serve_bench.py [--retort build/retort] [--out bench/out/serve] [--requests 400]
+       [--detection-only] [--detection-requests 300] [--detection-history bench/out/detect/guard-200000.db]
 The models are trained once into --out (a short run: the speed, not the quality, is measured).
 """
 import argparse
 import gzip
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -33,11 +39,97 @@ def sh(cmd, env=None):
     return r.stdout
 
 
+def detection_rows(retort, runs, out, env, n, history=None):
+    """Completions with detection off and on (a fresh database each): 16 new tokens at 1 and 4 connections, and 1 new
+    token at 1 connection, where the model's share of the time is smallest. With `history` (a guard database, e.g.
+    make bench-detect's bench/out/detect/guard-200000.db) a third server runs detection on a copy of it: every pass
+    that reads a new row then re-assesses all of its keys. Each row runs in blocks off, on[, history, history], on,
+    off of n/2 requests (drift over the run falls on every mode); the two off blocks' p50s apart are the noise floor.
+    Besides the client's latency, the server's own (the audit rows' latency_ms: authentication to the answer's
+    audit row, without the loopback and the client)."""
+    guard = ["--config", os.path.join(ROOT, "configs", "guard.toml")]
+    modes = [("off", [], None), ("on", guard, None)] + ([("history", guard, history)] if history else [])
+    servers, rows = {}, []
+    try:
+        for mode, extra, copy_of in modes:
+            db = os.path.join(out, f"detect-{mode}.db")
+            for f in (db, db + "-wal", db + "-shm"):
+                if os.path.exists(f):
+                    os.remove(f)
+            if copy_of:
+                src = sqlite3.connect(copy_of)
+                src.execute("VACUUM INTO ?", (db,))
+                src.close()
+            key = sh([retort, "keys", "create", "--db", db, "--name", "serve-bench"]).strip()
+            p = subprocess.Popen([retort, "serve", "--model", f"kjv={runs}/lm", "--port", "0", "--db", db, "--workers", "2",
+                                  "--queue", "64"] + extra, stdout=subprocess.PIPE,
+                                 stderr=open(os.path.join(out, f"detect-{mode}.log"), "w"), text=True, env={**os.environ, **env})
+            servers[mode] = (p, f"http://127.0.0.1:{int(p.stdout.readline())}/v1", key, db)
+        if history:  # wait until the history server's detector has caught up with the copied rows
+            log = os.path.join(out, "detect-history.log")
+            deadline = time.time() + 300
+            while "guard: detector pass" not in open(log).read() and time.time() < deadline:
+                time.sleep(0.5)
+        names = [m for m, *_ in modes]
+        order = names + names[::-1]
+        print(f"\ncampaign detection on the request path (completions; blocks {', '.join(order)}; p50 / p99 in ms; "
+              f"server: the audit rows' p50):", flush=True)
+        for tokens, conc in ((1, 1), (16, 1), (16, 4)):
+            def run(mode, k):
+                _, base, key, _ = servers[mode]
+                return json.loads(sh(["node", LOAD, "--base", base, "--keys", key, "--endpoint", "completions", "--model",
+                                      "kjv", "--concurrency", str(conc), "--requests", str(k), "--max-tokens", str(tokens)]))
+            for mode in names:
+                run(mode, 20)  # warm-up
+            blocks, server_ms = {m: [] for m in names}, {m: [] for m in names}
+            for mode in order:
+                con = sqlite3.connect(servers[mode][3])
+                last = con.execute("select coalesce(max(id), 0) from audit").fetchone()[0]
+                r = run(mode, n // 2)
+                assert r["answered"] == n // 2, r
+                blocks[mode].append(r)
+                server_ms[mode] += [x for (x,) in con.execute("select latency_ms from audit where id > ? and status = 200",
+                                                              (last,))]
+                con.close()
+            mean = lambda mode, q: sum(b[q] for b in blocks[mode]) / 2
+            median = lambda xs: sorted(xs)[len(xs) // 2]
+            noise = abs(blocks["off"][0]["p50_ms"] - blocks["off"][1]["p50_ms"])
+            row = {"max_tokens": tokens, "concurrency": conc, "requests_per_mode": 2 * (n // 2), "blocks": blocks,
+                   "off_blocks_p50_apart_ms": noise}
+            print(f"  {tokens:>2} new tokens, {conc} connection{'s' if conc > 1 else ''} "
+                  f"(off vs off: p50s {noise:.2f} ms apart):", flush=True)
+            for mode in names:
+                d = mean(mode, "p50_ms") - mean("off", "p50_ms")
+                verdict = "" if mode == "off" else \
+                    f"; p50 {d:+.2f} ms vs off ({'within' if d <= 1 else 'MORE than'} the 1 ms bar)"
+                print(f"    {mode:<8} p50 {mean(mode, 'p50_ms'):7.2f}  p99 {mean(mode, 'p99_ms'):7.2f}  "
+                      f"server p50 {median(server_ms[mode]):7.2f}{verdict}", flush=True)
+                row[mode] = {"p50_ms": mean(mode, "p50_ms"), "p99_ms": mean(mode, "p99_ms"),
+                             "server_p50_ms": median(server_ms[mode]), "p50_difference_ms": d}
+            rows.append(row)
+    finally:
+        for p, *_ in servers.values():
+            p.terminate()
+            p.wait()
+    for mode in names[1:]:
+        con = sqlite3.connect(servers[mode][3])
+        acted = con.execute("select action, source, round(score, 2) from actions where key_name = 'serve-bench'").fetchall()
+        print(f"  the bench key's action rows ({mode}): {acted or 'none'}")
+        passes = re.findall(r"guard: detector pass: .*", open(os.path.join(out, f"detect-{mode}.log")).read())
+        for line in passes:
+            print(f"    {line}")
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--retort", default=os.path.join(ROOT, "build", "retort"))
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "out", "serve"))
     ap.add_argument("--requests", type=int, default=400)
+    ap.add_argument("--detection-only", action="store_true", help="only the detection off / on rows")
+    ap.add_argument("--detection-requests", type=int, default=300)
+    ap.add_argument("--detection-history", help="also time detection over a copy of this guard database "
+                                                "(make bench-detect's bench/out/detect/guard-200000.db)")
     a = ap.parse_args()
     retort, out = os.path.abspath(a.retort), os.path.abspath(a.out)
     runs = os.path.join(out, "runs")
@@ -51,6 +143,10 @@ def main():
     if not os.path.exists(os.path.join(runs, "mlp", "model", "model.json")):
         print("training the served MLP ...", flush=True)
         sh([retort, "train", "--set", f"run.dir={runs}", "--set", "run.name=mlp", "--set", "train.epochs=1", "--fresh"], env)
+    if a.detection_only:
+        rows = detection_rows(retort, runs, out, env, a.detection_requests, a.detection_history)
+        json.dump({"detection": rows}, open(os.path.join(out, "serve_bench_detection.json"), "w"), indent=1)
+        return
     raw = gzip.open("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz").read()[16:]
     pixels = os.path.join(out, "pixels.json")
     json.dump([list(raw[i * 784:(i + 1) * 784]) for i in range(256)], open(pixels, "w"))
@@ -126,7 +222,8 @@ def main():
         sent = sum(x["sent"] for x in rows) + r["sent"]
         print(f"audit rows {total_rows} for {sent} requests sent: {'one each' if total_rows == sent else 'MISMATCH'}")
         ok &= total_rows == sent
-        json.dump({"throughput": rows, "limits": r, "audit_rows": total_rows, "sent": sent},
+        detection = detection_rows(retort, runs, out, env, a.detection_requests, a.detection_history)
+        json.dump({"throughput": rows, "limits": r, "audit_rows": total_rows, "sent": sent, "detection": detection},
                   open(os.path.join(out, "serve_bench.json"), "w"), indent=1)
         sys.exit(0 if ok else 1)
     finally:
