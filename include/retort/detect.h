@@ -38,8 +38,9 @@ class Activity {
   int64_t requests = 0, tokens = 0;
   double first = 0, last = 0;
   std::map<std::string, int64_t> clients, agents;
-  std::map<std::string, int64_t> shapes;  // request shapes: "endpoint echo logprobs max_tokens temperature n"
-  std::pair<std::string, double> top_shape() const;  // the most common shape and its share
+  // shapes of the requests that asked for logprobs: "endpoint echo lp max temperature n" (<= 32)
+  std::map<std::string, int64_t> shapes;
+  std::pair<std::string, double> top_shape() const;  // the most common and its share of all requests
   uint64_t top_prefix() const;   // the most common opening (0: none)
   double top_prefix_share() const;
   const std::set<int64_t>& buckets() const { return buckets_; }  // active periods of hour/12
@@ -89,6 +90,7 @@ class Detector {
 
   Assessment assess_key(int64_t key_id) const;  // unknown key -> Error
   std::vector<Assessment> keys() const;         // every key seen, highest score first
+  std::vector<Assessment> take_touched();       // the keys with rows since the last call
   std::vector<Assessment> clusters() const;     // linked groups of >= 2 keys, highest score first
   // One verdict per key in `keys` (ids) from the key and cluster assessments given.
   static std::vector<Verdict> verdicts(const std::vector<Assessment>& keys, const std::vector<Assessment>& clusters);
@@ -101,6 +103,7 @@ class Detector {
   int64_t reference_chunks_ = 0;
   std::unordered_map<int64_t, Activity> activity_;
   std::unordered_map<int64_t, std::string> names_;
+  std::unordered_set<int64_t> touched_;
   int64_t observed_ = 0;
   double now_ = 0;
 };

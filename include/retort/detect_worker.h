@@ -1,7 +1,8 @@
 // The detector off the request path: a thread of `retort serve` that reads new audit rows from
 // the guard database every guard.interval seconds (its own connection: WAL lets it read while
-// requests write), feeds the Detector (retort/detect.h), and where a key or its cluster earns a
-// stronger response than the one in force, commits an action row (source "policy", with the
+// requests write), feeds the Detector (retort/detect.h), assesses the keys with new rows (and the
+// key graph of all keys at most once a second), and where a key or its cluster earns a stronger
+// response than the one in force, commits an action row (source "policy", with the
 // score, the reasons and the signals) and only then enforces it. It also picks up rows others
 // wrote (`retort guard act` in another process), so an operator's decision takes effect within
 // one interval (with guard.detect off it does only that). The policy only escalates; an operator's action (allow included) stands until
@@ -42,6 +43,8 @@ class DetectWorker {
   Detector detector_;
   std::shared_ptr<ActionsInForce> in_force_;
   int64_t last_audit_ = 0;
+  std::vector<Assessment> clusters_;  // the key graph's last assessment
+  double clustered_at_ = -1e18;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

@@ -32,7 +32,15 @@ void Activity::add(const AuditRow& r, const DetectPolicy& p) {
   if (r.logprobs >= 5) ++hungry_;
   if (!r.client.empty()) ++clients[r.client];
   ++agents[r.user_agent];
-  ++shapes[cat(r.endpoint, r.echo ? " echo" : "", " lp=", r.logprobs, " max=", r.max_tokens, " t=", r.temperature, " n=", r.n)];
+  // Shapes that ask for logprobs (the only ones that link keys), at most 32 distinct per key.
+  if (r.logprobs >= 0) {
+    std::string shape = cat(r.endpoint, r.echo ? " echo" : "", " lp=", r.logprobs, " max=", r.max_tokens, " t=", r.temperature, " n=", r.n);
+    auto it = shapes.find(shape);
+    if (it != shapes.end())
+      ++it->second;
+    else if (shapes.size() < 32)
+      shapes.emplace(std::move(shape), 1);
+  }
   if (r.prompt_simhash != 0) {
     ++worded_;
     int nearest = 64;

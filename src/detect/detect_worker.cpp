@@ -82,8 +82,13 @@ PassStats DetectWorker::pass() {
   // Others' rows first (an operator's decision wins over what this pass would do).
   for (const ActionRow& r : actions_.since(in_force_->last_id())) in_force_->apply(r);
   if (st.rows > 0) {
-    const std::vector<Assessment> keys = detector_.keys(), clusters = detector_.clusters();
+    // Keys with new rows are assessed every pass; the key graph (all keys) at most once a second.
+    const std::vector<Assessment> keys = detector_.take_touched();
     const double now = unix_seconds();
+    const bool graph = now - clustered_at_ >= std::max(1.0, detector_.policy().interval);
+    if (graph) clusters_ = detector_.clusters(), clustered_at_ = now;
+    const std::vector<Assessment> none;
+    const std::vector<Assessment>& clusters = graph ? clusters_ : none;
     for (const Verdict& v : Detector::verdicts(keys, clusters)) {
       const std::optional<ActionRow> current = in_force_->find(v.key_id, now);
       if (!policy_may_act(current, v.response)) continue;

@@ -71,6 +71,14 @@ void Detector::observe(const AuditRow& row) {
   if (row.endpoint != "/v1/completions" && row.endpoint != "/v1/chat/completions" && row.endpoint != "/v1/classify") return;
   activity_[row.key_id].add(row, policy_);
   names_[row.key_id] = row.key_name;
+  touched_.insert(row.key_id);
+}
+
+std::vector<Assessment> Detector::take_touched() {
+  std::vector<Assessment> out;
+  for (int64_t id : touched_) out.push_back(assess({id}, activity_.at(id)));
+  touched_.clear();
+  return out;
 }
 
 Assessment Detector::assess(const std::vector<int64_t>& ids, const Activity& a) const {
@@ -122,7 +130,7 @@ std::vector<Assessment> Detector::clusters() const {
     for (const auto& [u, k] : act[i]->agents) by_agent[u].push_back(i);
     if (act[i]->top_prefix_share() >= 0.5 && act[i]->requests >= 5) by_template[act[i]->top_prefix()].push_back(i);
     const auto [shape, share] = act[i]->top_shape();
-    if (share >= 0.8 && act[i]->requests >= 5 && shape.find(" lp=-1 ") == std::string::npos) by_shape[shape].push_back(i);
+    if (share >= 0.8 && act[i]->requests >= 5) by_shape[shape].push_back(i);
   }
   // Candidate pairs and their shared evidence.
   struct Link {
