@@ -85,6 +85,7 @@ class Detector {
   // Rows in id order. Only the model routes count (completions, chat, classify); rows without a
   // key (failed authentication) or refused as blocked (the request was never read) are skipped.
   void observe(const AuditRow& row);
+  static bool counts(const AuditRow& row);  // whether observe() counts the row
   int64_t observed() const { return observed_; }
   double now() const { return now_; }  // the newest row's time: replays score as they ran
 

@@ -65,13 +65,17 @@ Detector::Detector(DetectPolicy policy, int64_t reference_chunks) : policy_(std:
 void Detector::observe(const AuditRow& row) {
   ++observed_;
   now_ = std::max(now_, row.time);
-  // Without a key, or refused before the request was read (blocked): nothing about the key's requests.
-  if (row.key_id == 0 || row.error_code == "key_blocked") return;
-  // Listings (models, tokenizers) and key management say nothing about what a key harvests.
-  if (row.endpoint != "/v1/completions" && row.endpoint != "/v1/chat/completions" && row.endpoint != "/v1/classify") return;
+  if (!counts(row)) return;
   activity_[row.key_id].add(row, policy_);
   names_[row.key_id] = row.key_name;
   touched_.insert(row.key_id);
+}
+
+bool Detector::counts(const AuditRow& row) {
+  // Without a key, or refused before the request was read (blocked): nothing about the key's requests.
+  if (row.key_id == 0 || row.error_code == "key_blocked") return false;
+  // Listings (models, tokenizers) and key management say nothing about what a key harvests.
+  return row.endpoint == "/v1/completions" || row.endpoint == "/v1/chat/completions" || row.endpoint == "/v1/classify";
 }
 
 std::vector<Assessment> Detector::take_touched() {

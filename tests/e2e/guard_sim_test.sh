@@ -6,7 +6,8 @@
 # requests, benign requests, detection times against the actions table when there is one); the
 # simulated clients reach the server with their own addresses and user agents; the harvest went
 # through the openai: teacher's cache; report.html draws its plots in Chromium; bad input fails
-# naming the key or the path. Whether the detector meets the bar is not asserted here.
+# naming the key or the path; the top-k harvester is answered and no benign key blocked (the bar itself
+# is the default mix's, in BENCHMARKS.md).
 # Usage: guard_sim_test.sh RETORT_BINARY
 set -uo pipefail
 RETORT=$1
@@ -118,6 +119,12 @@ check "the top-k harvests went through the openai: teacher's cache (c1's cache f
   bash -c "ls '$OUT'/harvest/c1-topk/topk-api-*/meta.json && ls '$OUT'/harvest/c2-hydra-00/topk-api-*/ | grep -q shard" >/dev/null
 check "the text-only harvest kept its answers (JSONL)" bash -c "test -s \"\$(ls '$OUT'/harvest/c3-seqkd/seqkd-api-*.jsonl)\""
 page_ok "report.html draws a timeline per campaign and the traffic plot" "$OUT/report.html" 5 "c2-hydra"
+# The detector at this small scale (60-window campaigns: 10% is 6 requests, below guard.min_requests, so
+# the 10% bar is measured by the default mix in BENCHMARKS.md, not here): the top-k harvester is
+# answered with strip or more, and no benign key is blocked.
+check "the top-k harvester was detected and answered (strip or stronger)" json "$R" \
+  "exit(0 if d['campaigns'][0]['responded'] and d['campaigns'][0]['responded']['action'] in ('strip','mark','block') else 1)"
+same "benign keys blocked" "$(json "$R" "d['benign']['blocked']")" 0
 
 echo "guard_sim: $failures failures" >&3
 exit $((failures > 0))

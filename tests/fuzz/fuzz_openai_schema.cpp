@@ -1,11 +1,13 @@
 // Fuzz target: the OpenAI request schema of retort serve (src/serve/openai_schema.cpp): a request
 // body as it arrives, through parse_body and each route's parser (completions, chat, classify)
 // for a byte-level language model and a small classifier. Every bad body must be an ApiError
-// (a 4xx naming the parameter). Accepted requests carry values inside the documented ranges.
+// (a 4xx naming the parameter). Accepted requests carry values inside the documented ranges. The
+// telemetry stage's fingerprints (retort/telemetry.h) take every body as a prompt and never throw.
 #include <cmath>
 
 #include "fuzz_support.h"
 #include "retort/serve.h"
+#include "retort/telemetry.h"
 #include "retort/tokenizer.h"
 #include "serve/openai_schema.h"
 
@@ -55,6 +57,11 @@ void check_call(const serve::CompletionCall& call, int64_t vocab) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string body(fuzz::as_text(data, size));
+  static const ReferenceIndex reference({"in the beginning god created the heaven and the earth and the earth was without form"}, 8);
+  const uint64_t h = prompt_simhash(body);
+  FUZZ_CHECK((h == 0) == prompt_words(body).empty());
+  FUZZ_CHECK((prompt_prefix(body) == 0) == prompt_words(body).empty());
+  FUZZ_CHECK(reference.locate(body) >= -1 && reference.locate(body) < reference.chunks());
   serve::json b;
   try {
     b = serve::parse_body(body);

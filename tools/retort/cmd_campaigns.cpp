@@ -122,15 +122,15 @@ void explain(const CampaignArgs& a) {
   int64_t total = 0;
   {
     Detector count(p, chunks);
-    replay(db, count, [&](const AuditRow& r) { total += r.key_id == key->id; });
+    replay(db, count, [&](const AuditRow& r) { total += r.key_id == key->id && Detector::counts(r); });
   }
-  if (total == 0) fail("key '", a.key, "' has made no request in ", a.db);
+  if (total == 0) fail("key '", a.key, "' has made no request to a model in ", a.db);
   std::printf("key %s: %s requests; its score over time (the policy of --config; scores 0..1):\n", a.key.c_str(), thousands(total).c_str());
   std::printf("  %9s  %-20s  %5s  %-8s  %s\n", "requests", "time (UTC)", "score", "response", "signals that fired");
   Detector d(p, chunks);
   int64_t seen = 0, next = 0;
   replay(db, d, [&](const AuditRow& r) {
-    if (r.key_id != key->id) return;
+    if (r.key_id != key->id || !Detector::counts(r)) return;
     ++seen;
     const int64_t step = std::max<int64_t>(1, total / std::max<int64_t>(1, a.points));
     if (seen < next && seen != total) return;

@@ -307,14 +307,17 @@ void register_guard(CLI::App& app) {
   static Args a;
   auto* guard = app.add_subcommand(
       "guard",
-      "The provider's side: watermark keys, detection of marked text, and verification that a suspect\n"
-      "model learned from marked answers. `retort serve --set serve.watermark=kgw` marks answers with the\n"
-      "current key of its --db; these commands read the same database.\n"
+      "The provider's side: watermark keys, detection of marked text, verification that a suspect model\n"
+      "learned from marked answers, and distillation campaigns in the audit log (score, reasons, actions).\n"
+      "`retort serve --set serve.watermark=kgw` marks answers with the current key of its --db, and with\n"
+      "--config configs/guard.toml detects campaigns; these commands read the same database.\n"
       "Examples:\n"
       "  retort guard keys rotate --db serve.db\n"
       "  retort guard detect --db serve.db texts.jsonl\n"
       "  retort guard verify --db serve.db --suspect runs/thief/model\n"
-      "  retort guard verify --db serve.db --suspect openai:http://127.0.0.1:9090/v1 --suspect-model stolen");
+      "  retort guard verify --db serve.db --suspect openai:http://127.0.0.1:9090/v1 --suspect-model stolen\n"
+      "  retort guard campaigns --db serve.db --config configs/guard.toml\n"
+      "  retort guard act --db serve.db --key k-0042 --action block --reason \"confirmed harvest\"");
   guard->require_subcommand(1);
   auto add_db = [](CLI::App* cmd) {
     cmd->add_option("--db", a.db, "the guard database `retort serve --db` uses")->capture_default_str();
