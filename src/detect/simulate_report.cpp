@@ -36,7 +36,13 @@ std::string endings(const Campaign& c) {
   std::map<std::string, int64_t> count;
   for (const std::string& e : c.ended) {
     std::string how = e.substr(e.find(": ") + 2);
-    if (how.size() > 160) how = how.substr(0, 160) + "...";
+    // the server's refusals differ only in their decision numbers and counts: one line per kind
+    if (how.find("HTTP 403") != std::string::npos && how.find("blocked") != std::string::npos)
+      how = "refused: blocked (HTTP 403 key_blocked)";
+    else if (how.find("is null") != std::string::npos && how.find("logprob") != std::string::npos)
+      how = "refused: stripped answers (logprobs null)";
+    else if (how.size() > 160)
+      how = how.substr(0, 160) + "...";
     ++count[how];
   }
   std::string out;
