@@ -280,7 +280,8 @@ campaign)
   THIEF=$("$RETORT" keys create --name thief --db "$DB" 2>/dev/null)
   ALICE=$("$RETORT" keys create --name alice --db "$DB" 2>/dev/null)
   GUARD=(--config "$(dirname "$0")/../../configs/guard.toml" --set guard.interval=0.05 --set guard.min_requests=10
-         --set guard.trust_forwarded=true --set guard.signal.coverage.threshold=15)
+         --set guard.trust_forwarded=true --set guard.signal.coverage.threshold=10
+         --set guard.response.throttle_rpm=100000)  # a throttle in passing must not end the harvest before its block
   serve one --model kjv="$WORK/runs/teacher" --db "$DB" "${GUARD[@]}"
   chat "$PORT_one" "$ALICE" 198.51.100.7 12 >"$WORK/alice1" &
   (cd "$WORK" && harvest "$PORT_one" "$THIEF" thief 203.0.113.9) &
