@@ -49,9 +49,4 @@ class DetectWorker {
   std::thread thread_;
 };
 
-// `retort guard act`: commits an operator's row for the key named (unknown key -> Error naming
-// it); a running server enforces it within one detector interval.
-ActionRow operator_action(const std::shared_ptr<GuardDb>& db, const std::string& key_name, Response action,
-                          const std::string& reason, double until = 0);
-
 }  // namespace retort

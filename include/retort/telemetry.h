@@ -21,6 +21,15 @@ uint64_t prompt_simhash(const std::string& text);
 uint64_t prompt_prefix(const std::string& text, int words = 3);
 int hamming(uint64_t a, uint64_t b);
 
+class ReferenceIndex;
+
+// What the audit row keeps of a prompt: its SimHash, opening and passage, from one pass over its words.
+struct PromptPrint {
+  uint64_t simhash = 0, prefix = 0;
+  int64_t ref_chunk = -1;
+};
+PromptPrint fingerprint(const std::string& text, const ReferenceIndex* reference);
+
 // A reference corpus cut into chunks of about `chunk_words` words, indexed by the word
 // 5-shingles each chunk holds, so that a prompt cut from the corpus can be placed in it. The
 // coverage signal counts the distinct chunks a key's prompts reach.
@@ -30,6 +39,7 @@ class ReferenceIndex {
   ReferenceIndex(const std::vector<std::string>& documents, int chunk_words = 64);
   // The chunk most of the prompt's shingles come from; -1 when none (or the index is empty).
   int64_t locate(const std::string& text) const;
+  int64_t locate_words(const std::vector<std::string>& words) const;  // the same, from prompt_words()
   int64_t chunks() const { return chunks_; }
   bool empty() const { return chunks_ == 0; }
 

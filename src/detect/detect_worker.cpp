@@ -15,8 +15,8 @@ double unix_seconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// An escalation the policy may write: stronger than what is in force, and nothing an operator
-// (or a partner's indicator that blocks) decided stands in its way.
+// An escalation the policy may write: stronger than what is in force, which no operator decided
+// (an operator's row, allow included, stands) and which is not an allow.
 bool policy_may_act(const std::optional<ActionRow>& current, Response earned) {
   if (earned == Response::none) return false;
   if (!current) return true;
@@ -108,25 +108,6 @@ PassStats DetectWorker::pass() {
   }
   st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return st;
-}
-
-ActionRow operator_action(const std::shared_ptr<GuardDb>& db, const std::string& key_name, Response action,
-                          const std::string& reason, double until) {
-  if (action == Response::none) fail("retort guard act: name an action (observe | throttle | strip | mark | block | allow)");
-  if (reason.empty()) fail("retort guard act: say why (--reason): the row is what a colleague reads later");
-  KeyStore keys(db);
-  const std::optional<ApiKey> key = keys.find(key_name);
-  if (!key) fail("no API key named '", key_name, "' in ", db->file().string(), " (retort keys list shows them)");
-  ActionRow row;
-  row.time = unix_seconds();
-  row.key_id = key->id;
-  row.key_name = key->name;
-  row.action = action;
-  row.reason = reason;
-  row.signals = "[]";
-  row.source = "operator";
-  row.until = until;
-  return ActionStore(db).append(row);
 }
 
 }  // namespace retort

@@ -1,6 +1,7 @@
 // Action rows and the actions in force (retort/actions.h).
 #include "retort/actions.h"
 
+#include <chrono>
 #include <mutex>
 
 #include "guard/statement.h"
@@ -96,6 +97,25 @@ std::vector<ActionRow> ActionsInForce::all() const {
   std::vector<ActionRow> out;
   for (const auto& [k, r] : rows_) out.push_back(r);
   return out;
+}
+
+ActionRow operator_action(const std::shared_ptr<GuardDb>& db, const std::string& key_name, Response action,
+                          const std::string& reason, double until) {
+  if (action == Response::none) fail("retort guard act: name an action (observe | throttle | strip | mark | block | allow)");
+  if (reason.empty()) fail("retort guard act: say why (--reason): the row is what a colleague reads later");
+  KeyStore keys(db);
+  const std::optional<ApiKey> key = keys.find(key_name);
+  if (!key) fail("no API key named '", key_name, "' in ", db->file().string(), " (retort keys list shows them)");
+  ActionRow row;
+  row.time = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  row.key_id = key->id;
+  row.key_name = key->name;
+  row.action = action;
+  row.reason = reason;
+  row.signals = "[]";
+  row.source = "operator";
+  row.until = until;
+  return ActionStore(db).append(row);
 }
 
 }  // namespace retort

@@ -1,6 +1,7 @@
 // Prompt fingerprints and the reference index (retort/telemetry.h).
 #include "retort/telemetry.h"
 
+#include <algorithm>
 #include <cctype>
 
 #include "retort/hash.h"
@@ -47,8 +48,9 @@ std::vector<std::string> prompt_words(const std::string& text) {
   return out;
 }
 
-uint64_t prompt_simhash(const std::string& text) {
-  const std::vector<std::string> w = prompt_words(text);
+namespace {
+
+uint64_t simhash_of(const std::vector<std::string>& w) {
   if (w.empty()) return 0;
   const size_t n = w.size() >= 3 ? 3 : 1;
   int32_t votes[64] = {};
@@ -61,11 +63,21 @@ uint64_t prompt_simhash(const std::string& text) {
   return out ? out : 1;  // 0 means "no words"
 }
 
-uint64_t prompt_prefix(const std::string& text, int words) {
-  const std::vector<std::string> w = prompt_words(text);
+uint64_t prefix_of(const std::vector<std::string>& w, int words) {
   if (w.empty()) return 0;
   const uint64_t h = shingle_hash(w, 0, std::min(w.size(), size_t(std::max(1, words))));
   return h ? h : 1;
+}
+
+}  // namespace
+
+uint64_t prompt_simhash(const std::string& text) { return simhash_of(prompt_words(text)); }
+
+uint64_t prompt_prefix(const std::string& text, int words) { return prefix_of(prompt_words(text), words); }
+
+PromptPrint fingerprint(const std::string& text, const ReferenceIndex* reference) {
+  const std::vector<std::string> w = prompt_words(text);
+  return {simhash_of(w), prefix_of(w, 3), reference ? reference->locate_words(w) : -1};
 }
 
 int hamming(uint64_t a, uint64_t b) { return __builtin_popcountll(a ^ b); }
@@ -82,9 +94,10 @@ ReferenceIndex::ReferenceIndex(const std::vector<std::string>& documents, int ch
   if (words_in_chunk > 0) ++chunks_;
 }
 
-int64_t ReferenceIndex::locate(const std::string& text) const {
+int64_t ReferenceIndex::locate(const std::string& text) const { return locate_words(prompt_words(text)); }
+
+int64_t ReferenceIndex::locate_words(const std::vector<std::string>& w) const {
   if (shingle_chunk_.empty()) return -1;
-  const std::vector<std::string> w = prompt_words(text);
   std::unordered_map<int32_t, int32_t> votes;
   int32_t best = -1, best_votes = 0;
   for_shingles(w, 5, [&](uint64_t h) {

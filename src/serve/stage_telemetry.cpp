@@ -6,9 +6,10 @@ namespace retort::serve {
 
 void GuardChain::describe_prompt(Call& call, const std::string& text) const {
   AuditRow& a = call.audit;
-  a.prompt_simhash = prompt_simhash(text);
-  a.prompt_prefix = prompt_prefix(text);
-  a.ref_chunk = reference_ ? reference_->locate(text) : -1;
+  const PromptPrint p = fingerprint(text, reference_.get());
+  a.prompt_simhash = p.simhash;
+  a.prompt_prefix = p.prefix;
+  a.ref_chunk = p.ref_chunk;
   if (o_.guard.store_prompts) a.prompt_text = text.substr(0, 1 << 16);
 }
 

@@ -176,7 +176,7 @@ void act(const CampaignArgs& a) {
 
 void register_guard_campaigns(CLI::App& guard) {
   static CampaignArgs a;
-  auto add_db = [](CLI::App* cmd) { cmd->add_option("--db", a.db, "the guard database `retort serve --db` uses")->capture_default_str(); };
+  auto add_db = [](CLI::App* cmd) { add_db_option(cmd, a.db); };
 
   auto* camp = guard.add_subcommand(
       "campaigns",

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common.h"
+#include "text_inputs.h"
 #include "retort/api_teacher.h"
 #include "retort/dawn.h"
 #include "retort/error.h"
@@ -40,46 +41,6 @@ struct Args {
 
 std::string to_create(const std::string& db) {
   return "make a watermark key first: retort guard keys rotate --db " + db;
-}
-
-// One text, or one per line of JSONL ({"text": ...} or a JSON string). Not text -> Error.
-struct Text {
-  std::string source;
-  int64_t line = 0;  // 0: the whole input
-  std::string text;
-};
-
-std::vector<Text> read_texts(const std::string& input) {
-  std::string data;
-  if (input == "-") {
-    data.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-  } else {
-    if (!fs::is_regular_file(input)) fail("detect: no file '", input, "'");
-    data = read_text(input);
-  }
-  const std::string name = input == "-" ? "stdin" : input;
-  if (data.find('\0') != std::string::npos)
-    fail("detect: ", name, " is not text (it holds NUL bytes); give text or JSONL with a \"text\" field per line");
-  const bool jsonl = input.size() > 6 && input.substr(input.size() - 6) == ".jsonl";
-  std::vector<Text> out;
-  if (!jsonl && !(data.size() > 0 && data[0] == '{')) {
-    out.push_back({name, 0, data});
-    return out;
-  }
-  std::istringstream in(data);
-  std::string line;
-  for (int64_t n = 1; std::getline(in, line); ++n) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_string()) {
-      out.push_back({name, n, j.get<std::string>()});
-    } else if (j.is_object() && j.contains("text") && j["text"].is_string()) {
-      out.push_back({name, n, j["text"].get<std::string>()});
-    } else {
-      fail("detect: ", name, " line ", n, " is not a JSON object with a \"text\" string (JSONL input)");
-    }
-  }
-  return out;
 }
 
 std::vector<int64_t> ids_of(const Tokenizer& t, const std::string& text) {
@@ -319,9 +280,7 @@ void register_guard(CLI::App& app) {
       "  retort guard campaigns --db serve.db --config configs/guard.toml\n"
       "  retort guard act --db serve.db --key k-0042 --action block --reason \"confirmed harvest\"");
   guard->require_subcommand(1);
-  auto add_db = [](CLI::App* cmd) {
-    cmd->add_option("--db", a.db, "the guard database `retort serve --db` uses")->capture_default_str();
-  };
+  auto add_db = [](CLI::App* cmd) { add_db_option(cmd, a.db); };
 
   auto* keys = guard->add_subcommand("keys", "Watermark keys: rotate, list.");
   keys->require_subcommand(1);

@@ -59,4 +59,8 @@ std::shared_ptr<GuardDb> open_existing_db(const std::string& file, const std::st
   return std::make_shared<GuardDb>(file);
 }
 
+void add_db_option(CLI::App* cmd, std::string& db) {
+  cmd->add_option("--db", db, "the guard database `retort serve --db` uses")->capture_default_str();
+}
+
 }  // namespace retort::cli

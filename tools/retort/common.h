@@ -34,6 +34,8 @@ std::string iso_utc(int64_t unix_seconds);
 // The guard database at `file`; a missing one is an Error ending with `to_create` (listing or
 // changing a database that does not exist would only create an empty one).
 std::shared_ptr<GuardDb> open_existing_db(const std::string& file, const std::string& to_create);
+// --db: the guard database `retort serve --db` uses, into `db`.
+void add_db_option(CLI::App* cmd, std::string& db);
 
 // Registration of each subcommand (defined in cmd_<name>.cpp).
 void register_demo(CLI::App& app);
