@@ -287,9 +287,15 @@ campaign)
   (cd "$WORK" && harvest "$PORT_one" "$THIEF" thief 203.0.113.9) &
   harvester=$!
   for _ in $(seq 1 600); do
-    [ "$(in_db "select count(*) from actions where key_name='thief' and action='block'")" -ge 1 ] 2>/dev/null && break
+    # the block is committed and the thief has met it once; it is still sending when the server dies
+    [ "$(in_db "select count(*) from actions where key_name='thief' and action='block'")" -ge 1 ] 2>/dev/null &&
+      grep -q '^403' "$WORK/thief.log" 2>/dev/null && break
     sleep 0.1
   done
+  if [ "$(in_db "select count(*) from actions where key_name='thief' and action='block'")" != 1 ]; then
+    echo "no block after 60 s; the server said:"; tail -5 "$WORK/serve.one.err"
+    in_db "select action, score, reason from actions"; in_db "select count(*), sum(ref_chunk >= 0) from audit"
+  fi >&3
   kill -9 "${PIDS[0]}"  # the server dies in the middle of the campaign, right after the block
   wait "$harvester" 2>/dev/null
   wait
