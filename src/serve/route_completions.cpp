@@ -60,7 +60,6 @@ void completions(ServeContext& c, const CallPtr& call, const http::Request& req,
   json body = parse_body(req.body);
   const ServedModel& m = served_model(c, *call, body, "language_model");
   CompletionCall cc = chat ? parse_chat(body, m) : parse_completion(body, m);
-  c.chain.shape(*call, cc.gen);
   c.chain.describe_prompt(*call, chat ? last_message(body.at("messages"), cc.prompt_text) : cc.prompt_text);
   AuditRow& a = call->audit;
   a.prompt_hash = Hasher().update(chat ? GuardChain::dump(body.at("messages")) : cc.prompt_text).hex();
@@ -72,6 +71,7 @@ void completions(ServeContext& c, const CallPtr& call, const http::Request& req,
   a.echo = cc.gen.echo;
   a.stream = cc.stream;
   a.temperature = cc.gen.temperature;
+  c.chain.shape(*call, cc.gen);  // after the audit row took what the client asked for: the detector reads that
   if (const Watermark* w = c.engine.watermark()) {
     a.watermark = watermark_scheme_name(w->options().scheme);
     a.watermark_key = w->key().id;

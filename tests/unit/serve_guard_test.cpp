@@ -153,6 +153,7 @@ TEST(ServeGuard, AnOperatorsRowsAreEnforcedStripThrottleAndAllow) {
   ASSERT_EQ(g->status, 200) << g->body;
   for (const auto& top : json::parse(g->body).at("choices")[0].at("logprobs").at("top_logprobs"))
     EXPECT_LE(top.size(), 1u) << "strip_top = 1";
+  EXPECT_EQ(AuditLog(db).recent(1)[0].logprobs, 5) << "the audit row keeps what was asked, for the detector";
   // strip includes throttle: a key without limits gets throttle_rpm = 2 requests a minute
   auto third = c.Post("/v1/completions", headers(s->key, "198.51.100.1"), gen.dump(), "application/json");
   ASSERT_TRUE(third);
