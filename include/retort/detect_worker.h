@@ -2,11 +2,12 @@
 // the guard database every guard.interval seconds (its own connection: WAL lets it read while
 // requests write), feeds the Detector (retort/detect.h), assesses the keys with new rows (and the
 // key graph of all keys at most once a second), and where a key or its cluster earns a stronger
-// response than the one in force, commits an action row (source "policy", with the
-// score, the reasons and the signals) and only then enforces it. It also picks up rows others
-// wrote (`retort guard act` in another process), so an operator's decision takes effect within
-// one interval (with guard.detect off it does only that). The policy only escalates; an operator's action (allow included) stands until
-// an operator changes it. One pass never throws: an error is printed and the next pass retries.
+// response than the one in force, commits an action row (source "policy", with the score, the
+// reasons and the signals) and only then enforces it. It also picks up rows others wrote
+// (`retort guard act` in another process), so an operator's decision takes effect within one
+// interval; with guard.detect off it does only that. The policy only escalates; an operator's
+// action (allow included) stands until an operator changes it. One pass never throws: an error is
+// printed and the next pass retries.
 #pragma once
 #include <atomic>
 #include <filesystem>
