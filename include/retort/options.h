@@ -14,6 +14,7 @@
 #include "retort/data.h"
 #include "retort/teacher_source.h"
 #include "retort/trainer.h"
+#include "retort/intel_options.h"
 #include "retort/policy.h"
 #include "retort/watermark.h"
 
@@ -101,6 +102,7 @@ struct Options {
   WatermarkOptions watermark;  // serve.watermark* (scheme none: no marking)
   double dawn_share = 0;       // serve.dawn_share (classifiers, when marking)
   DetectPolicy guard;          // guard.*: campaign detection and responses (retort serve)
+  IntelOptions intel;          // intel.*: threat-intel exchange with partners (retort serve, retort intel)
 
   std::string toml() const;  // the resolved configuration, as written to config.toml
   // The digest of the keys under `prefix` ("distill.", "model.", "run.seed"): a run folder made

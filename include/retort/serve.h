@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "retort/error.h"
+#include "retort/intel_options.h"
 #include "retort/policy.h"
 #include "retort/watermark.h"
 
@@ -159,6 +160,8 @@ struct ServeOptions {
   // guard.*: campaign detection off the request path and the responses it earns (retort/policy.h).
   // Operators' actions (`retort guard act`) are enforced whether detection is on or not.
   DetectPolicy guard;
+  // intel.*: TAXII 2.1 at /taxii2/, publishing the guard's findings, pulling partners (retort/intel.h).
+  IntelOptions intel;
 };
 
 class Server {

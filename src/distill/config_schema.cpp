@@ -4,6 +4,7 @@
 #include "retort/config_schema.h"
 
 #include "retort/divergence_table.h"
+#include "retort/intel_options.h"
 #include "retort/policy.h"
 
 namespace retort {
@@ -109,6 +110,31 @@ void add_guard_keys(ConfigSchema& s) {
   s.add({"guard.response.mark_delta", ValueKind::Float, d.mark_delta, "kgw delta for keys under `mark`", 0.0, 50.0});
 }
 
+void add_intel_keys(ConfigSchema& s) {
+  const IntelOptions d;
+  s.add({"intel.taxii", ValueKind::Bool, d.taxii,
+         "retort serve: serve TAXII 2.1 at /taxii2/ (collections distillation-campaigns and partner-reports) and "
+         "publish what the guard finds there as STIX 2.1"});
+  s.add({"intel.provider", ValueKind::String, d.provider, "this provider's name in the STIX identity it publishes under"});
+  s.add({"intel.pseudonymise", ValueKind::Bool, d.pseudonymise,
+         "publish accounts as keyed hashes of their key names (off: the names in clear)"});
+  s.add({"intel.group_secret", ValueKind::String, d.group_secret,
+         "the sharing group's agreed key for those hashes, so partners can match an account (\"\": this database's own, matching nobody else)"});
+  s.add({"intel.tlp", ValueKind::String, d.tlp, "TLP marking of what this provider publishes", {}, {}, {"white", "green", "amber", "red"}});
+  s.add({"intel.share_at", ValueKind::String, std::string(response_name(d.share_at)),
+         "keys whose action in force reached this response are published", {}, {}, {"observe", "throttle", "strip", "mark", "block"}});
+  s.add({"intel.min_confidence", ValueKind::Int, d.min_confidence, "partner indicators with a lower STIX confidence are stored but never acted on", 0, 100});
+  const std::vector<std::string> acts{"none", "observe", "throttle", "strip", "mark", "block"};
+  s.add({"intel.act.address", ValueKind::String, std::string(response_name(d.act_address)), "what a key earns whose client address matches a partner's indicator", {}, {}, acts});
+  s.add({"intel.act.user_agent", ValueKind::String, std::string(response_name(d.act_user_agent)), "... whose user agent matches one", {}, {}, acts});
+  s.add({"intel.act.account", ValueKind::String, std::string(response_name(d.act_account)), "... whose account (pseudonymised key name) matches one", {}, {}, acts});
+  s.add({"intel.act.template", ValueKind::String, std::string(response_name(d.act_template)), "... whose prompt opening or fingerprint matches one", {}, {}, acts});
+  s.add({"intel.act.shape", ValueKind::String, std::string(response_name(d.act_shape)), "... whose request shape (endpoint, echo, logprobs, max_tokens) matches one", {}, {}, acts});
+  s.add({"intel.pull", ValueKind::Bool, d.pull, "retort serve: pull every partner of `retort intel partner add` every intel.pull_interval seconds"});
+  s.add({"intel.pull_interval", ValueKind::Float, d.pull_interval, "seconds between pulls from partners", 0.1, 86400.0});
+  s.add({"intel.publish_interval", ValueKind::Float, d.publish_interval, "seconds between republishing the guard's findings to the published collection", 0.1, 86400.0});
+}
+
 ConfigSchema build() {
   ConfigSchema s;
   s.add({"run.name", ValueKind::String, std::string(""), "run folder name under run.dir (empty: the command's default)"});
@@ -208,6 +234,7 @@ ConfigSchema build() {
   s.add({"serve.watermark_context", ValueKind::Int, int64_t{1}, "watermarks: h, the tokens before a position that key it",
          1, 8});
   add_guard_keys(s);
+  add_intel_keys(s);
   return s;
 }
 

@@ -20,6 +20,8 @@ void add_model_routes(http::Transport& t, ServeContext& c);       // /health, /v
 void add_completion_routes(http::Transport& t, ServeContext& c);  // /v1/completions, /v1/chat/completions
 void add_classify_routes(http::Transport& t, ServeContext& c);    // /v1/classify
 void add_admin_routes(http::Transport& t, ServeContext& c);       // /v1/admin/keys
+void add_taxii_routes(http::Transport& t, ServeContext& c);       // /taxii2/ (intel.taxii)
+void add_dashboard_routes(http::Transport& t, ServeContext& c);   // /dashboard (admin key)
 
 // The body's model, which must be of `kind` (the audit row learns its name first).
 const ServedModel& served_model(ServeContext& c, Call& call, const json& body, const std::string& kind);

@@ -17,6 +17,8 @@ constexpr RouteFamily kRouteFamilies[] = {
     add_completion_routes,
     add_classify_routes,
     add_admin_routes,
+    add_taxii_routes,
+    add_dashboard_routes,
 };
 
 http::TransportOptions transport_options(const ServeOptions& o) {

@@ -83,6 +83,7 @@ void register_serve(CLI::App& app) {
     o.watermark = run_options.watermark;
     o.dawn_share = run_options.dawn_share;
     o.guard = run_options.guard;
+    o.intel = run_options.intel;
     setup_runtime(run_options.run);
     // Workers run side by side: each gets its share of the intra-op threads, so that together
     // they use the cores once instead of oversubscribing them.

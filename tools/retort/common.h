@@ -49,7 +49,9 @@ void register_doctor(CLI::App& app);
 void register_serve(CLI::App& app);
 void register_keys(CLI::App& app);
 void register_guard(CLI::App& app);
-void register_guard_simulate(CLI::App& guard);
-void register_guard_campaigns(CLI::App& guard);  // cmd_campaigns.cpp: campaigns, explain, act  // cmd_simulate.cpp: `retort guard simulate`
+void register_guard_simulate(CLI::App& guard);   // cmd_simulate.cpp: `retort guard simulate`
+void register_guard_campaigns(CLI::App& guard);  // cmd_campaigns.cpp: campaigns, explain, act
+void register_intel(CLI::App& app);               // cmd_intel.cpp: export, grant
+void register_intel_exchange(CLI::App& intel);    // cmd_intel_exchange.cpp: pull, push, partner
 
 }  // namespace retort::cli

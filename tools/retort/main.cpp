@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   retort::cli::register_serve(app);
   retort::cli::register_keys(app);
   retort::cli::register_guard(app);
+  retort::cli::register_intel(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
