@@ -21,9 +21,8 @@
 namespace retort {
 
 namespace sim {
-namespace {
 
-std::string tail_of(const fs::path& file, size_t chars = 600) {
+std::string tail_of(const fs::path& file, size_t chars) {
   if (!fs::exists(file)) return "(no log)";
   const std::string s = read_text(file);
   return s.size() > chars ? "..." + s.substr(s.size() - chars) : s;
@@ -31,7 +30,7 @@ std::string tail_of(const fs::path& file, size_t chars = 600) {
 
 // The served teacher: sim.model, or a tiny byte-level gpt trained once into OUT/teacher (reused
 // by later runs into the same folder).
-fs::path teacher_of(const SimOptions& o, const fs::path& out, const fs::path& binary) {
+fs::path sim_teacher(const SimOptions& o, const fs::path& out, const fs::path& binary) {
   if (!o.model.empty()) {
     if (!is_model_folder(o.model))
       fail("sim.model = '", o.model, "' is not a model or run folder (no model.json",
@@ -53,6 +52,8 @@ fs::path teacher_of(const SimOptions& o, const fs::path& out, const fs::path& bi
     fail("training the simulation's teacher failed (", (out / "teacher.log").string(), "): ", tail_of(out / "teacher.log"));
   return dir;
 }
+
+namespace {
 
 // Every simulated key in a fresh database: people and the hydra and low-and-slow keys on the
 // ordinary tier, the paid tier for evaluation jobs, apps and campaigns 1 and 3.
@@ -81,7 +82,7 @@ nlohmann::json run_simulation(const SimOptions& o, const fs::path& out, const fs
   RunFacts facts;
   facts.options = o;
   facts.out = out;
-  facts.model = teacher_of(o, out, binary);
+  facts.model = sim_teacher(o, out, binary);
   const Material material = load_material(facts.model, o.seq_len);
 
   std::mt19937_64 rng(mix_seed(uint64_t(o.seed), 0x51u, 0));

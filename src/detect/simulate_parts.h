@@ -32,6 +32,12 @@ struct Clock {
 };
 double unix_now();
 
+// The last `chars` characters of a child's log, for an error message.
+std::string tail_of(const std::filesystem::path& file, size_t chars = 600);
+// The served teacher: sim.model, or a tiny byte-level gpt trained once into OUT/teacher (reused
+// by later runs into the same folder).
+std::filesystem::path sim_teacher(const SimOptions& o, const std::filesystem::path& out, const std::filesystem::path& binary);
+
 // ---- who sends -------------------------------------------------------------------------------
 
 struct SimKey {
