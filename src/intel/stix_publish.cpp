@@ -39,7 +39,7 @@ struct Seen {
   int64_t count = 0;
   double first = 0, last = 0;
   std::set<std::string> groups;
-  bool by_others = false;  // used by a key whose action did not reach share_at
+  bool by_others = false;  // used by a key whose action (if any) did not reach share_at
   void add(double t, const std::string& group) {
     if (count == 0 || t < first) first = t;
     last = std::max(last, t);
@@ -125,16 +125,17 @@ class Publisher {
   PublishResult result;
 
  private:
-  // Keys whose newest action reached share_at: grouped by cluster; the rest, by id, excluded.
+  // Keys whose newest action reached share_at: grouped by cluster. Every other key (no action,
+  // or one below share_at) is one whose addresses, agents, openings and shapes are never shared.
   void find_groups() {
     std::map<int64_t, ActionRow> newest;
     for (const ActionRow& r : ActionStore(store_.db()).since(0)) newest[r.key_id] = r;
     for (const auto& [key_id, r] : newest) {
-      if (!reaches(r.action, o_.share_at)) {
-        below_.insert(key_id);
+      if (!reaches(r.action, o_.share_at)) continue;
+      if (r.source != "policy" && r.source != "operator") {  // a partner's word is not ours to repeat
+        partners_.insert(key_id);
         continue;
       }
-      if (r.source != "policy" && r.source != "operator") continue;  // a partner's word is not ours to repeat
       const std::string name = r.cluster.empty() ? "key:" + r.key_name : "cluster:" + r.cluster;
       Group& g = groups_[name];
       g.rows.push_back(r);
@@ -156,13 +157,17 @@ class Publisher {
       for (const AuditRow& r : rows) {
         if (r.key_id <= 0) continue;
         const auto member = group_of_.find(r.key_id);
-        const bool other = member == group_of_.end() && below_.count(r.key_id) > 0;
-        if (member == group_of_.end() && !other) continue;  // acted on by a partner's word: neither
+        const bool other = member == group_of_.end();
+        if (other && partners_.count(r.key_id)) continue;  // acted on by a partner's word: neither side
         std::vector<std::pair<std::string, std::string>> values;
         if (!r.client.empty()) values.emplace_back("address", r.client);
         if (!r.user_agent.empty()) values.emplace_back("user_agent", r.user_agent);
-        if (r.prompt_prefix != 0) values.emplace_back("template", hex64(r.prompt_prefix));
-        if (const std::string shape = request_shape(r); !shape.empty()) values.emplace_back("shape", shape);
+        // What a request asked is only whole in the rows of answered requests (a refusal may come
+        // before its body is read), so openings and shapes come from those alone.
+        if (r.status > 0 && r.status < 400) {
+          if (r.prompt_prefix != 0) values.emplace_back("template", hex64(r.prompt_prefix));
+          if (const std::string shape = request_shape(r); !shape.empty()) values.emplace_back("shape", shape);
+        }
         for (const auto& kv : values) {
           Seen& s = seen_[kv];
           if (other)
@@ -316,7 +321,7 @@ class Publisher {
   std::map<std::string, Group> groups_;                 // by group name
   std::map<int64_t, std::string> group_of_;             // key id -> group name
   std::map<std::string, std::string> key_group_;        // key name -> group name
-  std::set<int64_t> below_;                             // keys whose action did not reach share_at
+  std::set<int64_t> partners_;  // keys whose newest action reached share_at on a partner's word
   std::map<std::pair<std::string, std::string>, Seen> seen_;  // (kind, value)
 };
 

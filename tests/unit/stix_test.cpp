@@ -237,7 +237,14 @@ TEST(StixPublish, SharesTheThiefsOwnIndicatorsNotTheOfficeAddressOrCommonClient)
   const ApiKey thief = g.keys.create("thief", {}).first;
   const ApiKey benign = g.keys.create("benign", {}).first;
   const ApiKey partnered = g.keys.create("partnered", {}).first;
+  const ApiKey quiet = g.keys.create("quiet", {}).first;  // no action row at all
   AuditLog audit(g.db);
+  audit.append(request(quiet, kT0 + 45, "198.51.100.44", "quiet/1", -1, 0));
+  audit.append(request(thief, kT0 + 46, "198.51.100.44", "quiet/1", -1, 0));
+  AuditRow refused = request(thief, kT0 + 47, "203.0.113.7", "harvest/1.0", 0, 0x1111);
+  refused.status = 403;  // a refusal's row: what it asked is not whole
+  refused.echo = false;
+  audit.append(refused);
   for (int i = 0; i < 6; ++i) {
     audit.append(request(thief, kT0 + i, "203.0.113.7", "harvest/1.0", 5, 0x1111));
     audit.append(request(thief, kT0 + 10 + i, "198.51.100.1", "python-requests/2.31", 5, 0x2222 + i));
@@ -303,6 +310,9 @@ TEST(StixPublish, SharesTheThiefsOwnIndicatorsNotTheOfficeAddressOrCommonClient)
   EXPECT_TRUE(patterns.count(indicator_pattern("shape", "/v1/completions echo lp=5 max=1 t=1 n=1")));
   EXPECT_TRUE(patterns.count(indicator_pattern("account", pseudonym("group-secret", "thief"))));
   EXPECT_FALSE(patterns.count(indicator_pattern("address", "192.0.2.9")));  // a partner's word is not re-shared
+  EXPECT_FALSE(patterns.count(indicator_pattern("address", "198.51.100.44")));  // a key without any action used it
+  EXPECT_FALSE(patterns.count(indicator_pattern("user_agent", "quiet/1")));
+  EXPECT_FALSE(patterns.count(indicator_pattern("shape", "/v1/completions lp=0 max=1 t=1 n=1")));  // the refusal's
   EXPECT_EQ(pub.of("indicator").size(), 5u);
 
   ASSERT_EQ(pub.of("campaign").size(), 1u);
@@ -323,9 +333,9 @@ TEST(StixPublish, SharesTheThiefsOwnIndicatorsNotTheOfficeAddressOrCommonClient)
   EXPECT_EQ(pub.by_id[address]["confidence"], 87);
   EXPECT_EQ(pub.by_id[address]["valid_from"], stix_time(kT0));
   const json sighting = pub.by_id[retort_id("sighting", "lab-a/" + address)];
-  EXPECT_EQ(sighting["count"], 6);
+  EXPECT_EQ(sighting["count"], 7);  // the refusal counts: it came from there
   EXPECT_EQ(sighting["first_seen"], stix_time(kT0));
-  EXPECT_EQ(sighting["last_seen"], stix_time(kT0 + 5));
+  EXPECT_EQ(sighting["last_seen"], stix_time(kT0 + 47));
   EXPECT_EQ(sighting["where_sighted_refs"], json::array({identity}));
 
   // Nothing new: no new version.
@@ -338,7 +348,7 @@ TEST(StixPublish, SharesTheThiefsOwnIndicatorsNotTheOfficeAddressOrCommonClient)
   const Published again = newest(store);
   EXPECT_EQ(again.by_id.size(), pub.by_id.size());
   const json s2 = again.by_id.at(retort_id("sighting", "lab-a/" + address));
-  EXPECT_EQ(s2["count"], 7);
+  EXPECT_EQ(s2["count"], 8);
   EXPECT_EQ(s2["created"], sighting["created"]);
   EXPECT_GT(parse_stix_time(s2["modified"]), parse_stix_time(sighting["modified"]));
   EXPECT_EQ(again.by_id.at(address), pub.by_id[address]);  // the indicator itself did not change

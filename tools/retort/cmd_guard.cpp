@@ -23,6 +23,7 @@
 #include "retort/radioactivity.h"
 #include "retort/teacher_source.h"
 #include "retort/text_data.h"
+#include "retort/verifications.h"
 #include "retort/watermark_store.h"
 
 namespace retort::cli {
@@ -132,6 +133,22 @@ void report(const Args& a, const Evidence& e) {
   const fs::path out =
       a.out.empty() ? fs::path("evidence") / fs::path(teacher_source_location(a.suspect)).filename() : fs::path(a.out);
   const EvidenceFiles files = write_evidence(out, e);
+  // A durable row per verification, for the dashboard and the intel publisher (STIX notes).
+  VerificationRow row;
+  row.suspect = e.suspect;
+  row.method = e.test.method + (e.test.detection.scheme.empty() ? "" : " " + e.test.detection.scheme);
+  row.p_value = e.test.detection.p_value;
+  row.tokens = e.test.detection.tokens_scored;
+  row.watermark_key = e.test.detection.key_id;
+  row.control_p_value = e.control.detection.p_value;
+  row.headline = files.headline;
+  row.evidence_path = files.json.parent_path().string();
+  nlohmann::json usage = nlohmann::json::array();
+  for (const MarkedUsage& u : e.usage)
+    usage.push_back({{"key", u.api_key_name}, {"requests", u.requests}, {"prompt_tokens", u.prompt_tokens},
+                     {"completion_tokens", u.completion_tokens}, {"first", u.first}, {"last", u.last}});
+  row.usage = usage.dump();
+  VerificationStore(open_existing_db(a.db, to_create(a.db))).append(row);
   std::printf("%s\n", files.headline.c_str());
   std::printf("evidence: %s\nreport:   %s\n", files.json.c_str(), files.html.c_str());
 }
