@@ -4,6 +4,7 @@
 
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -200,7 +201,9 @@ void GuardChain::transport_error(const http::Request& req, http::Response& res, 
   std::string msg = message;
   if (res.status == 413 && req.header("Content-Type").rfind("application/x-www-form-urlencoded", 0) == 0)
     msg += " (curl -d sends application/x-www-form-urlencoded by default: send JSON with 'Content-Type: application/json')";
-  send_json(res, res.status, ApiError(res.status, res.status >= 500 ? "server_error" : "invalid_request_error", code, msg).body());
+  auto shape = std::find_if(error_shapes_.begin(), error_shapes_.end(), [&](const auto& s) { return req.path.rfind(s.first, 0) == 0; });
+  if (shape != error_shapes_.end()) shape->second(res, msg);
+  else send_json(res, res.status, ApiError(res.status, res.status >= 500 ? "server_error" : "invalid_request_error", code, msg).body());
   if (res.status != 404 && res.status != 413) return;  // timeouts and malformed bytes are not audited
   Call call;
   call.start = steady_now();

@@ -64,6 +64,10 @@ class GuardChain {
   // An answer the transport made by itself (unknown route, body too large): the error body,
   // and an audit row for those a client could mean (404, 413).
   void transport_error(const http::Request& req, http::Response& res, const std::string& code, const std::string& message);
+  // A route family whose errors are not OpenAI objects (TAXII): the transport's answers for
+  // paths under `prefix` take their body from `shape` (res.status is set). Before serving only.
+  using ErrorShape = std::function<void(http::Response& res, const std::string& message)>;
+  void shape_transport_errors(std::string prefix, ErrorShape shape) { error_shapes_.push_back({std::move(prefix), std::move(shape)}); }
 
   void require_admin(const Call& call) const;
   void reserve(Call& call, int64_t tokens);  // 429 with Retry-After when a limit refuses
@@ -108,6 +112,7 @@ class GuardChain {
   std::shared_ptr<ActionsInForce> in_force_;
   std::shared_ptr<const ReferenceIndex> reference_;
   std::unique_ptr<DetectWorker> worker_;  // detection (guard.detect) and others' action rows
+  std::vector<std::pair<std::string, ErrorShape>> error_shapes_;  // shape_transport_errors
 };
 
 double unix_now();

@@ -85,13 +85,18 @@ struct Session : std::enable_shared_from_this<Session> {
   Request partial_request() const {
     Request r;
     r.remote_addr = addr;
-    if (parser && parser->is_header_done()) {
-      const auto& m = parser->get();
+    if (!parser) return r;
+    const auto& m = parser->get();
+    // The request line is known once parsed, even when a header after it is refused (a
+    // Content-Length over max_body): route families shape their errors by path.
+    if (parser->is_header_done() || !m.target().empty()) {
       r.method = std::string(m.method_string());
       std::string target(m.target());
       size_t q = target.find('?');
       r.path = target.substr(0, q);
       if (q != std::string::npos) r.query = target.substr(q + 1);
+    }
+    if (parser->is_header_done()) {
       r.version = int(m.version());
       for (const auto& f : m) r.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
     }
