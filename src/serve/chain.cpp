@@ -73,6 +73,7 @@ GuardChain::GuardChain(const ServeOptions& options)
       in_force_(std::make_shared<ActionsInForce>()) {
   if (o_.workers < 1 || o_.queue < 0) fail("serve: --workers must be >= 1 and --queue >= 0, got ", o_.workers, " and ", o_.queue);
   start_guard();
+  start_partner();
 }
 
 GuardChain::~GuardChain() {
@@ -99,6 +100,7 @@ void GuardChain::authenticate(const http::Request& req, Call& call) {
   call.audit.key_id = call.key->id;
   call.audit.key_name = call.key->name;
   enforce(call);
+  match_partners(call, /*prompt_known=*/false);
 }
 
 void GuardChain::require_admin(const Call& call) const {

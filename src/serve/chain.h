@@ -52,6 +52,7 @@ struct Call {
 };
 
 using CallPtr = std::shared_ptr<Call>;
+struct PartnerStage;  // stage_partner.cpp
 using RouteFn = std::function<void(const CallPtr&, const http::Request&, http::Response&)>;
 
 class GuardChain {
@@ -84,6 +85,11 @@ class GuardChain {
   // The same stage's say over a generation: strip caps logprobs and drops echoed prompt
   // logprobs; mark samples with the stronger watermark.
   void shape(const Call& call, GenerationRequest& gen) const;
+  // Stage "partner rules" (stage_partner.cpp): partners' indicators matched against the request
+  // (after authentication; again with `prompt_known` once the audit row has the prompt's
+  // fingerprints and shape); a stronger match than the key's action in force is written as a
+  // "partner" action row and enforced at once (403 key_blocked for a block).
+  void match_partners(Call& call, bool prompt_known);
   // Stage "telemetry" (stage_telemetry.cpp): the prompt's fingerprints into the audit row.
   void describe_prompt(Call& call, const std::string& text) const;
   const DetectPolicy& policy() const { return o_.guard; }
@@ -99,6 +105,7 @@ class GuardChain {
  private:
   void authenticate(const http::Request& req, Call& call);
   void start_guard();                         // stage_actions.cpp: reference corpus, worker
+  void start_partner();                       // stage_partner.cpp: partner rules, intel worker
   ApiKey limited_key(const Call& call) const;  // the key with its limits lowered when throttled
   std::string client_address(const http::Request& req) const;  // X-Forwarded-For when trusted
 
@@ -112,6 +119,7 @@ class GuardChain {
   std::shared_ptr<ActionsInForce> in_force_;
   std::shared_ptr<const ReferenceIndex> reference_;
   std::unique_ptr<DetectWorker> worker_;  // detection (guard.detect) and others' action rows
+  std::shared_ptr<PartnerStage> partner_;  // partners' rules and the intel worker
   std::vector<std::pair<std::string, ErrorShape>> error_shapes_;  // shape_transport_errors
 };
 

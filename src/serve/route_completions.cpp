@@ -71,6 +71,7 @@ void completions(ServeContext& c, const CallPtr& call, const http::Request& req,
   a.echo = cc.gen.echo;
   a.stream = cc.stream;
   a.temperature = cc.gen.temperature;
+  c.chain.match_partners(*call, /*prompt_known=*/true);  // the prompt's fingerprints and the request's shape
   c.chain.shape(*call, cc.gen);  // after the audit row took what the client asked for: the detector reads that
   if (const Watermark* w = c.engine.watermark()) {
     a.watermark = watermark_scheme_name(w->options().scheme);
