@@ -240,6 +240,16 @@ PY
   same "60 rules, one per indicator" "$(in_b "select count(*) || ' ' || count(distinct indicator) from intel_rules")" "60 60"
   "${PULL[@]}" >"$WORK/pull4.out" 2>"$WORK/pull4.err"
   same "a pull with nothing new receives nothing" "$(json "$WORK/pull4.out" 'd["received"]')" 0
+  # push: what A published (its identity, TLP marking, extension-definition, ...) into a TAXII inbox,
+  # here A's own, two objects an envelope; every status resource polled to the end
+  published=$(in_a "select count(distinct id) from intel_objects where collection!='$INBOX'")
+  inbox=$(in_a "select count(*) from intel_objects where collection='$INBOX'")
+  check "push sends what A published ($published objects)" bash -c "'$RETORT' intel push --db '$DB_A' --batch 2 \
+    --to http://127.0.0.1:$PORT_a/taxii2/api1/ --collection 'Partner reports' >'$WORK/push.out' 2>'$WORK/push.err'"
+  check "... in envelopes of 2, all accepted" grep -q "pushed $published objects in $(((published + 1) / 2)) envelopes .*: $published accepted, 0 refused, 0 pending" "$WORK/push.out"
+  same "... and the inbox holds them" "$(in_a "select count(*) from intel_objects where collection='$INBOX'")" $((inbox + published))
+  fails "push without a token is refused, naming the partner and the status" "answered HTTP 401" \
+    env -u RETORT_INTEL_TOKEN "$RETORT" intel push --db "$DB_A" --to "http://127.0.0.1:$PORT_a/taxii2/api1/" --collection partner-reports
   ;;
 
 bad_bundle)
