@@ -9,8 +9,10 @@
 #include <condition_variable>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 
 #include "retort/intel.h"
@@ -43,6 +45,10 @@ class IntelWorker {
   std::mutex mutex_;
   std::condition_variable cv_;
   bool stop_ = false;
+  std::shared_ptr<std::atomic<bool>> halt_ =
+      std::make_shared<std::atomic<bool>>(false);  // pulls stop between pages
+  std::map<std::string, std::string>
+      failing_;  // partner -> its last error (printed once, until it recovers)
   std::thread thread_;
 };
 

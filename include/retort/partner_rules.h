@@ -42,6 +42,11 @@ int64_t update_partner_rules(IntelStore& store, const std::string& collection,
 // operator's row (allow included) stands, an allow stands, and only a stronger action is written.
 bool partner_may_act(const std::optional<ActionRow>& current, Response earned);
 
+// What a refused client may read of a "partner" action row: its reason only when the partner's
+// indicator was TLP:WHITE (or CLEAR); else that a partner's intelligence matched, with the TLP, the
+// details withheld (they stay in the row, for the operator). TLP from the row's signals.
+std::string partner_reason_for_client(const ActionRow& row);
+
 // What the request path knows of a request; empty / 0 fields are not matched.
 struct PartnerProbe {
   std::string address;  // the client address (X-Forwarded-For when guard.trust_forwarded)

@@ -9,8 +9,10 @@
 // root and its collection id) moves only after every object of a page is stored, so a pull killed
 // mid-way resumes from the last stored page; objects fetched twice are stored once ((id, version)).
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -27,6 +29,9 @@ struct TaxiiPeer {
   std::string token;    // bearer token for it ("" none); never printed
   double timeout = 30;  // seconds per HTTP request
   int64_t page_size = 100;  // objects asked for per page (`limit`)
+  // When set and true, a pull stops between pages (what it stored stays; the cursor is where it
+  // stopped): serve's intel worker on shutdown.
+  std::shared_ptr<const std::atomic<bool>> stop;
 };
 
 struct PullResult {

@@ -34,6 +34,7 @@ void IntelWorker::start() {
     std::lock_guard<std::mutex> lock(mutex_);
     stop_ = false;
   }
+  halt_->store(false);
   thread_ = std::thread([this] {
     using clock = std::chrono::steady_clock;
     auto after = [](double s) {
@@ -63,6 +64,7 @@ void IntelWorker::stop() {
     std::lock_guard<std::mutex> lock(mutex_);
     stop_ = true;
   }
+  halt_->store(true);
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
@@ -97,6 +99,7 @@ void IntelWorker::pull_now() {
     peer.collection = p.collection;
     peer.token = p.token;
     peer.timeout = 10;
+    peer.stop = halt_;
     try {
       const PullResult r = taxii_pull(*store_, peer, o_);
       if (r.rules > 0 && rules_changed_) rules_changed_();
@@ -107,9 +110,15 @@ void IntelWorker::pull_now() {
                      p.name.c_str(), static_cast<long long>(r.stored),
                      static_cast<long long>(r.rejected), static_cast<long long>(r.rules),
                      r.cursor.c_str());
+      if (failing_.erase(p.name))
+        std::fprintf(stderr, "intel: pulls from %s work again\n", p.name.c_str());
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "intel: pull from %s failed (retrying in %g s): %s\n", p.name.c_str(),
-                   o_.pull_interval, e.what());
+      // Once per distinct error: a partner that is down is not reported every pull_interval.
+      std::string& last = failing_[p.name];
+      if (last != e.what())
+        std::fprintf(stderr, "intel: pull from %s failed (retrying every %g s; said once): %s\n",
+                     p.name.c_str(), o_.pull_interval, e.what());
+      last = e.what();
     }
   }
 }

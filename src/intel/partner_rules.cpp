@@ -3,6 +3,7 @@
 #include "retort/partner_rules.h"
 
 #include <algorithm>
+#include <cctype>
 #include <map>
 #include <mutex>
 #include <unordered_map>
@@ -105,6 +106,23 @@ bool partner_may_act(const std::optional<ActionRow>& current, Response earned) {
   if (!current) return true;
   if (current->source == "operator" || current->action == Response::allow) return false;
   return earned > current->action;
+}
+
+std::string partner_reason_for_client(const ActionRow& row) {
+  std::string tlp;
+  try {
+    const nlohmann::json signals = nlohmann::json::parse(row.signals);
+    for (const nlohmann::json& s : signals)
+      if (s.is_object() && s.contains("tlp") && s["tlp"].is_string())
+        tlp = s["tlp"].get<std::string>();
+  } catch (const std::exception&) {
+  }
+  if (tlp == "white" || tlp == "clear") return row.reason;
+  std::string upper = tlp;
+  for (char& c : upper) c = char(std::toupper(static_cast<unsigned char>(c)));
+  const std::string shown = tlp.empty() ? "no TLP marking" : "TLP:" + upper;
+  return cat("the request matched threat intelligence a partner provider shared (", shown,
+             "; the details are withheld from clients)");
 }
 
 // ---- the index ---------------------------------------------------------------------

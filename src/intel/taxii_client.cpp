@@ -4,6 +4,8 @@
 
 #include <httplib.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <thread>
@@ -257,7 +259,7 @@ PullResult taxii_pull(IntelStore& store, const TaxiiPeer& peer, const IntelOptio
     say(log, cat("page ", r.pages, ": ", env.value("objects", json::array()).size(), " objects, ",
                  stored, " new, ", rejected, " rejected; cursor ",
                  r.cursor.empty() ? "(none)" : r.cursor));
-    if (!env.value("more", false)) break;
+    if (!env.value("more", false) || (peer.stop && peer.stop->load())) break;
     const std::string n = env["next"].get<std::string>();
     if (n == next)
       fail("partner ", peer.name, ": 'next' did not move ('", excerpt(n, 60), "'); stopped");

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "retort/partner_rules.h"
 #include "retort/text.h"
 #include "serve/chain.h"
 
@@ -34,7 +35,7 @@ void GuardChain::enforce(Call& call) {
   }
   call.audit.action = response_name(call.action->action);
   if (call.action->action == Response::block) {
-    const std::string& why = call.action->reason;
+    const std::string why = call.action->source == "partner" ? partner_reason_for_client(*call.action) : call.action->reason;
     throw ApiError(403, "invalid_request_error", "key_blocked",
                    cat("This API key is blocked by the provider's guard (", call.action->source, " decision #", call.action->id,
                        why.empty() ? std::string() : ": " + why.substr(0, 300), "). Contact the provider to appeal."));

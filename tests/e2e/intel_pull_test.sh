@@ -4,10 +4,11 @@
 # Usage: intel_pull_test.sh RETORT_BINARY CASE
 #   partner_block  provider A (intel.taxii) blocks a harvesting key by `retort guard act` and publishes;
 #                  provider B (intel.pull, partner A) refuses the same actor's FIRST request at B (another
-#                  key, same address / user agent / account name) with 403 key_blocked naming A's
-#                  indicator, and writes a "partner" action row; a benign key elsewhere is served; a key an
-#                  operator allowed at B is served from the actor's address; a key with the harvest's
-#                  request shape earns the partner's shape rule once its prompt is read
+#                  key, same address / user agent / account name) with 403 key_blocked (the partner decision and
+#                  its TLP; the details, TLP:AMBER, withheld) and writes a "partner" action row naming A's indicator;
+#                  a benign key elsewhere is served; a key an operator allowed at B is served from the
+#                  actor's address; a key with the harvest's request shape earns the partner's shape rule
+#                  once its prompt is read
 #   resume         60 objects at A pulled 5 a page through a proxy that fails the 4th page, then hangs
 #                  on a later one and the pull is killed -9: every pull resumes from the last stored page;
 #                  in the end every object is stored exactly once and the cursor is A's last date added
@@ -126,13 +127,16 @@ partner_block)
     test "$(in_b "select count(*) from intel_objects where collection='$INBOX' and source='labA'")" -gt 3
   harvest "$PORT_b" "$THIEF_B" 203.0.113.7 harvest/1.0 2 >"$WORK/thief_b.log"
   check "the thief's FIRST request at B is refused: 403 key_blocked" bash -c "head -1 '$WORK/thief_b.log' | grep -q '^403.*key_blocked'"
-  check "... naming the partner and its indicator" bash -c "head -1 '$WORK/thief_b.log' | grep -q 'partner decision.*partner labA.*indicator--'"
+  check "... naming the partner decision and the TLP, the details withheld from the client (A shares TLP:AMBER)" \
+    bash -c "head -1 '$WORK/thief_b.log' | grep -q 'partner decision #[0-9]*: .*TLP:AMBER; the details are withheld' \
+      && ! head -1 '$WORK/thief_b.log' | grep -q 'labA\|203.0.113.7'"
   check "... and its second too" bash -c "sed -n 2p '$WORK/thief_b.log' | grep -q '^403.*key_blocked'"
   check "B's audit row of that first request says 403" \
     test "$(in_b "select status from audit where key_name='thief' order by id limit 1")" = 403
-  check "B's action row for the thief: block, source partner, naming labA, confidence and TLP" \
+  check "B's action row for the thief (the operator's record): block, source partner, naming labA's indicator, confidence, TLP, what matched" \
     test "$(in_b "select count(*) from actions where key_name='thief' and action='block' and source='partner' \
-      and reason like '%labA%' and reason like '%confidence%' and reason like '%TLP%'")" = 1
+      and reason like 'partner labA''s indicator indicator--%' and reason like '%confidence 100%' and reason like '%TLP:amber%' \
+      and reason like '%matched the %'")" = 1
   same "a benign key at B from another address is served" "$(chat "$PORT_b" "$BOB_B" 198.51.100.20)" 200
   same "a key the operator allowed is served from the thief's address" "$(chat "$PORT_b" "$CAROL_B" 203.0.113.7)" 200
   check "... and no partner row overrode the operator's allow" \

@@ -312,5 +312,24 @@ TEST(PartnerRules, AnOperatorsRowStandsAndOnlyStrongerActionsAreWritten) {
   EXPECT_TRUE(partner_may_act(row(Response::throttle, "partner"), Response::block));
 }
 
+TEST(PartnerRules, AClientReadsAPartnersReasonOnlyUnderTlpWhite) {
+  ActionRow row;
+  row.source = "partner";
+  row.reason =
+      "partner labA's indicator indicator--x (confidence 90, TLP:amber) matched the address "
+      "203.0.113.7";
+  row.signals = R"([{"signal":"partner_indicator","tlp":"amber"}])";
+  const std::string amber = partner_reason_for_client(row);
+  EXPECT_EQ(amber.find("labA"), std::string::npos) << amber;
+  EXPECT_EQ(amber.find("203.0.113.7"), std::string::npos) << amber;
+  EXPECT_NE(amber.find("TLP:AMBER"), std::string::npos) << amber;
+  row.signals = R"([{"signal":"partner_indicator","tlp":""}])";
+  EXPECT_NE(partner_reason_for_client(row).find("no TLP marking"), std::string::npos);
+  row.signals = "not json";
+  EXPECT_EQ(partner_reason_for_client(row).find("labA"), std::string::npos);
+  row.signals = R"([{"signal":"partner_indicator","tlp":"white"}])";
+  EXPECT_EQ(partner_reason_for_client(row), row.reason);
+}
+
 }  // namespace
 }  // namespace retort
