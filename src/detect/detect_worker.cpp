@@ -34,6 +34,8 @@ DetectWorker::DetectWorker(const std::filesystem::path& db, const DetectPolicy& 
       detector_(policy, reference_chunks),
       in_force_(std::move(in_force)) {
   if (!in_force_) fail("DetectWorker needs the table of actions in force");
+  snapshot_ = {{"enabled", policy.enabled}, {"observed", 0},  {"updated", 0},
+               {"now", 0},                  {"keys", nlohmann::json::array()}, {"clusters", nlohmann::json::array()}};
   for (const ActionRow& r : actions_.since(in_force_->last_id())) in_force_->apply(r);
 }
 
@@ -81,11 +83,12 @@ PassStats DetectWorker::pass() {
   }
   // Others' rows first (an operator's decision wins over what this pass would do).
   for (const ActionRow& r : actions_.since(in_force_->last_id())) in_force_->apply(r);
+  const double now = unix_seconds();
+  bool graph = false;
   if (st.rows > 0) {
     // Keys with new rows are assessed every pass; the key graph (all keys) at most once a second.
     const std::vector<Assessment> keys = detector_.take_touched();
-    const double now = unix_seconds();
-    const bool graph = now - clustered_at_ >= std::max(1.0, detector_.policy().interval);
+    graph = now - clustered_at_ >= std::max(1.0, detector_.policy().interval);
     if (graph) clusters_ = detector_.clusters(), clustered_at_ = now;
     const std::vector<Assessment> none;
     const std::vector<Assessment>& clusters = graph ? clusters_ : none;
@@ -105,9 +108,34 @@ PassStats DetectWorker::pass() {
       in_force_->apply(actions_.append(row));
       ++st.actions;
     }
+    snapshot_stale_ = true;
   }
+  // The snapshot for other threads, at most once a second: the graph of this pass, or a fresh one.
+  if (snapshot_stale_ && now - snapshot_at_ >= 1.0) publish(graph ? clusters_ : detector_.clusters(), now);
   st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return st;
+}
+
+nlohmann::json DetectWorker::snapshot() const {
+  std::lock_guard<std::mutex> lock(snapshot_mutex_);
+  return snapshot_;
+}
+
+void DetectWorker::publish(const std::vector<Assessment>& clusters, double now) {
+  auto with_ids = [](const Assessment& a) {
+    nlohmann::json j = a.to_json();
+    j["ids"] = a.key_ids;
+    return j;
+  };
+  nlohmann::json keys = nlohmann::json::array(), groups = nlohmann::json::array();
+  for (const Assessment& a : detector_.keys()) keys.push_back(with_ids(a));
+  for (const Assessment& a : clusters) groups.push_back(with_ids(a));
+  nlohmann::json s = {{"enabled", detector_.policy().enabled}, {"observed", detector_.observed()}, {"updated", now},
+                      {"now", detector_.now()},                {"keys", std::move(keys)},            {"clusters", std::move(groups)}};
+  std::lock_guard<std::mutex> lock(snapshot_mutex_);
+  snapshot_ = std::move(s);
+  snapshot_stale_ = false;
+  snapshot_at_ = now;
 }
 
 }  // namespace retort

@@ -101,6 +101,7 @@ class GuardChain {
   const std::shared_ptr<GuardDb>& db() { return db_; }
   std::pair<int64_t, int64_t> load() { return admission_.load(); }
   int64_t answered() const { return answered_.load(); }
+  const DetectWorker* detect_worker() const { return worker_.get(); }  // its snapshot() (the dashboard)
 
  private:
   void authenticate(const http::Request& req, Call& call);
