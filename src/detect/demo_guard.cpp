@@ -146,7 +146,7 @@ nlohmann::json run_guard_demo(const GuardDemoOptions& d, const fs::path& out, co
                                      "--host", "127.0.0.1", "--workers", std::to_string(o.workers),
                                      "--max-connections-per-client", "100000"};
     std::vector<std::string> sets = settings.sets;
-    sets.insert(sets.end(), {"serve.watermark=kgw", "intel.taxii=true", "intel.pull=true", "intel.pull_interval=2",
+    sets.insert(sets.end(), {"serve.watermark=kgw", "serve.watermark_context=2", "intel.taxii=true", "intel.pull=true", "intel.pull_interval=2",
                              "intel.publish_interval=1", "intel.provider=provider-" + lower(p.name),
                              "intel.group_secret=" + secret});
     for (const std::string& s : sets) args.insert(args.end(), {"--set", s});

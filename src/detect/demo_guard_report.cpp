@@ -37,6 +37,7 @@ struct Knock {  // a request of the hydra's
 struct ProviderOutcome {
   Knock first;                       // the hydra's first request here
   int64_t hydra_keys_seen = 0, answered = 0, refused_blocked = 0, refused_limits = 0;
+  int64_t answered_before_response = 0;  // answered completions before that first response
   double first_response_at = -1;     // the first throttle/strip/mark/block on a hydra key
   std::string first_response, first_response_source, first_response_reason;
   int64_t partner_rows = 0;          // action rows from partners' indicators
@@ -65,7 +66,7 @@ ProviderOutcome outcome_of(const Provider& p, double start) {
     auto it = rec.keys.find(id);
     if (it == rec.keys.end()) continue;
     r.hydra_keys_seen += it->second.requests > 0;
-    r.answered += it->second.answered;
+    r.answered += int64_t(it->second.answered_at.size());  // answered completions (not the tokenizer's GETs)
     r.refused_blocked += it->second.refused_blocked;
     r.refused_limits += it->second.refused_limits;
     for (const ActionRow& a : it->second.actions)
@@ -75,6 +76,11 @@ ProviderOutcome outcome_of(const Provider& p, double start) {
         r.first_response_source = a.source;
         r.first_response_reason = a.reason;
       }
+  }
+  for (int64_t id : hydra) {
+    auto it = rec.keys.find(id);
+    if (it != rec.keys.end() && r.first_response_at >= 0)
+      for (const auto& [t, tokens] : it->second.answered_at) r.answered_before_response += t - start < r.first_response_at;
   }
   GuardDb db(p.db);
   std::lock_guard<std::mutex> lock(db.mutex());
@@ -161,7 +167,9 @@ nlohmann::json write_guard_demo_report(const GuardDemoFacts& f) {
   summary.push_back(cat("A: the hydra (", A.hydra->keys.size(), " keys from ", f.options.sim.hydra_addresses,
                         " addresses) first knocked at ", secs(a.first.at), "; ",
                         a.first_response_at >= 0 ? cat("A's ", a.first_response_source, " answered with ", a.first_response, " at ",
-                                                       secs(a.first_response_at))
+                                                       secs(a.first_response_at), ", after ", a.answered_before_response,
+                                                       " answered windows (", decimals(100.0 * double(a.answered_before_response) / double(std::max<int64_t>(1, planned)), 1),
+                                                       "% of its plan)")
                                                  : std::string("A never responded"),
                         "; in all it got ", a.answered, " windows answered (", decimals(100.0 * double(a.answered) / double(std::max<int64_t>(1, planned)), 1),
                         "% of its plan of ", planned, ") before every key was refused (", a.refused_blocked, " refusals)"));
@@ -183,14 +191,18 @@ nlohmann::json write_guard_demo_report(const GuardDemoFacts& f) {
   else if (f.student.contains("failed"))
     summary.push_back("student: failed: " + f.student["failed"].get<std::string>());
   if (f.evidence.contains("suspect")) {
-    std::string keys;
-    int64_t shown = 0;
-    for (const auto& u : f.evidence["marked_answers_by_api_key"])
-      if (shown++ < 6) keys += (keys.empty() ? "" : ", ") + u["api_key"].get<std::string>();
-    summary.push_back(cat("guard verify: ", f.evidence["headline"].get<std::string>(), " (student p = ",
-                          f.evidence["suspect"]["test"]["p_value"].dump(), ", control p = ",
-                          f.evidence["control"]["test"]["p_value"].dump(), "); keys that received A's marked answers: ",
-                          keys.empty() ? std::string("none") : keys, shown > 6 ? cat(" and ", shown - 6, " more") : std::string()));
+    std::set<std::string> hydra_names;
+    for (const SimKey& k : A.hydra->keys) hydra_names.insert(k.name);
+    int64_t keys = 0, hydra_keys = 0, hydra_requests = 0;
+    for (const auto& u : f.evidence["marked_answers_by_api_key"]) {
+      const std::string name = u["api_key"].get<std::string>();
+      if (name.rfind("replay-", 0) == 0) continue;  // the demo's own replay of the harvest
+      ++keys;
+      if (hydra_names.count(name)) ++hydra_keys, hydra_requests += u["requests"].get<int64_t>();
+    }
+    summary.push_back(cat("guard verify: ", f.evidence["headline"].get<std::string>(), " The evidence names the ", keys,
+                          " keys that received A's marked answers, the hydra's ", hydra_keys, " among them (",
+                          hydra_requests, " requests)"));
   } else if (f.evidence.contains("failed")) {
     summary.push_back("guard verify: " + f.evidence["failed"].get<std::string>());
   }
@@ -209,6 +221,7 @@ nlohmann::json write_guard_demo_report(const GuardDemoFacts& f) {
                                                               : ojson(nullptr)},
                            {"keys_seen", r.hydra_keys_seen},
                            {"answered", r.answered},
+                           {"answered_before_first_response", r.answered_before_response},
                            {"refused_blocked", r.refused_blocked},
                            {"refused_limits", r.refused_limits},
                            {"first_response", r.first_response_at >= 0 ? ojson{{"at_s", r.first_response_at}, {"action", r.first_response},

@@ -29,9 +29,9 @@ std::string random_group_secret() {
 namespace {
 
 // The text settings the teacher was trained with (byte tokenizer) for a window of seq_len tokens.
-std::vector<std::string> text_sets(const SimOptions& o, int64_t windows) {
+std::vector<std::string> text_sets(const SimOptions& o, int64_t windows, int64_t val_tokens = 8000) {
   return {"--set", "data.kind=text", "--set", "text.tokenizer=byte", "--set", cat("text.seq_len=", o.seq_len),
-          "--set", cat("text.train_tokens=", windows * o.seq_len + 1), "--set", "text.val_tokens=8000"};
+          "--set", cat("text.train_tokens=", windows * o.seq_len + 1), "--set", cat("text.val_tokens=", val_tokens)};
 }
 
 double val_bpb(const fs::path& run) {
@@ -89,7 +89,7 @@ void verify_student(GuardDemoFacts& f) {
   const fs::path out = f.out / "evidence";
   std::vector<std::string> args = {"guard", "verify", "--db", f.providers[0].db.string(), "--suspect",
                                    f.student["run"].get<std::string>(), "--out", out.string()};
-  for (const std::string& s : text_sets(o, 1)) args.push_back(s);
+  for (const std::string& s : text_sets(o, 1, 40000)) args.push_back(s);  // held-out text the student never saw
   std::fprintf(stderr, "demo guard: retort guard verify of the student against A's watermark key\n");
   Child run(f.binary, args, f.out / "verify.log", false);
   if (run.wait() != 0 || !fs::exists(out / "evidence.json")) {

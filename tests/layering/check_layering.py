@@ -13,7 +13,7 @@ FLOOR = {"core": 0, "data": 1, "models": 1, "teachers": 2, "distill": 2, "eval":
          "serve": 3, "guard": 2, "detect": 3, "watermark": 2, "intel": 3, "tools": 4}
 # Public headers without a .cpp of the same name.
 OWNERS = {"api_endpoint": "teachers", "api_teacher": "teachers", "data": "data", "error": "core",
-          "eval": "eval", "formats": "formats", "guard": "guard", "detect": "detect", "intel": "intel", "intel_options": "guard", "json_depth": "core", "labels": "core", "model": "models",
+          "eval": "eval", "formats": "formats", "guard": "guard", "detect": "detect", "intel": "intel", "intel_options": "guard", "taxii": "intel", "json_depth": "core", "labels": "core", "model": "models",
           "run_kind": "distill", "serve": "serve", "teacher": "teachers", "text": "data",
           "topk_teacher": "teachers"}
 
