@@ -25,20 +25,6 @@ mkdir -p "$SHOTS"
 LM=("${TINY[@]}" --set text.tokenizer=byte --set text.train_tokens=60000 --set text.seq_len=128
     --set model.d_model=64 --set model.layers=2 --set model.heads=4)
 
-# serve NAME ARGS...: a server on a free port; sets PORT_<NAME> and adds its pid to PIDS.
-serve() {
-  local name=$1; shift
-  "$RETORT" serve --port 0 "$@" >"$WORK/port.$name" 2>"$WORK/serve.$name.err" &
-  PIDS+=($!)
-  for _ in $(seq 1 200); do
-    [ -s "$WORK/port.$name" ] && break
-    sleep 0.05
-  done
-  local port
-  port=$(head -1 "$WORK/port.$name")
-  [ -n "$port" ] || { echo "server $name did not start:"; cat "$WORK/serve.$name.err"; exit 1; }
-  printf -v "PORT_$name" '%s' "$port"
-}
 # harvest PORT KEY NAME ADDRESS AGENT: teacher-forcing requests (echo, top-5 logprobs, max_tokens 0)
 # over 10-word windows of Genesis, one at a time, until 15 refusals; one status per line in NAME.log.
 harvest() {

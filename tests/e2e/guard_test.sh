@@ -34,20 +34,6 @@ teacher() {
   "$RETORT" train "${LM[@]}" --set train.epochs=2 --set run.name=teacher >/dev/null 2>"$WORK/teacher.err" \
     || { cat "$WORK/teacher.err"; exit 1; }
 }
-# serve NAME ARGS...: a server on a free port; sets PORT_<NAME> (the port) and adds its pid to PIDS.
-serve() {
-  local name=$1; shift
-  "$RETORT" serve --port 0 "$@" >"$WORK/port.$name" 2>"$WORK/serve.$name.err" &
-  PIDS+=($!)
-  for _ in $(seq 1 200); do
-    [ -s "$WORK/port.$name" ] && break
-    sleep 0.05
-  done
-  local port
-  port=$(head -1 "$WORK/port.$name")
-  [ -n "$port" ] || { echo "server $name did not start:"; cat "$WORK/serve.$name.err"; exit 1; }
-  printf -v "PORT_$name" '%s' "$port"
-}
 # complete PORT SEED STREAM N: a completion of "And God said" (100 tokens); prints the choices' texts as JSONL.
 complete() {
   curl -s -H "Authorization: Bearer $KEY" "http://127.0.0.1:$1/v1/completions" \

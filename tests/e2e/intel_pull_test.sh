@@ -31,20 +31,6 @@ teacher() {
   "$RETORT" train "${TINY[@]}" --set text.tokenizer=byte --set text.seq_len=128 --set run.name=teacher >/dev/null 2>"$WORK/teacher.err" \
     || { cat "$WORK/teacher.err"; exit 1; }
 }
-# serve NAME ARGS...: a server on a free port; sets PORT_<NAME> and adds its pid to PIDS.
-serve() {
-  local name=$1; shift
-  "$RETORT" serve --port 0 "$@" >"$WORK/port.$name" 2>"$WORK/serve.$name.err" &
-  PIDS+=($!)
-  for _ in $(seq 1 200); do
-    [ -s "$WORK/port.$name" ] && break
-    sleep 0.05
-  done
-  local port
-  port=$(head -1 "$WORK/port.$name")
-  [ -n "$port" ] || { echo "server $name did not start:"; cat "$WORK/serve.$name.err"; exit 1; }
-  printf -v "PORT_$name" '%s' "$port"
-}
 # wait_for WHAT SECONDS COMMAND...: polls COMMAND every 0.1 s; says what it waited for when it gives up.
 wait_for() {
   local what=$1 n=$(($2 * 10)); shift 2

@@ -29,20 +29,6 @@ fails() {
   if [ $rc -ne 0 ] && grep -qF -- "$text" "$WORK/err"; then check "$what (exit $rc: $(shown "$(tail -1 "$WORK/err")"))" true
   else check "$what: exit $rc, stderr: $(shown "$(cat "$WORK/err")")" false; fi
 }
-# serve NAME ARGS...: a server on a free port; sets PORT_<NAME> and adds its pid to PIDS.
-serve() {
-  local name=$1; shift
-  "$RETORT" serve --port 0 "$@" >"$WORK/port.$name" 2>"$WORK/serve.$name.err" &
-  PIDS+=($!)
-  for _ in $(seq 1 200); do
-    [ -s "$WORK/port.$name" ] && break
-    sleep 0.05
-  done
-  local port
-  port=$(head -1 "$WORK/port.$name")
-  [ -n "$port" ] || { echo "server $name did not start:"; cat "$WORK/serve.$name.err"; exit 1; }
-  printf -v "PORT_$name" '%s' "$port"
-}
 # harvest PORT KEY ADDRESS N: N teacher-forcing requests (echo, top-5 logprobs, max_tokens 0) as "harvest/0.1"
 harvest() {
   for i in $(seq 1 "$4"); do

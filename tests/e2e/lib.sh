@@ -74,3 +74,19 @@ interrupt_and_resume() {
   b=$(json "$WORK/runs/cut/run.json" "d[\"$key\"]")
   same "resumed $key $b equals uninterrupted $a" "$a" "$b"
 }
+
+# serve NAME ARGS...: `retort serve` on a free port in the background; sets PORT_<NAME> (the port)
+# and adds its pid to PIDS (the sourcing script kills them on exit); its stderr in $WORK/serve.NAME.err.
+serve() {
+  local name=$1; shift
+  "$RETORT" serve --port 0 "$@" >"$WORK/port.$name" 2>"$WORK/serve.$name.err" &
+  PIDS+=($!)
+  for _ in $(seq 1 200); do
+    [ -s "$WORK/port.$name" ] && break
+    sleep 0.05
+  done
+  local port
+  port=$(head -1 "$WORK/port.$name")
+  [ -n "$port" ] || { echo "server $name did not start:"; cat "$WORK/serve.$name.err"; exit 1; }
+  printf -v "PORT_$name" '%s' "$port"
+}
