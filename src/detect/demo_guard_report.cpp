@@ -123,19 +123,25 @@ std::string knock_text(const Knock& k) {
 
 bool refused_or_throttled(const Knock& k) { return k.happened && (k.status == 403 || k.status == 429); }
 
-// Cumulative answered hydra requests at a provider against time.
-Series answered_series(const Provider& p, double start) {
-  Series s{"hydra answered at " + p.name, {}, {}};
+// The hydra's answered completions and its refusals (403) at a provider, each cumulative against time.
+std::vector<Series> hydra_series(const Provider& p, double start) {
+  Series answered{"hydra answered at " + p.name, {}, {}}, refused{"hydra refused at " + p.name, {}, {}};
   std::set<int64_t> hydra;
   for (const SimKey& k : p.hydra->keys) hydra.insert(k.id);
   GuardDb db(p.db);
   std::lock_guard<std::mutex> lock(db.mutex());
-  Statement q(db, "SELECT time, key_id FROM audit WHERE status = 200 AND endpoint = '/v1/completions' ORDER BY id");
-  int64_t n = 0;
-  while (q.step())
-    if (hydra.count(q.integer(1))) s.xy.emplace_back(q.real(0) - start, double(++n));
-  if (s.xy.empty()) s.xy.emplace_back(0, 0);
-  return s;
+  Statement q(db, "SELECT time, key_id, status, endpoint FROM audit ORDER BY id");
+  while (q.step()) {
+    if (!hydra.count(q.integer(1))) continue;
+    if (q.integer(2) == 200 && q.text(3) == "/v1/completions")
+      answered.xy.emplace_back(q.real(0) - start, double(answered.xy.size() + 1));
+    else if (q.integer(2) == 403)
+      refused.xy.emplace_back(q.real(0) - start, double(refused.xy.size() + 1));
+  }
+  std::vector<Series> out;
+  for (Series* s : {&answered, &refused})
+    if (!s->xy.empty()) out.push_back(std::move(*s));
+  return out;
 }
 
 }  // namespace
@@ -267,10 +273,11 @@ nlohmann::json write_guard_demo_report(const GuardDemoFacts& f) {
                      std::to_string(r.answered), std::to_string(r.refused_blocked), std::to_string(r.published),
                      std::to_string(r.received), std::to_string(r.rules), cat(r.benign_blocked, " of ", r.benign)});
   }
-  Plot plot{"The hydra's answered requests at each provider", "seconds since the start", "answered requests (cumulative)", {}};
-  for (const Provider& p : f.providers) plot.series.push_back(answered_series(p, start));
+  Plot plot{"The hydra at each provider: requests answered and refused", "seconds since the start", "requests (cumulative)", {}};
+  for (const Provider& p : f.providers)
+    for (Series& s : hydra_series(p, start)) plot.series.push_back(std::move(s));
   std::string notes;
-  for (const std::string& s : summary) notes += (notes.empty() ? "" : ". ") + s;
+  for (const std::string& s : summary) notes += (notes.empty() ? "" : ".\n") + s;
   std::vector<std::pair<std::string, std::string>> samples;
   for (size_t i = 0; i < out.size(); ++i)
     if (out[i].first_response_at >= 0)

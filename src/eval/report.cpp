@@ -119,7 +119,12 @@ std::string render_html(const std::string& title, const std::vector<std::vector<
        ".plots{display:flex;flex-wrap:wrap;gap:12px}pre{background:#f7f7f7;padding:1em;overflow:auto;font-size:12px}"
        "</style></head><body>\n<h1>"
     << html_escape(title) << "</h1>\n";
-  if (!notes.empty()) h << "<p>" << html_escape(notes) << "</p>\n";
+  // Notes: one paragraph; a line break in them starts a new line (reports that list findings).
+  if (!notes.empty()) {
+    std::string p = html_escape(notes);
+    for (size_t at = p.find('\n'); at != std::string::npos; at = p.find('\n', at + 5)) p.replace(at, 1, "<br>\n");
+    h << "<p>" << p << "</p>\n";
+  }
   h << "<table>\n";
   for (size_t r = 0; r < table.size(); ++r) {
     h << "<tr>";
