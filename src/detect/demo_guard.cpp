@@ -145,6 +145,10 @@ nlohmann::json run_guard_demo(const GuardDemoOptions& d, const fs::path& out, co
     std::vector<std::string> args = {"serve", "--model", "kjv=" + f.model.string(), "--db", p.db.string(), "--port", "0",
                                      "--host", "127.0.0.1", "--workers", std::to_string(o.workers),
                                      "--max-connections-per-client", "100000"};
+    if (!o.server_config.empty()) {  // the policy (guard.*), as `retort guard simulate` takes it
+      if (!fs::is_regular_file(o.server_config)) fail("sim.server_config = '", o.server_config, "': no such file");
+      args.insert(args.end(), {"--config", o.server_config});
+    }
     std::vector<std::string> sets = settings.sets;
     sets.insert(sets.end(), {"serve.watermark=kgw", "serve.watermark_context=2", "intel.taxii=true", "intel.pull=true", "intel.pull_interval=2",
                              "intel.publish_interval=1", "intel.provider=provider-" + lower(p.name),
