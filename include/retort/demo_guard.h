@@ -17,7 +17,7 @@ namespace retort {
 struct GuardDemoOptions {
   SimOptions sim;           // the teacher, the benign mix (per provider), the hydra, the clock
   int64_t providers = 3;    // A, B, C, ...
-  double regroup = 12;      // seconds the hydra waits after one provider stopped it before the next
+  double regroup = 12;      // seconds the hydra waits after one provider stopped it before the next (sim.duration / 8)
   double max_duration = 300;  // the traffic ends by then whatever the hydra does
   bool student = true;      // distil a student from what the hydra got at A and verify it
 };

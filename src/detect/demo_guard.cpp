@@ -48,6 +48,7 @@ GuardDemoOptions read_guard_demo_options(const Config& c) {
   GuardDemoOptions o;
   o.sim = read_sim_options(c);
   o.max_duration = std::max(o.max_duration, 3 * o.sim.duration);
+  o.regroup = std::max(3.0, o.sim.duration / 8);  // long enough for the partners' next pull
   return o;
 }
 
