@@ -25,41 +25,6 @@ mkdir -p "$SHOTS"
 LM=("${TINY[@]}" --set text.tokenizer=byte --set text.train_tokens=60000 --set text.seq_len=128
     --set model.d_model=64 --set model.layers=2 --set model.heads=4)
 
-# harvest PORT KEY NAME ADDRESS AGENT: teacher-forcing requests (echo, top-5 logprobs, max_tokens 0)
-# over 10-word windows of Genesis, one at a time, until 15 refusals; one status per line in NAME.log.
-harvest() {
-  bible Gen1:1-Gen50:26 2>/dev/null | /usr/bin/python3 -c '
-import json, sys, urllib.request, urllib.error
-port, key, name, address, agent = sys.argv[1:6]
-words = sys.stdin.read().split()
-log = open(name + ".log", "w", buffering=1)
-refused = 0
-for i in range(0, len(words) - 10, 70):
-    body = json.dumps({"model": "kjv", "prompt": " ".join(words[i:i + 10]), "max_tokens": 0, "echo": True, "logprobs": 5}).encode()
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/completions", body, {"Authorization": "Bearer " + key,
-        "Content-Type": "application/json", "X-Forwarded-For": address, "User-Agent": agent})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            r.read()
-            log.write("200\n")
-    except urllib.error.HTTPError as e:
-        log.write(f"{e.code} {e.read().decode()[:300]}\n")
-        refused += 1
-        if refused >= 15:
-            break
-    except Exception:
-        break' "$@"
-}
-# chat PORT KEY ADDRESS N: N short chat requests, one every ~0.3 s; prints the HTTP statuses
-chat() {
-  for i in $(seq 1 "$4"); do
-    curl -s -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $2" -H "X-Forwarded-For: $3" \
-      "http://127.0.0.1:$1/v1/chat/completions" \
-      -d "{\"model\":\"kjv\",\"messages\":[{\"role\":\"user\",\"content\":\"Tell me of day $i\"}],\"max_tokens\":8}"
-    sleep 0.3
-  done
-}
-in_db() { sqlite3 "$DB" "$1"; }
 # api PORT VIEW KEY OUT: GET /dashboard/api/VIEW with KEY ("" none) into OUT; prints the status
 api() {
   local auth=()
