@@ -11,7 +11,7 @@ WORK=$(mktemp -d /tmp/retort-demo-guard-XXXXXX)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
 export XDG_CACHE_HOME=$WORK/cache RETORT_NO_BLAS_WARNING=1 OMP_NUM_THREADS=1
 source "$(dirname "$0")/lib.sh"
-CONFORMANCE=$(cd "$(dirname "$0")/../../../shared/conformance" && pwd)
+CONFORMANCE=$(conformance_dir) || exit 1
 cd "$WORK" || exit 1
 
 check "retort demo guard (small)" "$RETORT" demo guard --set sim.duration=40 --set sim.benign_keys=8 \

@@ -19,7 +19,7 @@ trap 'for p in "${PIDS[@]}"; do kill -9 $p 2>/dev/null; wait $p 2>/dev/null; don
 export XDG_CACHE_HOME=$WORK/cache RETORT_NO_BLAS_WARNING=1 OMP_NUM_THREADS=1
 source "$(dirname "$0")/lib.sh"
 DB=$WORK/serve.db
-VALIDATE=$(cd "$(dirname "$0")/../../.." && pwd)/shared/conformance/validate-stix.mjs
+VALIDATE=$(conformance_dir)/validate-stix.mjs || exit 1
 
 # fails WHAT TEXT COMMAND...: the command exits non-zero and its stderr holds TEXT
 fails() {

@@ -130,3 +130,18 @@ chat() {
 }
 # in_db SQL: the first value of a query on the guard database
 in_db() { sqlite3 "$DB" "$1"; }
+
+# The OASIS conformance tools (STIX schemas + validator, taxii2-client) live in ../shared/conformance
+# beside the checkout. A clone made elsewhere (CI's clean clone in /tmp) finds them beside the
+# repository it was cloned from; $RETORT_CONFORMANCE overrides both. Prints the folder, or fails
+# the test naming where it looked.
+conformance_dir() {
+  local here origin c
+  here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+  origin=$(git -C "$here" config --get remote.origin.url 2>/dev/null || true)
+  for c in "${RETORT_CONFORMANCE:-}" "$here/../shared/conformance" "${origin:+$origin/../shared/conformance}"; do
+    if [ -n "$c" ] && [ -f "$c/validate-stix.mjs" ]; then (cd "$c" && pwd); return 0; fi
+  done
+  echo "no OASIS conformance tools: set RETORT_CONFORMANCE, or keep shared/conformance beside $here${origin:+ or $origin}" >&2
+  return 1
+}

@@ -20,7 +20,7 @@ trap 'for p in "${PIDS[@]}"; do kill -9 $p 2>/dev/null; wait $p 2>/dev/null; don
 export XDG_CACHE_HOME=$WORK/cache RETORT_NO_BLAS_WARNING=1 OMP_NUM_THREADS=1
 source "$(dirname "$0")/lib.sh"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-CONFORMANCE=$ROOT/../shared/conformance
+CONFORMANCE=$(conformance_dir) || exit 1
 DB=$WORK/serve.db
 MEDIA='application/taxii+json;version=2.1'
 MAX_BODY=65536
