@@ -96,6 +96,8 @@ class IntelStore {
   bool add(StoredObject o);
   ObjectPage objects(const std::string& collection, const ObjectQuery& q) const;
   std::optional<StoredObject> latest(const std::string& collection, const std::string& id) const;
+  // Removes the object versions with these seqs (TAXII DELETE), in one transaction.
+  void remove(const std::vector<int64_t>& seqs);
 
   // TAXII status resources of POSTed envelopes.
   void put_status(const std::string& id, const std::string& collection, const nlohmann::json& status);

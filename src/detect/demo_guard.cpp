@@ -61,13 +61,7 @@ std::string lower(std::string s) {
   return s;
 }
 
-// Runs `retort ARGS` to its end; Error with the log's tail when it fails.
-void run_child(const fs::path& binary, const std::vector<std::string>& args, const fs::path& log, const std::string& what) {
-  Child c(binary, args, log, /*pipe_stdout=*/false);
-  if (c.wait() != 0) fail(what, " failed (", log.string(), "): ", tail_of(log));
-}
-
-// The provider's database: its people, the hydra's accounts there, an operator, and one key per
+// The provider's database: its people, the hydra's accounts there, and one key per
 // partner (the key that partner pulls with).
 void make_provider_db(const SimOptions& o, Provider& p, const std::vector<Provider>& all) {
   fs::create_directories(p.dir);
@@ -81,12 +75,17 @@ void make_provider_db(const SimOptions& o, Provider& p, const std::vector<Provid
   };
   for (SimKey& k : p.benign) make(k, k.role == "eval job" || k.role == "app" ? paid : user);
   for (SimKey& k : p.hydra->keys) make(k, user);
-  p.operator_secret = store.create("operator", {}, /*admin=*/true).second;
   for (const Provider& q : all)
     if (q.name != p.name) p.partner_keys[q.name] = store.create("partner-" + lower(q.name), {}).second;
 }
 
 }  // namespace
+
+// Runs `retort ARGS` to its end; Error with the log's tail when it fails.
+void run_child(const fs::path& binary, const std::vector<std::string>& args, const fs::path& log, const std::string& what) {
+  Child c(binary, args, log, /*pipe_stdout=*/false);
+  if (c.wait() != 0) fail(what, " failed (", log.string(), "): ", tail_of(log));
+}
 
 Provider::Provider() = default;
 Provider::~Provider() = default;
@@ -134,7 +133,6 @@ nlohmann::json run_guard_demo(const GuardDemoOptions& d, const fs::path& out, co
   const std::string secret = random_group_secret();
   const double hour = o.hour > 0 ? o.hour : o.duration / 24;
   const ServerSettings settings = server_settings(o, hour);
-  f.server_sets = settings.sets;
   for (Provider& p : f.providers) {
     run_child(binary, {"guard", "keys", "rotate", "--db", p.db.string()}, p.dir / "setup.log", "making " + p.name + "'s watermark key");
     for (const Provider& q : f.providers)

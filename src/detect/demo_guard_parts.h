@@ -20,7 +20,6 @@ struct Provider {
   std::filesystem::path dir, db;
   std::vector<SimKey> benign;
   std::unique_ptr<Campaign> hydra;                   // the hydra's accounts here
-  std::string operator_secret;                       // an admin key (the dashboard's)
   std::map<std::string, std::string> partner_keys;   // partner name -> the key it pulls with
   std::unique_ptr<Child> server;
   std::string port;
@@ -31,7 +30,6 @@ struct GuardDemoFacts {
   GuardDemoOptions options;
   std::filesystem::path out, model, binary;
   std::vector<Provider> providers;
-  std::vector<std::string> server_sets;                        // the simulator's guard.* settings
   std::map<std::string, std::vector<std::string>> sets;        // every --set each server ran with
   Clock clock;
   double traffic_seconds = 0, wall_seconds = 0;
@@ -40,6 +38,9 @@ struct GuardDemoFacts {
   nlohmann::json evidence;   // evidence.json of `retort guard verify`, or {"failed": why}
 };
 
+// Runs `retort ARGS` (binary) to its end, output to `log`; Error with the log's tail when it fails.
+void run_child(const std::filesystem::path& binary, const std::vector<std::string>& args,
+               const std::filesystem::path& log, const std::string& what);
 // 64 hex digits from /dev/urandom: the sharing group's key for account pseudonyms.
 std::string random_group_secret();
 // A student distilled through A's API (a key the operator allowed) over the first windows_at_a windows.

@@ -51,10 +51,9 @@ void distil_student(GuardDemoFacts& f) {
   try {
     const std::string replay = cat("replay-", int64_t(unix_now()));
     const std::string secret = KeyStore(std::make_shared<GuardDb>(a.db)).create(replay, {}).second;
-    Child act(f.binary, {"guard", "act", "--db", a.db.string(), "--key", replay, "--action", "allow", "--reason",
+    run_child(f.binary, {"guard", "act", "--db", a.db.string(), "--key", replay, "--action", "allow", "--reason",
                          "the guard demo replays what the hydra harvested, to measure it"},
-              dir / "student.log", false);
-    if (act.wait() != 0) fail("retort guard act failed (", (dir / "student.log").string(), ")");
+              dir / "student.log", "retort guard act");
     std::this_thread::sleep_for(std::chrono::seconds(1));  // the server's worker picks the allow up
     ::setenv("RETORT_DEMO_REPLAY_KEY", secret.c_str(), 1);
     std::vector<std::string> args = {"distill", "--teacher", "openai:http://127.0.0.1:" + a.port + "/v1",

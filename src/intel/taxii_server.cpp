@@ -5,9 +5,7 @@
 #include <cctype>
 #include <chrono>
 #include <cstdlib>
-#include <mutex>
 
-#include "guard/statement.h"
 #include "intel/taxii_parts.h"
 #include "retort/error.h"
 #include "retort/json_depth.h"
@@ -368,15 +366,7 @@ class Exchange {
     q.limit = 1 << 20;
     std::vector<int64_t> seqs;
     for (const StoredObject& s : store_.objects(c.id, q).objects) seqs.push_back(s.seq);
-    GuardDb& db = *store_.db();
-    std::lock_guard<std::mutex> lock(db.mutex());
-    guard_detail::Transaction t(db);
-    for (int64_t seq : seqs) {
-      guard_detail::Statement s(db, "DELETE FROM intel_objects WHERE seq = ?");
-      s.bind(1, seq);
-      s.run();
-    }
-    t.commit();
+    store_.remove(seqs);
     TaxiiResponse r;
     r.status = 200;
     return r;
