@@ -44,11 +44,13 @@ struct DataOptions {
 // model.* and teacher.model.*: an architecture.
 struct ModelOptions {
   std::string section;  // "model" | "teacher.model": for messages and digests
-  std::string name;     // mlp | cnn | gpt
+  std::string name;     // mlp | cnn | tree | gpt
   std::vector<int64_t> hidden, channels;
   double dropout = 0;
   int64_t d_model = 0, layers = 0, heads = 0, kv_heads = 0, d_ff = 0;  // gpt
   bool tie_embeddings = false;
+  int64_t depth = 0;                            // tree: levels of inner nodes
+  double beta = 0, split_penalty = 0;           // tree: inverse temperature, split regularizer lambda
 };
 
 // train.* and teacher.train.*: how a model is optimised, and its batch augmentation.

@@ -20,8 +20,8 @@ struct GptSizes {
 
 void add_model_keys(ConfigSchema& s, const std::string& p, const std::string& name, V hidden, V channels,
                     double dropout, const std::string& who, GptSizes gpt) {
-  s.add({p + ".name", ValueKind::String, name, "architecture of the " + who + ": mlp | cnn (images) | gpt (text)",
-         {}, {}, {"mlp", "cnn", "gpt"}});
+  s.add({p + ".name", ValueKind::String, name, "architecture of the " + who + ": mlp | cnn | tree (images) | gpt (text)",
+         {}, {}, {"mlp", "cnn", "tree", "gpt"}});
   s.add({p + ".hidden", ValueKind::IntList, hidden, "widths of the hidden fully-connected layers", 1, {}});
   s.add({p + ".channels", ValueKind::IntList, channels, "cnn only: channels of each conv stage (each halves H and W)", 1, {}});
   s.add({p + ".dropout", ValueKind::Float, dropout, "dropout probability after each hidden layer", 0.0, 0.95});
@@ -31,6 +31,9 @@ void add_model_keys(ConfigSchema& s, const std::string& p, const std::string& na
   s.add({p + ".kv_heads", ValueKind::Int, gpt.kv_heads, "gpt only: key/value heads, < heads for grouped-query attention (0: heads)", 0, 1024});
   s.add({p + ".d_ff", ValueKind::Int, int64_t{0}, "gpt only: SwiGLU hidden width (0: 8/3 d_model rounded up to 32)", 0, 1 << 20});
   s.add({p + ".tie_embeddings", ValueKind::Bool, true, "gpt only: the output head shares the token embedding"});
+  s.add({p + ".depth", ValueKind::Int, int64_t{6}, "tree only: levels of inner nodes of the soft decision tree (2^depth leaves)", 1, 12});
+  s.add({p + ".beta", ValueKind::Float, 1.0, "tree only: inverse temperature of each inner node's sigmoid(beta (w.x + b))", 1e-6, 1e6});
+  s.add({p + ".split_penalty", ValueKind::Float, 0.1, "tree only: lambda of the regularizer that pushes each inner node to split its batch evenly (lambda 2^-k at depth k; 0: off)", 0.0, 1e6});
 }
 
 void add_train_keys(ConfigSchema& s, const std::string& p, const std::string& optimizer, int64_t epochs, double lr,

@@ -22,6 +22,7 @@ ModelSpec model_spec_from(const ModelOptions& m, const ImageSet& data) {
                {"width", data.images.size(3)},        {"num_classes", data.num_classes},
                {"hidden", m.hidden},                  {"dropout", m.dropout}};
   if (s.name == "cnn") s.options["channels"] = m.channels;
+  if (s.name == "tree") s.options.update({{"depth", m.depth}, {"beta", m.beta}, {"split_penalty", m.split_penalty}});
   return s;
 }
 

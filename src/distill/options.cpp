@@ -22,6 +22,9 @@ ModelOptions model_options(const Config& c, const std::string& p) {
   m.kv_heads = c.get_int(p + ".kv_heads");
   m.d_ff = c.get_int(p + ".d_ff");
   m.tie_embeddings = c.get_bool(p + ".tie_embeddings");
+  m.depth = c.get_int(p + ".depth");
+  m.beta = c.get_float(p + ".beta");
+  m.split_penalty = c.get_float(p + ".split_penalty");
   return m;
 }
 

@@ -6,6 +6,7 @@
 #include "retort/error.h"
 #include "retort/fs.h"
 #include "retort/report.h"
+#include "retort/tree_report.h"
 
 namespace retort {
 
@@ -105,9 +106,15 @@ RunReportFiles write_run_report(const fs::path& dir, const RunReportInput& in) {
     plots.push_back({"Top-1 agreement with the teacher", "epoch", "agreement (%)", {{"student", agreement, {}}}});
   }
 
+  // A soft decision tree is drawn (tree_report.cpp), before the report.json at the page's end.
+  const TreeSection tree = tree_report_section(dir);
+  if (!tree.html.empty()) report["tree"] = tree.summary;
+
   const std::string title = cat("retort ", in.command, ": ", dir.filename().string());
+  std::string html = render_html(title, table, plots, report, files.headline);
+  if (!tree.html.empty()) html.insert(std::min(html.size(), html.rfind("<h2>report.json</h2>")), tree.html);
   atomic_write_text(files.json, report.dump(2) + "\n");
-  atomic_write_text(files.html, render_html(title, table, plots, report, files.headline));
+  atomic_write_text(files.html, html);
   return files;
 }
 

@@ -57,7 +57,9 @@ ExportResult export_onnx(const LoadedModel& model, const std::filesystem::path& 
   if (std::find(classifiers.begin(), classifiers.end(), name) == classifiers.end()) {
     std::string why = name == "gpt" ? "gpt is a language model: use --format gguf or safetensors"
                                     : "got model '" + name + "'";
-    fail("onnx export takes classifiers (mlp, cnn); ", why);
+    std::string known;
+    for (const auto& c : classifiers) known += (known.empty() ? "" : ", ") + c;
+    fail("onnx export takes classifiers (", known, "); ", why);
   }
   if (options.dtype != "f32")
     fail("onnx export writes float32 weights only; --dtype ", options.dtype,

@@ -47,16 +47,7 @@ class GraphWriter {
   }
 
   // `t` as a float32 initializer called `name`; returns the name.
-  std::string weight(const std::string& name, const torch::Tensor& t) {
-    torch::Tensor w = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
-    onnx::TensorProto& init = *graph_.add_initializer();
-    init.set_name(name);
-    init.set_data_type(onnx::TensorProto::FLOAT);
-    for (int64_t d : w.sizes()) init.add_dims(d);
-    // raw_data is little-endian, as x86 and ARM hosts store floats.
-    init.set_raw_data(w.data_ptr<float>(), static_cast<size_t>(w.numel()) * sizeof(float));
-    return name;
-  }
+  std::string weight(const std::string& name, const torch::Tensor& t) { return add_initializer(graph_, name, t); }
 
   // One layer, or a Sequential's layers in order; `path` is its name in the model ("features.0").
   void layer(const std::string& path, const torch::nn::Module& m) {
@@ -157,13 +148,35 @@ int64_t image_option(const LoadedModel& model, const char* key) {
 
 }  // namespace
 
+std::string add_initializer(onnx::GraphProto& graph, const std::string& name, const torch::Tensor& t) {
+  const bool integer = t.scalar_type() == torch::kInt64;
+  torch::Tensor w = t.detach().to(torch::kCPU, integer ? torch::kInt64 : torch::kFloat32).contiguous();
+  onnx::TensorProto& init = *graph.add_initializer();
+  init.set_name(name);
+  init.set_data_type(integer ? onnx::TensorProto::INT64 : onnx::TensorProto::FLOAT);
+  for (int64_t d : w.sizes()) init.add_dims(d);
+  // raw_data is little-endian, as x86 and ARM hosts store numbers.
+  init.set_raw_data(w.data_ptr(), static_cast<size_t>(w.numel()) * w.element_size());
+  return name;
+}
+
 std::vector<std::string> onnx_classifier_names() {
   std::vector<std::string> out;
   for (const auto& [name, _] : classifier_layouts()) out.push_back(name);
+  out.push_back("tree");  // not a chain of layers: build_tree_graph (onnx_tree.cpp)
   return out;
 }
 
 void build_classifier_graph(const LoadedModel& model, onnx::GraphProto& graph) {
+  if (model.spec.name == "tree") {
+    const int64_t classes = build_tree_graph(model, graph);
+    graph.set_name("retort_tree");
+    add_value_info(*graph.add_input(), "images",
+                   {image_option(model, "in_channels"), image_option(model, "height"),
+                    image_option(model, "width")});
+    add_value_info(*graph.add_output(), "logits", {classes});
+    return;
+  }
   const std::vector<std::string>& layout = classifier_layouts().at(model.spec.name);
   auto children = model.model->named_children();
   if (children.size() + 1 != layout.size())

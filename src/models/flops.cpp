@@ -64,6 +64,16 @@ double cnn_forward_flops(const json& o, int64_t /*seq_len*/) {
                                   model_option<int64_t>(o, "num_classes", 10));
 }
 
+double tree_forward_flops(const json& o, int64_t /*seq_len*/) {
+  const TreeOptions t = tree_options_from(o);
+  if (t.depth() < 1 || t.depth() > 12) fail("tree: depth must be 1 to 12 (2 to 4096 leaves), got ", t.depth());
+  const int64_t leaves = int64_t{1} << t.depth();
+  // Every inner node's filter (one Linear to 2^d - 1 outputs), the path products (per level and
+  // leaf: p * sign + offset, then one multiply) and the mixture of leaf distributions (2^d x C).
+  return linear_flops(t.in_features(), leaves - 1) + 3.0 * t.depth() * leaves +
+         linear_flops(leaves, t.num_classes());
+}
+
 double gpt_forward_flops(const json& o, int64_t T) {
   const GptOptions r = resolve_gpt_options(gpt_options_from(o));  // fills n_kv_heads, d_ff; names a bad value
   if (T < 1) fail("gpt: FLOPs per example need the tokens per example (seq_len >= 1), got ", T);

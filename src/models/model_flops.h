@@ -12,6 +12,7 @@ using FlopCounter = double (*)(const nlohmann::json& options, int64_t seq_len);
 
 double mlp_forward_flops(const nlohmann::json& options, int64_t seq_len);
 double cnn_forward_flops(const nlohmann::json& options, int64_t seq_len);
+double tree_forward_flops(const nlohmann::json& options, int64_t seq_len);
 double gpt_forward_flops(const nlohmann::json& options, int64_t seq_len);
 
 }  // namespace retort

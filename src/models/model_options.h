@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gpt.h"
+#include "tree.h"
 #include "retort/error.h"
 
 namespace retort {
@@ -22,5 +23,7 @@ T model_option(const nlohmann::json& o, const char* key, T def) {
 // A gpt's options from its spec, every key with GptOptions' default (not yet resolved:
 // resolve_gpt_options fills n_kv_heads and d_ff and names a bad value).
 GptOptions gpt_options_from(const nlohmann::json& o);
+// A tree's options from its spec (in_features = in_channels * height * width); TreeImpl checks them.
+TreeOptions tree_options_from(const nlohmann::json& o);
 
 }  // namespace retort

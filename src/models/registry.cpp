@@ -13,6 +13,7 @@
 #include "retort/hash.h"
 #include "retort/model.h"
 #include "retort/tokenizer.h"
+#include "tree.h"
 
 namespace retort {
 
@@ -30,6 +31,17 @@ GptOptions gpt_options_from(const nlohmann::json& o) {
       .dropout(model_option(o, "dropout", g.dropout()))
       .norm_eps(model_option(o, "norm_eps", g.norm_eps()));
   return g;
+}
+
+TreeOptions tree_options_from(const nlohmann::json& o) {
+  TreeOptions t;
+  t.in_features(model_option<int64_t>(o, "in_channels", 1) * model_option<int64_t>(o, "height", 28) *
+                model_option<int64_t>(o, "width", 28))
+      .depth(model_option(o, "depth", t.depth()))
+      .num_classes(model_option<int64_t>(o, "num_classes", 10))
+      .beta(model_option(o, "beta", t.beta()))
+      .split_penalty(model_option(o, "split_penalty", t.split_penalty()));
+  return t;
 }
 
 namespace {
@@ -77,6 +89,11 @@ const std::map<std::string, ModelEntry>& registry() {
          return std::make_shared<CnnImpl>(c);
        },
         &cnn_forward_flops}},
+      {"tree",
+       {[](const json& o) -> ModelPtr {
+         return std::make_shared<TreeImpl>(tree_options_from(o));  // TreeImpl names a bad depth or beta
+       },
+        &tree_forward_flops}},
       {"gpt",
        {[](const json& o) -> ModelPtr {
          return std::make_shared<GptImpl>(gpt_options_from(o));  // GptImpl validates and names a bad value

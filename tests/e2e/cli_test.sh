@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end tests of the retort CLI on small Fashion-MNIST subsets.
-# Usage: cli_test.sh RETORT_BINARY CASE    (CASE: demo | distill | bad_input | interrupt)
+# Usage: cli_test.sh RETORT_BINARY CASE    (CASE: demo | distill | tree | bad_input | interrupt)
 set -uo pipefail
 RETORT=$1
 CASE=$2
@@ -67,6 +67,33 @@ import json; d=json.load(open('$WORK/eval.json')); assert 0.3<d['accuracy']<=1 a
   acc_eval=$(json "$WORK/eval.json" 'd["accuracy"]')
   same "eval of the saved model equals the run's own evaluation ($acc_run)" "$acc_run" "$acc_eval"
   check "rerun without --resume is refused" bash -c "! '$RETORT' distill ${SMALL[*]} --teacher '$WORK/runs/t' --set run.name=s 2>/dev/null"
+  ;;
+tree)
+  # A soft decision tree student, trained and distilled: its report draws the tree.
+  check "train a depth-3 tree" "$RETORT" train "${SMALL[@]}" --set run.name=tree --set model.name=tree \
+    --set model.depth=3 --set train.epochs=3 >"$WORK/o" 2>"$WORK/e"
+  check "report.json describes the tree and both of its accuracies" /usr/bin/python3 - "$WORK/runs/tree/report.json" <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1]))["tree"]
+assert t["depth"] == 3 and t["leaves"] == 8 and t["test_examples"] == 500, t
+assert 0.3 < t["mixture_accuracy"] <= 1 and 0.2 < t["max_path_accuracy"] <= 1, t
+e = t["example"]
+assert e["index"] == 0 and e["label_name"] == "Ankle boot" and len(e["path"]) == 3, e
+assert abs(e["path"][-1]["path_probability"] - e["leaf_probability"]) < 1e-6, e  # float32 vs float64 products
+PY
+  check "the 7 inner nodes drawn as filters" \
+    test "$(grep -o '<image ' "$WORK/runs/tree/report.html" | wc -l)" -eq 7
+  page_ok "the tree report shows the tree and the test image's path" "$WORK/runs/tree/report.html" 3 \
+    "Test image 0: its path"
+  check "train an mlp teacher" "$RETORT" train "${SMALL[@]}" --set run.name=t --set model.hidden=64 \
+    --set train.epochs=1 >"$WORK/o" 2>"$WORK/e"
+  check "distill a tree with the split regularizer" "$RETORT" distill "${SMALL[@]}" --teacher "$WORK/runs/t" \
+    --set run.name=st --set model.name=tree --set model.depth=4 --set model.split_penalty=0.1 \
+    --set train.epochs=3 >"$WORK/o2" 2>"$WORK/e2"
+  page_ok "the distilled tree's report draws it beside what it kept" "$WORK/runs/st/report.html" 3 \
+    "of its teacher's test accuracy"
+  check "with 15 filters" test "$(grep -o '<image ' "$WORK/runs/st/report.html" | wc -l)" -eq 15
+  check "its split_penalty is recorded" test "$(json "$WORK/runs/st/report.json" 'd["tree"]["split_penalty"]')" = "0.1"
   ;;
 bad_input)
   # Each bad input: non-zero exit, exactly one line on stderr, starting "retort: error", no crash dump.

@@ -2,7 +2,7 @@
 # `retort export --format onnx` end to end: train a tiny classifier on a Fashion-MNIST subset,
 # export it, and have ONNX Runtime (tests/clients/onnx_runtime_test.mjs) reproduce retort's
 # logits on real test images at batch sizes 1 and 7.
-# Usage: export_onnx_test.sh RETORT_BINARY CASE    (CASE: mlp | cnn)
+# Usage: export_onnx_test.sh RETORT_BINARY CASE    (CASE: mlp | cnn | tree)
 set -uo pipefail
 RETORT=$1
 CASE=$2
@@ -43,6 +43,10 @@ cnn)
   # A normalisation other than the default: the export must find it in the run's config.toml.
   export_and_compare cnn "(pixel / 255 - 0.5) / 0.25" --set model.name=cnn --set model.channels=4,8 \
     --set model.hidden=16 --set data.mean=0.5 --set data.std=0.25
+  ;;
+tree)
+  # A soft decision tree (src/models/tree.h): its path products and leaf mixture in ONNX operators.
+  export_and_compare tree "(pixel / 255 - 0.286) / 0.353" --set model.name=tree --set model.depth=4 --set model.beta=1.5
   ;;
 *) echo "unknown case $CASE"; exit 2 ;;
 esac

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
+#include <cstring>
 #include <fstream>
 
 #include "retort/config.h"
@@ -149,6 +150,37 @@ TEST(Onnx, CnnFollowsForwardWithRunningStatistics) {
   EXPECT_EQ(dims(p.graph().output(0)), (std::vector<std::string>{"batch", "4"}));
 }
 
+TEST(Onnx, TreeIsFiltersPathProductsAndTheLeafMixture) {
+  TempDir tmp;
+  LoadedModel m = classifier("tree", {{"depth", 2}, {"beta", 1.5}}, tmp / "model");
+  ExportResult r = export_onnx(m, tmp / "tree.onnx", {});
+  EXPECT_NE(r.summary.find("passes onnx's checker"), std::string::npos) << r.summary;
+  onnx::ModelProto p = read_onnx(tmp / "tree.onnx");
+  // sigmoid(beta (x W^T + b)); per level: gather each leaf's ancestor, p * sign + offset, the
+  // product along the path; then log(mu softmax(leaf_logits)).
+  EXPECT_EQ(op_types(p), (std::vector<std::string>{"Flatten", "Gemm", "Mul", "Sigmoid", "Gather", "Mul", "Add",
+                                                   "Gather", "Mul", "Add", "Mul", "Softmax", "MatMul", "Log"}));
+  EXPECT_EQ(p.graph().node(p.graph().node_size() - 1).output(0), "logits");
+  EXPECT_EQ(dims(p.graph().input(0)), (std::vector<std::string>{"batch", "1", "8", "8"}));
+  EXPECT_EQ(dims(p.graph().output(0)), (std::vector<std::string>{"batch", "4"}));
+  // Every parameter under its torch name with its bytes; the rest are the routing constants.
+  std::map<std::string, const onnx::TensorProto*> inits;
+  for (const auto& init : p.graph().initializer()) inits[init.name()] = &init;
+  for (const auto& param : m.model->named_parameters()) {
+    ASSERT_TRUE(inits.count(param.key())) << param.key();
+    torch::Tensor w = param.value().contiguous();
+    EXPECT_TRUE(inits[param.key()]->raw_data() ==
+                std::string(static_cast<const char*>(w.data_ptr()), w.numel() * sizeof(float)))
+        << param.key();
+  }
+  ASSERT_TRUE(inits.count("level1.node"));
+  EXPECT_EQ(inits["level1.node"]->data_type(), onnx::TensorProto::INT64);
+  std::vector<int64_t> node(4);
+  std::memcpy(node.data(), inits["level1.node"]->raw_data().data(), 4 * sizeof(int64_t));
+  EXPECT_EQ(node, (std::vector<int64_t>{1, 1, 2, 2}));
+  EXPECT_EQ(attribute(p.graph().node(4), "axis").i(), 1);
+}
+
 TEST(Onnx, OpsetSetsTheIrVersion) {
   TempDir tmp;
   LoadedModel m = classifier("mlp", {{"hidden", {4}}}, tmp / "model");
@@ -191,7 +223,7 @@ TEST(Onnx, RefusesLanguageModelsAndHalfPrecision) {
       {{"vocab_size", 40}, {"d_model", 32}, {"n_layers", 1}, {"n_heads", 4}, {"max_seq_len", 16}}};
   gpt.model = make_model(gpt.spec);
   EXPECT_EQ(error_of([&] { export_model(gpt, "onnx", tmp / "gpt.onnx"); }),
-            "onnx export takes classifiers (mlp, cnn); gpt is a language model: use --format gguf "
+            "onnx export takes classifiers (cnn, mlp, tree); gpt is a language model: use --format gguf "
             "or safetensors");
   LoadedModel mlp = classifier("mlp", {{"hidden", {4}}}, tmp / "model");
   ExportOptions f16;
