@@ -120,7 +120,7 @@ void check_tree_gradients(double split_penalty) {
 TEST(Tree, GradientsMatchFiniteDifferences) { check_tree_gradients(0.0); }
 TEST(Tree, SplitPenaltyGradientMatchesFiniteDifferencesOfLossPlusPenalty) { check_tree_gradients(0.5); }
 
-TEST(Tree, SplitPenaltyIsZeroForEvenSplitsAndGrowsForStuckNodes) {
+TEST(Tree, SplitPenaltyIsLeastForEvenSplitsAndGrowsForStuckNodes) {
   auto t = tree(/*depth=*/2, /*features=*/4, /*classes=*/2, /*beta=*/1.0, /*split_penalty=*/1.0);
   TreeRouting even{torch::full({4, 3}, 0.5), torch::full({4, 4}, 0.25)};
   // Every node sends half its mass right: -(log 0.5 + log 0.5) / 2 = log 2 per node, weighted
