@@ -81,11 +81,11 @@ int64_t probe_lm_vocabulary(ModelImpl& model, int64_t T, const std::string& who)
 // Weights + buffers as one flat list, for hashing and comparisons.
 std::vector<torch::Tensor> model_state(const torch::nn::Module& m);
 
-// Copies what shapes allow from teacher to student (DistilBERT-style): embeddings, final
-// norm, head, and student layer i <- teacher layer i * Lt / Ls (every other layer when the
-// student has half the layers). Both must be gpt with equal vocab_size, d_model, n_heads,
-// n_kv_heads and d_ff; otherwise throws retort::Error naming the first mismatch (both values).
-// Returns a one-line description, e.g. "layers 0,2,4,6 of 8".
+// Weight selection (Xu et al. 2024): student layer i <- teacher layer i * Lt / Ls, and in every
+// matrix the evenly spaced residual dims, SwiGLU units and head dims (RoPE-aligned), first heads.
+// Both gpt with equal vocab_size and heads / kv_heads, the student no wider or deeper; otherwise
+// throws retort::Error naming the first mismatch and both shapes. Returns a one-line description,
+// e.g. "layers 0,2,4,6 of 8" (+ "; d_model 96 of 192, ..." when narrower).
 std::string init_student_from_teacher(ModelImpl& student, ModelImpl& teacher);
 
 }  // namespace retort

@@ -206,7 +206,7 @@ ConfigSchema build() {
          "text: logits (match the teacher's distributions) | sequence (cross-entropy on teacher-written text)",
          {}, {}, {"logits", "sequence"}});
   s.add({"distill.on_policy", ValueKind::Float, 0.0, "text, logits: share of batches sampled from the student and scored by the teacher (GKD's lambda; needs distill.alpha=1)", 0.0, 1.0});
-  s.add({"distill.init_from_teacher", ValueKind::Bool, false, "gpt: start the student from the teacher's embeddings and every other layer (shapes must allow)"});
+  s.add({"distill.init_from_teacher", ValueKind::Bool, false, "gpt: start the student from the teacher's weights by weight selection: layers i * Lt / Ls, evenly spaced dims, first heads (a student no wider or deeper than the teacher, same vocabulary)"});
   s.add({"distill.prompt_tokens", ValueKind::Int, int64_t{16}, "sequence / on-policy: prompt length taken from each training window", 1, 1 << 20});
   s.add({"distill.sample_temperature", ValueKind::Float, 1.0, "sequence / on-policy: sampling temperature (0: greedy)", 0.0, 100.0});
   s.add({"distill.sample_top_p", ValueKind::Float, 1.0, "sequence / on-policy: nucleus sampling threshold", 1e-6, 1.0});

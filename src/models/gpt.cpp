@@ -1,5 +1,5 @@
-// gpt: the Llama-style decoder (see gpt.h), its KV-cache path, and student initialisation
-// from a larger gpt teacher. Attention is written out (matmul + mask + softmax): libtorch 1.13
+// gpt: the Llama-style decoder (see gpt.h) and its KV-cache path (student initialisation from a
+// larger gpt teacher: gpt_init.cpp). Attention is written out (matmul + mask + softmax): libtorch 1.13
 // has no scaled_dot_product_attention.
 #include "gpt.h"
 
@@ -263,42 +263,6 @@ torch::Tensor GptImpl::forward_cached(const torch::Tensor& x, KvCache& cache) {
   torch::Tensor logits = run(tok_emb->forward(x.to(torch::kInt64)), cache.length, &cache, nullptr);
   cache.length += x.size(1);
   return logits;
-}
-
-// ---- student initialisation ---------------------------------------------------
-
-std::string init_student_from_teacher(ModelImpl& student, ModelImpl& teacher) {
-  auto* s = dynamic_cast<GptImpl*>(&student);
-  auto* t = dynamic_cast<GptImpl*>(&teacher);
-  if (!s || !t)
-    fail("init_student_from_teacher: both models must be gpt; the ", !s ? "student" : "teacher",
-         " is not");
-  const GptOptions &so = s->options(), &to = t->options();
-  auto same = [](const char* what, int64_t a, int64_t b) {
-    if (a != b)
-      fail("init_student_from_teacher: student ", what, " is ", a, ", teacher ", what, " is ", b);
-  };
-  same("vocab_size", so.vocab_size(), to.vocab_size());
-  same("d_model", so.d_model(), to.d_model());
-  same("n_heads", so.n_heads(), to.n_heads());
-  same("n_kv_heads", so.n_kv_heads(), to.n_kv_heads());
-  same("d_ff", so.d_ff(), to.d_ff());
-
-  torch::NoGradGuard no_grad;
-  s->tok_emb->weight.copy_(t->tok_emb->weight);
-  s->norm->weight.copy_(t->norm->weight);
-  if (s->head) s->head->weight.copy_(t->head ? t->head->weight : t->tok_emb->weight);
-  // A tied student keeps the teacher's embedding as its head; an untied teacher's head is dropped.
-
-  const int64_t Ls = so.n_layers(), Lt = to.n_layers();
-  std::string layers;
-  for (int64_t i = 0; i < Ls; ++i) {
-    int64_t j = i * Lt / Ls;
-    auto src = t->blocks[j]->named_parameters();
-    for (auto& p : s->blocks[i]->named_parameters()) p.value().copy_(src[p.key()]);
-    layers += (i ? "," : "") + std::to_string(j);
-  }
-  return cat("layers ", layers, " of ", Lt);
 }
 
 }  // namespace retort

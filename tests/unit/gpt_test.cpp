@@ -288,20 +288,79 @@ TEST(Gpt, InitStudentFromTeacherCopiesEveryOtherLayer) {
       teacher->blocks[2]->named_parameters()["attn.qkv.weight"]));
 }
 
-TEST(Gpt, InitStudentFromTeacherRefusesMismatchedShapes) {
+// Teacher d 32 (4 heads of 8, d_ff 96), student d 16 (4 heads of 4, d_ff 64), 2 of 4 layers: every
+// student matrix must be the teacher's matrix at the indices written out here.
+TEST(Gpt, InitStudentFromTeacherSelectsEvenlySpacedDimsOfANarrowerTeacher) {
+  auto teacher = tiny_gpt({{"n_layers", 4}}, /*seed=*/1);
+  auto student = tiny_gpt({{"d_model", 16}}, /*seed=*/2);
+  ASSERT_EQ(teacher->options().d_ff(), 96);
+  ASSERT_EQ(student->options().d_ff(), 64);
+  EXPECT_EQ(init_student_from_teacher(*student, *teacher),
+            "layers 0,2 of 4; d_model 16 of 32, heads 4 of 4 (head dim 4 of 8), d_ff 64 of 96");
+  auto idx = [](std::vector<int64_t> v) { return torch::tensor(v, torch::kInt64); };
+  std::vector<int64_t> d, ff, qkv, vcols;
+  for (int64_t i = 0; i < 16; ++i) d.push_back(2 * i);
+  for (int64_t i = 0; i < 64; ++i) ff.push_back(i * 3 / 2);
+  // q heads at rows 0, 8, 16, 24; k at 32 + 8g; v at 64 + 8g. RoPE pairs dim e with e + 4 at
+  // frequency e: student frequencies 0, 1 come from teacher frequencies 0, 2 -> dims 0, 2, 4, 6.
+  for (int64_t base : {0, 32, 64})
+    for (int64_t h = 0; h < 4; ++h)
+      for (int64_t e : {0, 2, 4, 6}) qkv.push_back(base + 8 * h + e);
+  for (int64_t h = 0; h < 4; ++h)
+    for (int64_t e : {0, 2, 4, 6}) vcols.push_back(8 * h + e);
+  auto sel = [](const torch::Tensor& w, const torch::Tensor& rows, const torch::Tensor& cols) {
+    torch::Tensor out = rows.defined() ? w.index_select(0, rows) : w;
+    return cols.defined() ? out.index_select(1, cols) : out;
+  };
+  const torch::Tensor D = idx(d), FF = idx(ff), QKV = idx(qkv), V = idx(vcols), all;
+  EXPECT_TRUE(student->tok_emb->weight.equal(sel(teacher->tok_emb->weight, all, D)));
+  EXPECT_TRUE(student->norm->weight.equal(sel(teacher->norm->weight, D, all)));
+  for (int64_t i = 0; i < 2; ++i) {
+    auto s = student->blocks[i]->named_parameters();
+    auto t = teacher->blocks[2 * i]->named_parameters();
+    ASSERT_EQ(s.size(), 7u);
+    auto expect = [&](const char* name, const torch::Tensor& want) {
+      EXPECT_TRUE(s[name].equal(want)) << "layer " << i << " " << name;
+    };
+    expect("attn_norm.weight", sel(t["attn_norm.weight"], D, all));
+    expect("mlp_norm.weight", sel(t["mlp_norm.weight"], D, all));
+    expect("attn.qkv.weight", sel(t["attn.qkv.weight"], QKV, D));
+    expect("attn.proj.weight", sel(t["attn.proj.weight"], D, V));
+    expect("mlp.w1.weight", sel(t["mlp.w1.weight"], FF, D));
+    expect("mlp.w3.weight", sel(t["mlp.w3.weight"], FF, D));
+    expect("mlp.w2.weight", sel(t["mlp.w2.weight"], D, FF));
+  }
+  // Fewer heads of the same size: the first two heads whole (q rows 0..15, k 32..47, v 64..79).
+  auto two_heads = tiny_gpt({{"d_model", 16}, {"n_heads", 2}, {"n_layers", 4}}, /*seed=*/5);
+  EXPECT_EQ(init_student_from_teacher(*two_heads, *teacher),
+            "layers 0,1,2,3 of 4; d_model 16 of 32, heads 2 of 4 (head dim 8 of 8), d_ff 64 of 96");
+  std::vector<int64_t> first;
+  for (int64_t base : {0, 32, 64})
+    for (int64_t e = 0; e < 16; ++e) first.push_back(base + e);
+  EXPECT_TRUE(two_heads->blocks[3]->named_parameters()["attn.qkv.weight"].equal(
+      sel(teacher->blocks[3]->named_parameters()["attn.qkv.weight"], idx(first), D)));
+  std::vector<int64_t> first_cols(16);
+  for (int64_t e = 0; e < 16; ++e) first_cols[e] = e;
+  EXPECT_TRUE(two_heads->blocks[3]->named_parameters()["attn.proj.weight"].equal(
+      sel(teacher->blocks[3]->named_parameters()["attn.proj.weight"], D, idx(first_cols))));
+  // The selected student runs.
+  torch::Tensor x = torch::randint(0, 40, {2, 8}, torch::kInt64);
+  EXPECT_TRUE(torch::isfinite(student->forward(x).logits).all().item<bool>());
+}
+
+TEST(Gpt, InitStudentFromTeacherRefusesIncompatibleShapesNamingBoth) {
   auto teacher = tiny_gpt({{"n_layers", 4}});
-  EXPECT_TRUE(contains(error_of([&] {
-                         init_student_from_teacher(*tiny_gpt({{"d_model", 64}}), *teacher);
-                       }),
-                       "student d_model is 64, teacher d_model is 32"));
-  EXPECT_TRUE(contains(error_of([&] {
-                         init_student_from_teacher(*tiny_gpt({{"n_kv_heads", 2}}), *teacher);
-                       }),
-                       "student n_kv_heads is 2, teacher n_kv_heads is 4"));
-  EXPECT_TRUE(contains(error_of([&] {
-                         init_student_from_teacher(*tiny_gpt({{"vocab_size", 41}}), *teacher);
-                       }),
-                       "student vocab_size is 41, teacher vocab_size is 40"));
+  std::string wider = error_of([&] { init_student_from_teacher(*tiny_gpt({{"d_model", 64}}), *teacher); });
+  EXPECT_TRUE(contains(wider, "student d_model is 64, teacher d_model is 32")) << wider;
+  EXPECT_TRUE(contains(wider, "student gpt(vocab 40, d_model 64, layers 2, heads 4, kv_heads 4, d_ff 192)")) << wider;
+  EXPECT_TRUE(contains(wider, "teacher gpt(vocab 40, d_model 32, layers 4, heads 4, kv_heads 4, d_ff 96)")) << wider;
+  EXPECT_TRUE(contains(error_of([&] { init_student_from_teacher(*tiny_gpt({{"n_layers", 5}}), *teacher); }),
+                       "student n_layers is 5, teacher n_layers is 4"));
+  EXPECT_TRUE(contains(error_of([&] { init_student_from_teacher(*tiny_gpt({{"n_kv_heads", 2}}), *teacher); }),
+                       "student n_heads / n_kv_heads is 2, teacher n_heads / n_kv_heads is 1"));
+  std::string vocab = error_of([&] { init_student_from_teacher(*tiny_gpt({{"vocab_size", 41}}), *teacher); });
+  EXPECT_TRUE(contains(vocab, "student vocab_size is 41, teacher vocab_size is 40")) << vocab;
+  EXPECT_TRUE(contains(vocab, "(student gpt(vocab 41")) << vocab;
   ModelPtr mlp = make_model({"mlp", {{"hidden", {4}}}});
   EXPECT_TRUE(
       contains(error_of([&] { init_student_from_teacher(*mlp, *teacher); }), "the student is not"));

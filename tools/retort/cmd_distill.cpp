@@ -29,7 +29,7 @@ void register_distill(CLI::App& app) {
       "distill.beta their weight), distill.top_k > 0 distils from the teacher's top-k tokens + tail\n"
       "(cached on disk), distill.on_policy = lambda samples that share of batches from the student\n"
       "(GKD), distill.method = sequence trains on text the teacher wrote (tokenizers may differ),\n"
-      "distill.init_from_teacher starts from every other teacher layer.\n"
+      "distill.init_from_teacher starts from a selection of the teacher's weights (a smaller gpt: its layers i*Lt/Ls, dims).\n"
       "Data parallel: launch with scripts/torchrun --nproc_per_node=N --no_python retort distill ..., srun, or\n"
       "RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT; data.batch_size is the global batch, rank 0 writes the run.\n"
       "bf16: --set train.precision=bf16 (student) --set distill.teacher_precision=bf16 (teacher and its cache).\n"
