@@ -43,8 +43,16 @@ ImageSet load_image_set(const ImageSetOptions& opts);
 struct AugmentOptions {
   int64_t crop_padding = 0;  // random crop after zero-padding each side by this many pixels (0 = off)
   bool hflip = false;        // random horizontal flip with probability 1/2
+  int64_t views = 0;         // > 0: each example is shown as one of this many fixed augmented views,
+                             // the same for every run and seed, so a teacher's answers to all of them
+                             // can be cached (Beyer et al. 2022: the teacher sees the student's view)
   bool enabled() const { return crop_padding > 0 || hflip; }
 };
+
+// View `view[i]` of example `index[i]` (B each): a crop and flip drawn from (index, view) alone,
+// so that every run, seed and the teacher's cache see the same pixels. (B, C, H, W).
+torch::Tensor fixed_views(const ImageSet& set, const torch::Tensor& index, const torch::Tensor& view,
+                          const AugmentOptions& augment);
 
 // One training batch. Images: x (B, C, H, W) float32, y (B) labels. Text: x (B, T)
 // int64 token ids, y (B, T) int64 next tokens, kIgnoreLabel (-100, retort/labels.h) where
@@ -53,6 +61,7 @@ struct Batch {
   torch::Tensor x;
   torch::Tensor y;
   torch::Tensor index;     // (B) int64 positions in the dataset (teacher-cache keys)
+  torch::Tensor view;      // (B) int64 fixed view of each example (AugmentOptions::views); undefined: none
   bool augmented = false;  // x is not the stored example (augmented or generated): no cache hit
   double share = 1.0;      // data parallelism: this rank's fraction of the global batch's targets
 };

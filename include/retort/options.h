@@ -37,6 +37,7 @@ struct DataOptions {
   std::string kind;  // images | text
   std::string dataset, path;
   int64_t train_subset = 0, test_subset = 0;
+  int64_t validation = 0;    // > 0: the last N training images replace the test set (tuning)
   double mean = 0, std = 1;  // pixel normalisation
   int64_t batch_size = 0, eval_batch_size = 0;
 };

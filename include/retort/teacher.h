@@ -45,11 +45,12 @@ class ModelTeacher : public Teacher {
   Precision precision_ = Precision::Fp32;
 };
 
-// Serves dense logits from a table computed once on the un-augmented training
-// set; augmented batches are not in the table, so those go to the model.
+// Serves dense logits from a table computed once on the training set, or on each of its fixed
+// views (`views` > 0: rows v * N + i); other augmented batches are not in the table, so those go
+// to the model.
 class CachedTeacher : public Teacher {
  public:
-  CachedTeacher(std::shared_ptr<ModelTeacher> model, torch::Tensor table);
+  CachedTeacher(std::shared_ptr<ModelTeacher> model, torch::Tensor table, int64_t views = 0);
   TeacherSignal signal(const Batch& batch) override;
   std::string describe() const override { return "cache of " + model_->describe(); }
   int64_t hits() const { return hits_; }
@@ -57,7 +58,8 @@ class CachedTeacher : public Teacher {
 
  private:
   std::shared_ptr<ModelTeacher> model_;
-  torch::Tensor table_;  // (N, V) float32
+  torch::Tensor table_;  // (N, V) or (views * N, V) float32
+  int64_t views_ = 0;
   int64_t hits_ = 0, misses_ = 0;
 };
 
@@ -73,9 +75,11 @@ struct CacheStatus {
 // The teacher's logits on `set`, read from `cache_dir` when a file with the same
 // key (teacher fingerprint + data hash) exists and verifies, else computed and
 // written atomically. A corrupt file is reported and rebuilt, never trusted. Temporaries of
-// logits-*.bin that a killed build left in `cache_dir` are removed first.
+// logits-*.bin that a killed build left in `cache_dir` are removed first. `views.views` > 0: the
+// logits of every fixed view (fixed_views in retort/data.h), row v * N + i for view v of example i.
 torch::Tensor load_or_build_logit_cache(ModelTeacher& teacher, const ImageSet& set,
-                                        const std::filesystem::path& cache_dir, CacheStatus* status = nullptr);
+                                        const std::filesystem::path& cache_dir, CacheStatus* status = nullptr,
+                                        const AugmentOptions& views = {});
 
 std::string fingerprint_tensors(const std::vector<torch::Tensor>& tensors);
 

@@ -47,6 +47,9 @@ void add_train_keys(ConfigSchema& s, const std::string& p, const std::string& op
   s.add({p + ".schedule", ValueKind::String, std::string("cosine"), "learning-rate schedule: cosine | constant", {}, {}, {"cosine", "constant"}});
   s.add({p + ".crop_padding", ValueKind::Int, int64_t{0}, "augmentation: random crop after padding by N black pixels (0: off)", 0, 64});
   s.add({p + ".hflip", ValueKind::Bool, false, "augmentation: random horizontal flip"});
+  s.add({p + ".views", ValueKind::Int, int64_t{0},
+         "augmentation: N > 0 shows each image as one of N fixed crops/flips (the same in every run), so a "
+         "teacher's answers to exactly what the " + who + " sees are cached once (0: a new crop every time)", 0, 1024});
   s.add({p + ".precision", ValueKind::String, std::string("fp32"),
          "forward passes of the " + who + ": fp32 | bf16 (autocast: products in bfloat16, weights and loss in fp32)",
          {}, {}, {"fp32", "bf16"}});
@@ -160,6 +163,9 @@ ConfigSchema build() {
          "folder with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]"});
   s.add({"data.train_subset", ValueKind::Int, int64_t{0}, "use only the first N training examples (0: all)", 0, {}});
   s.add({"data.test_subset", ValueKind::Int, int64_t{0}, "use only the first N test examples (0: all)", 0, {}});
+  s.add({"data.validation", ValueKind::Int, int64_t{0},
+         "hold out the last N training images and evaluate on them instead of the test set: tune on these, "
+         "report on test (0: off)", 0, {}});
   s.add({"data.mean", ValueKind::Float, 0.2860, "normalisation mean of pixel/255"});
   s.add({"data.std", ValueKind::Float, 0.3530, "normalisation standard deviation of pixel/255", 1e-6, {}});
   s.add({"data.batch_size", ValueKind::Int, int64_t{128}, "training batch size", 1, 1 << 20});

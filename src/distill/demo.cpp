@@ -97,7 +97,21 @@ DemoReport run_demo(const Options& o) {
     if (g.method == "kd") j["temperature"] = T, j["alpha"] = alpha;
     return j;
   };
-  double gain = distilled.mean(&RunResult::test_accuracy) - baseline.mean(&RunResult::test_accuracy);
+  // The three numbers a user asks first: what share of the teacher the student kept, what share
+  // of the teacher-baseline gap distillation recovered, and how much smaller and faster it is.
+  const double acc_t = teacher.test_accuracy, acc_b = baseline.mean(&RunResult::test_accuracy),
+               acc_d = distilled.mean(&RunResult::test_accuracy);
+  const double gain = acc_d - acc_b, kept = acc_d / acc_t;
+  const double recovered = acc_t > acc_b ? gain / (acc_t - acc_b) : std::nan("");
+  const double size_ratio = double(teacher.bytes_on_disk) / double(distilled.runs[0].bytes_on_disk);
+  const double speed_ratio = tspeed.single_ms / sspeed.single_ms;
+  const std::string on = o.data.validation > 0 ? "validation" : "test";
+  const std::string headline = cat(
+      "The distilled student kept ", pct(kept, 1), "% of the teacher's ", on, " accuracy (", pct(acc_d), "% vs ",
+      pct(acc_t), "%) and recovered ", std::isnan(recovered) ? std::string("-") : pct(recovered, 1),
+      "% of the gap between the teacher and the same student trained on labels (", pct(acc_b), "%, ", seeds,
+      " seeds each), at 1/", num(size_ratio, 1), " of the teacher's size on disk and ", num(speed_ratio, 0),
+      "x its speed on one example (", num(sspeed.single_ms, 3), " ms vs ", num(tspeed.single_ms, 3), " ms).");
   json report = {
       {"task", o.data.dataset},
       {"teacher",
@@ -114,7 +128,13 @@ DemoReport run_demo(const Options& o) {
         {"teacher_throughput", tspeed.batch_throughput},
         {"student_throughput", sspeed.batch_throughput},
         {"throughput_batch", tspeed.batch}}},
+      {"headline", headline},
+      {"evaluated_on", on},
       {"distillation_gain", gain},
+      {"share_kept", kept},
+      {"gap_recovered", std::isnan(recovered) ? json(nullptr) : json(recovered)},
+      {"size_ratio", size_ratio},
+      {"latency_ratio", speed_ratio},
       {"compression", double(teacher.params) / double(distilled.runs[0].params)},
       {"cache", {{"path", prepared.cache.path}, {"hit", prepared.cache.hit}, {"bytes", prepared.cache.bytes},
                  {"seconds", prepared.cache.seconds}}},
@@ -127,7 +147,7 @@ DemoReport run_demo(const Options& o) {
 
   // ---- tables and report.html ----
   std::vector<std::vector<std::string>> rows = {
-      {"model", "method", "params", "size KiB", "test acc %", "agreement %", "latency ms", "train s"}};
+      {"model", "method", "params", "size KiB", on + " acc %", "agreement %", "latency ms", "train s"}};
   rows.push_back({cat("teacher (", teacher.spec.name, ")"), "labels", cat(teacher.params),
                   num(teacher.bytes_on_disk / 1024.0, 0), pct(teacher.test_accuracy), "-", num(tspeed.single_ms, 3),
                   num(teacher.train_seconds, 1)});
@@ -139,12 +159,12 @@ DemoReport run_demo(const Options& o) {
                     pct(g->mean(&RunResult::agreement)), num(sspeed.single_ms, 3),
                     num(g->mean(&RunResult::train_seconds), 1)});
   }
-  out.table = render_text_table(rows) +
-              cat("\ndistillation gain: ", gain >= 0 ? "+" : "", pct(gain), " points of test accuracy (mean of ",
+  out.table = headline + "\n\n" + render_text_table(rows) +
+              cat("\ndistillation gain: ", gain >= 0 ? "+" : "", pct(gain), " points of ", on, " accuracy (mean of ",
                   seeds, " seeds), student is 1/", num(double(teacher.params) / distilled.runs[0].params, 1),
                   " of the teacher's parameters\n");
 
-  Plot curves{"Test accuracy per epoch", "epoch", "test accuracy (%)", {}, false};
+  Plot curves{"Accuracy per epoch (" + on + ")", "epoch", on + " accuracy (%)", {}, false};
   Series tcurve{"teacher", epoch_curve(dir / "teacher" / "metrics.jsonl", "test_accuracy"), {}};
   for (auto& p : tcurve.xy) p.second *= 100;
   curves.series.push_back(tcurve);
@@ -154,13 +174,13 @@ DemoReport run_demo(const Options& o) {
       for (auto& p : s.xy) p.second *= 100;
       curves.series.push_back(s);
     }
-  Plot size_plot{"Accuracy vs size", "parameters (log scale)", "test accuracy (%)", {}, true};
+  Plot size_plot{"Accuracy vs size", "parameters (log scale)", on + " accuracy (%)", {}, true};
   size_plot.series.push_back({"teacher", {{double(teacher.params), 100 * teacher.test_accuracy}}, {0.0}});
   for (const StudentGroup* g : {&baseline, &distilled})
     size_plot.series.push_back({cat(g->name, " (mean +- std)"),
                                 {{double(g->runs[0].params), 100 * g->mean(&RunResult::test_accuracy)}},
                                 {100 * g->stddev(&RunResult::test_accuracy)}});
-  std::string notes = cat("Teacher ", teacher.spec.name, " distilled into ", distilled.runs[0].spec.name, " (1/",
+  std::string notes = cat(headline, "\n", "Teacher ", teacher.spec.name, " distilled into ", distilled.runs[0].spec.name, " (1/",
                           num(double(teacher.params) / distilled.runs[0].params, 1), " of the parameters). ",
                           "Students: ", seeds, " seeds each, mean +- sample std. Distillation gain: ", pct(gain),
                           " points.");

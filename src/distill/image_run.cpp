@@ -29,11 +29,21 @@ ModelSpec model_spec_from(const ModelOptions& m, const ImageSet& data) {
 ImageSet load_split_from(const DataOptions& d, const std::string& split) {
   ImageSetOptions o;
   o.dir = d.path;
-  o.split = split;
-  o.subset = split == "train" ? d.train_subset : d.test_subset;
+  o.split = d.validation > 0 ? "train" : split;
+  o.subset = o.split == "train" ? d.train_subset : d.test_subset;
   o.mean = d.mean;
   o.std = d.std;
-  return load_image_set(o);
+  ImageSet set = load_image_set(o);
+  if (d.validation <= 0) return set;
+  // tuning: the last `validation` training images stand in for the test set
+  const int64_t n = set.size(), keep = n - d.validation;
+  if (keep < 1) fail("data.validation = ", d.validation, " leaves no training images (the training set has ", n, ")");
+  const int64_t first = split == "train" ? 0 : keep, len = split == "train" ? keep : d.validation;
+  set.images = set.images.narrow(0, first, len).contiguous();
+  set.labels = set.labels.narrow(0, first, len).contiguous();
+  set.source = cat(d.path, split == "train" ? " (train minus the last " : " (validation: the last ", d.validation,
+                   " training images; ", len, " examples)");
+  return set;
 }
 
 RunSpec labels_run_spec(const Options& o, const ModelOptions& model, const TrainSection& train,
@@ -81,8 +91,9 @@ PreparedTeacher prepare_teacher(const Options& o, ModelPtr teacher, const std::s
   p.model->set_precision(o.distill.teacher_precision);
   p.signal = p.model;
   if (o.distill.cache) {
-    torch::Tensor table = load_or_build_logit_cache(*p.model, train, o.run.cache_dir, &p.cache);
-    p.signal = std::make_shared<CachedTeacher>(p.model, table);
+    const AugmentOptions views = o.train.augment.views > 0 ? o.train.augment : AugmentOptions{};
+    torch::Tensor table = load_or_build_logit_cache(*p.model, train, o.run.cache_dir, &p.cache, views);
+    p.signal = std::make_shared<CachedTeacher>(p.model, table, views.views);
   }
   p.test_logits = test_logits.defined() ? test_logits
                                         : predict_logits(p.model->model(), test, o.data.eval_batch_size);

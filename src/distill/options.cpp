@@ -45,6 +45,10 @@ TrainSection train_section(const Config& c, const std::string& p) {
   o.bucket_bytes = std::max<int64_t>(1, int64_t(c.get_float("run.bucket_mb") * (1 << 20)));
   s.augment.crop_padding = c.get_int(p + ".crop_padding");
   s.augment.hflip = c.get_bool(p + ".hflip");
+  s.augment.views = c.get_int(p + ".views");
+  if (s.augment.views > 0 && !s.augment.enabled())
+    fail(p, ".views = ", s.augment.views, " needs an augmentation to make views from: set ", p, ".crop_padding or ",
+         p, ".hflip");
   return s;
 }
 
@@ -70,6 +74,7 @@ Options read_options(const Config& c) {
   d.path = c.get_string("data.path");
   d.train_subset = c.get_int("data.train_subset");
   d.test_subset = c.get_int("data.test_subset");
+  d.validation = c.get_int("data.validation");
   d.mean = c.get_float("data.mean");
   d.std = c.get_float("data.std");
   d.batch_size = c.get_int("data.batch_size");

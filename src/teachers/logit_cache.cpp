@@ -41,11 +41,13 @@ torch::Tensor logits_in_parallel(ModelTeacher& teacher, const ImageSet& set) {
 }  // namespace
 
 torch::Tensor load_or_build_logit_cache(ModelTeacher& teacher, const ImageSet& set,
-                                        const fs::path& cache_dir, CacheStatus* status) {
+                                        const fs::path& cache_dir, CacheStatus* status, const AugmentOptions& views) {
   auto t0 = std::chrono::steady_clock::now();
   Hasher key_hash;
   key_hash.update(teacher.fingerprint());
   key_hash.update(fingerprint_tensors({set.images, set.labels}));
+  if (views.views > 0)  // the pictures are a function of the augmentation and the view count
+    key_hash.update(cat("views ", views.views, " crop ", views.crop_padding, " flip ", views.hflip));
   std::string key = key_hash.hex();
   fs::path path = cache_dir / ("logits-" + key + ".bin");
   // What a killed build left (rank 0 is the only writer; it has not begun).
@@ -59,7 +61,23 @@ torch::Tensor load_or_build_logit_cache(ModelTeacher& teacher, const ImageSet& s
   if (!hit) {
     if (!why.empty())
       std::fprintf(stderr, "retort: teacher cache %s is unusable (%s); rebuilding it\n", path.c_str(), why.c_str());
-    table = dist::active() ? logits_in_parallel(teacher, set) : teacher.logits_for(set, 256, /*progress=*/true).contiguous();
+    auto logits_on = [&](const ImageSet& s) {
+      return dist::active() ? logits_in_parallel(teacher, s) : teacher.logits_for(s, 256, /*progress=*/true).contiguous();
+    };
+    if (views.views == 0) {
+      table = logits_on(set);
+    } else {
+      // rows v * N + i: view v of example i, one pass over the data per view
+      std::vector<torch::Tensor> parts;
+      const torch::Tensor all = torch::arange(set.size(), torch::kInt64);
+      for (int64_t v = 0; v < views.views; ++v) {
+        ImageSet view = set;
+        view.images = fixed_views(set, all, torch::full({set.size()}, v, torch::kInt64), views);
+        std::fprintf(stderr, "teacher logits: view %lld of %lld\n", (long long)v + 1, (long long)views.views);
+        parts.push_back(logits_on(view));
+      }
+      table = torch::cat(parts).contiguous();
+    }
     if (!torch::isfinite(table).all().item<bool>())
       fail("the teacher produced NaN or infinite logits on ", set.source, "; refusing to cache them");
     if (dist::is_main()) write_logit_cache_file(path, key, table, set.source);

@@ -54,19 +54,26 @@ std::string ModelTeacher::fingerprint() const {
   return fingerprint_tensors(model_state(*model_)) + (precision_ == Precision::Bf16 ? "-bf16" : "");
 }
 
-CachedTeacher::CachedTeacher(std::shared_ptr<ModelTeacher> model, torch::Tensor table)
-    : model_(std::move(model)), table_(std::move(table)) {}
+CachedTeacher::CachedTeacher(std::shared_ptr<ModelTeacher> model, torch::Tensor table, int64_t views)
+    : model_(std::move(model)), table_(std::move(table)), views_(views) {
+  if (views_ > 0 && table_.size(0) % views_ != 0)
+    fail("teacher cache holds ", table_.size(0), " rows, not a multiple of its ", views_, " views");
+}
 
 TeacherSignal CachedTeacher::signal(const Batch& batch) {
-  if (batch.augmented) {
+  if (batch.augmented || batch.view.defined() != (views_ > 0)) {
     ++misses_;
     return model_->signal(batch);
   }
-  if (batch.index.max().item<int64_t>() >= table_.size(0))
-    fail("teacher cache holds ", table_.size(0), " rows but the batch asks for index ", batch.index.max().item<int64_t>());
+  const int64_t n = views_ > 0 ? table_.size(0) / views_ : table_.size(0);
+  if (batch.index.max().item<int64_t>() >= n)
+    fail("teacher cache holds ", n, " examples but the batch asks for index ", batch.index.max().item<int64_t>());
+  if (views_ > 0 && batch.view.max().item<int64_t>() >= views_)
+    fail("teacher cache holds ", views_, " views but the batch asks for view ", batch.view.max().item<int64_t>());
   ++hits_;
+  torch::Tensor rows = views_ > 0 ? batch.view * n + batch.index : batch.index;
   TeacherSignal s;
-  s.logits = table_.index_select(0, batch.index.to(table_.device()));
+  s.logits = table_.index_select(0, rows.to(table_.device()));
   return s;
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end tests of the retort CLI on small Fashion-MNIST subsets.
-# Usage: cli_test.sh RETORT_BINARY CASE    (CASE: demo | distill | tree | bad_input | interrupt)
+# Usage: cli_test.sh RETORT_BINARY CASE    (CASE: demo | views | distill | tree | bad_input | interrupt)
 set -uo pipefail
 RETORT=$1
 CASE=$2
@@ -30,7 +30,15 @@ for s in r["students"]:
     assert s["seeds"] == 2 and 0.3 < s["accuracy_mean"] <= 1, s
 assert r["students"][1]["method"] == "kd" and "temperature" in r["students"][1] and "alpha" in r["students"][1]
 assert r["latency"]["teacher_ms"] > 0 and r["latency"]["student_ms"] > 0
+# the first numbers: share kept, gap recovered, size and latency ratios, from the figures below them
+t, b, d = r["teacher"]["accuracy"], r["students"][0]["accuracy_mean"], r["students"][1]["accuracy_mean"]
+assert abs(r["share_kept"] - d / t) < 1e-12, r["share_kept"]
+assert r["gap_recovered"] is None if t <= b else abs(r["gap_recovered"] - (d - b) / (t - b)) < 1e-12
+assert abs(r["size_ratio"] - r["teacher"]["bytes_on_disk"] / r["students"][1]["bytes_on_disk"]) < 1e-12
+assert abs(r["latency_ratio"] - r["latency"]["teacher_ms"] / r["latency"]["student_ms"]) < 1e-12
+assert r["evaluated_on"] == "test" and r["headline"].startswith("The distilled student kept "), r["headline"]
 PY
+  check "the table starts with what was kept" bash -c "head -1 '$WORK/out1' | grep -q \"of the teacher's test accuracy\""
   check "report.html is self-contained with plots" bash -c "grep -q '<svg' '$R/report.html' && ! grep -qE 'src=\"http|href=\"http' '$R/report.html'"
   page_ok "the demo page renders in Chromium" "$R/report.html" 2 "Distillation gain"
   check "table printed" grep -q "distillation gain" "$WORK/out1"
@@ -40,6 +48,27 @@ PY
   check "second run reuses the teacher" test "$(json "$R/report.json" 'd["teacher"]["reused"]')" = "True"
   check "second run hits the teacher cache" test "$(json "$R/report.json" 'd["cache"]["hit"]')" = "True"
   check "students exported" test -f "$R/students/distilled/model/model.json"
+  ;;
+views)
+  # Fixed views (train.views) with a held-out validation slice: the teacher's cache answers every view
+  args=("${SMALL[@]}" --set teacher.train.epochs=1 --set train.epochs=2 --set demo.seeds=1 --set data.validation=400
+        --set teacher.model.channels=8,16 --set teacher.model.hidden=64 --set train.views=3 --set train.hflip=true
+        --set train.crop_padding=1)
+  check "demo with fixed views runs" "$RETORT" demo "${args[@]}" >"$WORK/out1" 2>"$WORK/err1"
+  R=$WORK/runs/demo
+  check "it evaluates on validation, never on test" /usr/bin/python3 - "$R/report.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["evaluated_on"] == "validation", r["evaluated_on"]
+assert "validation: the last 400 training images" in r["data"]["test"], r["data"]
+assert "train minus the last 400" in r["data"]["train"], r["data"]
+PY
+  check "the teacher answered each of the 3 views of the 1600 training images" grep -q "teacher logits: view 3 of 3" "$WORK/err1"
+  same "the cache holds 3 x 1600 rows of 10 logits" "$(json "$R/report.json" 'd["cache"]["bytes"] >= 3 * 1600 * 10 * 4')" True
+  check "demo with views again: the cache is hit" "$RETORT" demo "${args[@]}" >"$WORK/out2" 2>"$WORK/err2"
+  same "second run hits the views cache" "$(json "$R/report.json" 'd["cache"]["hit"]')" True
+  check "views without crop or flip are refused" bash -c "! '$RETORT' demo ${SMALL[*]} --set train.views=2 >'$WORK/o3' 2>'$WORK/e3'"
+  check "and the error says what to set" grep -q "set train.crop_padding or train.hflip" "$WORK/e3"
   ;;
 distill)
   check "train a cnn teacher" "$RETORT" train "${SMALL[@]}" --set run.name=t --set model.name=cnn \

@@ -80,3 +80,28 @@ TEST(CachedTeacher, ServesRowsForPlainBatchesAndAsksTheModelForAugmentedOnes) {
   EXPECT_EQ(cached.hits(), 1);
   EXPECT_EQ(cached.misses(), 1);
 }
+
+TEST(LogitCache, ViewsCacheTheTeachersAnswerToEachFixedView) {
+  TempDir tmp;
+  ImageSet data = retort::testing::tiny_image_set(24);
+  auto t = teacher(3);
+  AugmentOptions aug{1, true, /*views=*/2};
+  CacheStatus plain, viewed, again;
+  load_or_build_logit_cache(*t, data, tmp.path(), &plain);
+  torch::Tensor table = load_or_build_logit_cache(*t, data, tmp.path(), &viewed, aug);
+  EXPECT_NE(plain.path, viewed.path);  // another key: other pictures
+  EXPECT_FALSE(viewed.hit);
+  ASSERT_EQ(table.sizes(), (std::vector<int64_t>{48, 4}));
+  EXPECT_TRUE(load_or_build_logit_cache(*t, data, tmp.path(), &again, aug).equal(table));
+  EXPECT_TRUE(again.hit);
+  // the cached teacher answers a batch of views exactly as the live teacher answers those pictures
+  Batcher batches(data, 8, true, 5, aug, data.black);
+  CachedTeacher cached(t, table, 2);
+  for (int64_t e = 0; e < 2; ++e)
+    for (int64_t b = 0; b < batches.batches_per_epoch(); ++b) {
+      Batch x = batches.batch(e, b);
+      EXPECT_TRUE(cached.signal(x).logits.allclose(t->logits(x.x), 1e-5, 1e-6));
+    }
+  EXPECT_EQ(cached.hits(), 2 * batches.batches_per_epoch());
+  EXPECT_EQ(cached.misses(), 0);
+}

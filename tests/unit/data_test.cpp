@@ -4,6 +4,7 @@
 #include <zlib.h>
 
 #include <fstream>
+#include <set>
 
 #include "retort/data.h"
 #include "retort/error.h"
@@ -128,4 +129,41 @@ TEST(Batcher, AugmentationIsDeterministicAndKeepsShapes) {
   EXPECT_TRUE(x.x.equal(y.x));
   EXPECT_EQ(x.x.sizes(), (std::vector<int64_t>{5, 1, 8, 8}));
   EXPECT_FALSE(x.x.equal(s.images.index_select(0, x.index)));  // something moved
+}
+
+TEST(Batcher, FixedViewsAreTheSamePicturesInEveryRunAndSeed) {
+  ImageSet s = retort::testing::tiny_image_set(30);
+  AugmentOptions aug{2, true, /*views=*/3};
+  Batcher a(s, 10, true, 11, aug, s.black), b(s, 10, true, 12, aug, s.black);
+  std::set<int64_t> seen;
+  for (int64_t e = 0; e < 6; ++e)
+    for (Batcher* src : {&a, &b})
+      for (int64_t k = 0; k < src->batches_per_epoch(); ++k) {
+        Batch x = src->batch(e, k);
+        ASSERT_TRUE(x.view.defined());
+        EXPECT_FALSE(x.augmented);  // a cache can answer it
+        EXPECT_GE(x.view.min().item<int64_t>(), 0);
+        EXPECT_LT(x.view.max().item<int64_t>(), 3);
+        // the picture is a function of (example, view) alone: recomputed, it is the same
+        EXPECT_TRUE(x.x.equal(fixed_views(s, x.index, x.view, aug)));
+        for (int64_t i = 0; i < x.view.size(0); ++i) seen.insert(x.view[i].item<int64_t>());
+      }
+  EXPECT_EQ(seen.size(), 3u);  // every view is used
+  // different views of one image differ (crop and flip moved something), equal views agree
+  torch::Tensor idx = torch::zeros({3}, torch::kInt64), views = torch::arange(3, torch::kInt64);
+  torch::Tensor v = fixed_views(s, idx, views, aug);
+  EXPECT_FALSE(v[0].equal(v[1]) && v[1].equal(v[2]));
+  EXPECT_TRUE(fixed_views(s, idx, views, aug).equal(v));
+  // the view of an example in an epoch depends on the run's seed: two seeds do not walk in step
+  EXPECT_FALSE(a.batch(0, 0).view.equal(b.batch(0, 0).view) && a.batch(1, 0).view.equal(b.batch(1, 0).view));
+}
+
+TEST(Batcher, ViewsWithoutAnAugmentationAreRefused) {
+  ImageSet s = retort::testing::tiny_image_set(10);
+  try {
+    Batcher bad(s, 5, true, 1, AugmentOptions{0, false, 4}, s.black);
+    FAIL() << "views without crop or flip was accepted";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("train.crop_padding or train.hflip"), std::string::npos) << e.what();
+  }
 }
