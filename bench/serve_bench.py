@@ -15,7 +15,10 @@
      p50 difference. --detection-only runs just these rows.
 
 Usage: bench/serve_bench.py [--retort build/retort] [--out bench/out/serve] [--requests 400]
+       [--throughput-only] [--serve-args "--max-batch 16"]
        [--detection-only] [--detection-requests 300] [--detection-history bench/out/detect/guard-200000.db]
+--throughput-only runs part 1 alone; --serve-args adds options to the server of part 1 (e.g. --max-batch 1
+to see it without batching).
 The models are trained once into --out (a short run: the speed, not the quality, is measured).
 """
 import argparse
@@ -127,6 +130,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "out", "serve"))
     ap.add_argument("--requests", type=int, default=400)
     ap.add_argument("--detection-only", action="store_true", help="only the detection off / on rows")
+    ap.add_argument("--throughput-only", action="store_true", help="only the throughput rows (and the reference's)")
+    ap.add_argument("--serve-args", default="", help="more options for the throughput server, e.g. '--max-batch 1'")
     ap.add_argument("--detection-requests", type=int, default=300)
     ap.add_argument("--detection-history", help="also time detection over a copy of this guard database "
                                                 "(make bench-detect's bench/out/detect/guard-200000.db)")
@@ -160,7 +165,7 @@ def main():
     limited = [key("--name", "rpm30", "--rpm", "30"), key("--name", "rpm60", "--rpm", "60"),
                key("--name", "tpm1500", "--tpm", "1500"), key("--name", "quota2000", "--quota", "2000")]
     server = subprocess.Popen([retort, "serve", "--model", f"kjv={runs}/lm", "--model", f"fashion={runs}/mlp",
-                               "--port", "0", "--db", db, "--workers", "2", "--queue", "64"],
+                               "--port", "0", "--db", db, "--workers", "2", "--queue", "64"] + a.serve_args.split(),
                               stdout=subprocess.PIPE, stderr=open(os.path.join(out, "serve.log"), "w"), text=True,
                               env={**os.environ, **env})
     try:
@@ -171,7 +176,7 @@ def main():
              "--concurrency", str(conc), "--requests", str(n), "--max-tokens", "16", "--pixels", pixels] + list(extra)))
         rows = []
         cases = [("completions", "kjv", 1), ("completions", "kjv", 4), ("completions", "kjv", 16),
-                 ("classify", "fashion", 1), ("classify", "fashion", 16)]
+                 ("classify", "fashion", 1), ("classify", "fashion", 4), ("classify", "fashion", 16)]
         for endpoint, model, conc in cases:
             n = a.requests if endpoint == "completions" else 4 * a.requests
             r = load([open_key], endpoint, model, conc, n)
@@ -179,6 +184,11 @@ def main():
             rows.append(r)
             print(f"/v1/{endpoint:<12} concurrency {conc:>2}: {r['answered']} answered in {r['seconds']:.1f} s, "
                   f"{r['answered_per_second']:.1f} req/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms", flush=True)
+        one = {e: r["answered_per_second"] for (e, _, c), r in zip(cases, rows) if c == 1}
+        for (endpoint, _, conc), r in zip(cases, rows):
+            if conc > 1:
+                print(f"/v1/{endpoint:<12} {conc:>2} connections / 1 connection: "
+                      f"{r['answered_per_second'] / one[endpoint]:.2f}x the requests per second")
         # the same rows against plain PyTorch behind Python's http.server
         ref = subprocess.Popen(["/usr/bin/python3", os.path.join(ROOT, "bench", "reference", "serve_reference.py"),
                                 f"{runs}/lm/model/model.json", f"{runs}/mlp/model/model.json", "0"],
@@ -198,6 +208,10 @@ def main():
         finally:
             ref.terminate()
             ref.wait()
+        if a.throughput_only:
+            json.dump({"throughput": rows, "serve_args": a.serve_args,
+                       "load_average": os.getloadavg()}, open(os.path.join(out, "serve_bench_throughput.json"), "w"), indent=1)
+            return
 
         t = time.time()
         r = load(limited, "completions", "kjv", 32, 400)

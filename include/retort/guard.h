@@ -162,6 +162,8 @@ class AuditLog {
  public:
   explicit AuditLog(std::shared_ptr<GuardDb> db);
   void append(const AuditRow& row);
+  // Several rows (and their keys' settled usage) in one transaction: all or none.
+  void append(const std::vector<AuditRow>& rows);
   int64_t count() const;
   std::vector<AuditRow> recent(int64_t limit) const;  // newest first
   std::vector<AuditRow> since(int64_t after_id, int64_t limit) const;  // oldest first, with ids

@@ -26,9 +26,13 @@
 
 namespace retort {
 
+class GptImpl;
 class ModelImpl;
 class Tokenizer;
 class TokenStrings;
+namespace serve {
+class GenerationBatcher;
+}
 
 // An answer the API gives instead of a result: status + {"error": {message, type, param, code}}.
 class ApiError : public Error {
@@ -107,13 +111,29 @@ class Engine {
   // Checks a request against the model (kind, vocabulary, context) -> ApiError 400.
   void validate(const ServedModel& m, const GenerationRequest& r) const;
   // validate(), then samples n choices. With echo the sink first sees choice -1 (the prompt,
-  // empty text, its logprobs when asked).
+  // empty text, its logprobs when asked). The sink is called on the calling thread. Thread-safe:
+  // concurrent generations of a gpt run as one batch (continuous batching, set_batching); a fixed
+  // seed gives the same tokens, logprobs and watermark whether a request ran alone or batched.
   GenerationResult generate(const ServedModel& m, const GenerationRequest& r, const TokenSink& sink = {}) const;
   // pixels: N rows of C*H*W values in [0, 255] -> probabilities (N rows of classes). With a
   // watermark and a DAWN share, the marked inputs' answers name a keyed wrong class
   // (retort/dawn.h); `marked` (when given) receives (input index, class answered) for each.
+  // Thread-safe: concurrent calls for one model share a forward pass.
   std::vector<std::vector<float>> classify(const ServedModel& m, const std::vector<std::vector<float>>& pixels,
                                            std::vector<std::pair<int64_t, int64_t>>* marked = nullptr) const;
+
+  // Continuous batching of gpt generation: up to `max_batch` rows (a request's n choices are n
+  // rows) step together; `batches` batches step at once, each on its own thread. A request joins
+  // a running batch between two tokens and leaves it when finished. max_batch 1: every request
+  // runs alone. Before the first generation; default 16 rows, 1 batch.
+  void set_batching(int64_t max_batch, int64_t batches);
+  int64_t max_batch() const;
+  // Generation steps run in batches so far, their rows in all (rows / steps: the mean batch) and
+  // the most rows one step ran.
+  struct BatchStats {
+    int64_t steps = 0, rows = 0, largest = 0;
+  };
+  BatchStats batch_stats() const;
 
   // From now on every language model's answer is marked (retort/watermark.h): sampled tokens,
   // and the logprobs returned (echoed prompts included) are those of the marked distribution;
@@ -133,6 +153,11 @@ class Engine {
   std::shared_ptr<const WatermarkHook> harder_hook_;
   double dawn_share_ = 0;
   const WatermarkHook* hook_for(const GenerationRequest& r) const { return r.mark_harder && harder_hook_ ? harder_hook_.get() : hook_.get(); }
+  struct Batchers;  // engine.cpp: one GenerationBatcher per gpt, made on its first generation
+  std::shared_ptr<Batchers> batchers_;
+  serve::GenerationBatcher& batcher(const ServedModel& m, GptImpl& model) const;
+  struct Classifiers;  // engine.cpp: concurrent classify calls gathered into one forward pass
+  std::shared_ptr<Classifiers> classifiers_;
 };
 
 // The chat template: messages -> one prompt text, and the stop string that ends a turn.
@@ -144,7 +169,8 @@ struct ServeOptions {
   std::string host = "127.0.0.1";
   int port = 8080;               // 0: any free port (see Server::port)
   std::string db = "serve.db";   // keys, usage, audit log (SQLite)
-  int64_t workers = 2;           // model executions at once
+  int64_t workers = 2;           // model executions (generation batches) at once
+  int64_t max_batch = 16;        // rows (choices) per generation batch; 1: no batching
   int64_t queue = 32;            // requests waiting for a worker; beyond that 503 + Retry-After
   int64_t max_body = 1 << 20;    // bytes; a larger Content-Length gets 413 at once
   double timeout = 600;          // seconds a request may wait in the queue

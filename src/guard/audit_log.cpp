@@ -1,5 +1,6 @@
-// The audit log (retort/guard.h): one row per request, each INSERT committed on its own
-// (autocommit), so an answer that has left never lacks its row.
+// The audit log (retort/guard.h): one row per request, committed (with the key's settled usage)
+// before its answer leaves, so an answer that has left never lacks its row; rows that arrive
+// together may share a transaction (retort serve's group commit, src/serve/audit_group.h).
 #include "guard/statement.h"
 #include "retort/error.h"
 #include "retort/guard.h"
@@ -64,25 +65,32 @@ AuditLog::AuditLog(std::shared_ptr<GuardDb> db) : db_(std::move(db)) {
   if (!db_) fail("AuditLog needs an open guard database");
 }
 
-void AuditLog::append(const AuditRow& r) {
-  if (r.settled_tokens < 0) fail("cannot settle ", r.settled_tokens, " tokens with an audit row (negative)");
+void AuditLog::append(const AuditRow& r) { append(std::vector<AuditRow>{r}); }
+
+void AuditLog::append(const std::vector<AuditRow>& rows) {
+  for (const AuditRow& r : rows)
+    if (r.settled_tokens < 0) fail("cannot settle ", r.settled_tokens, " tokens with an audit row (negative)");
   static const std::string sql = insert_sql();
   std::lock_guard<std::mutex> lock(db_->mutex());
   Transaction t(*db_);
-  if (r.settled_tokens > 0) {
-    Statement u(*db_, "UPDATE keys SET used_tokens = used_tokens + ? WHERE id = ?");
-    u.bind(1, r.settled_tokens).bind(2, r.key_id);
-    u.run();
-  }
+  Statement u(*db_, "UPDATE keys SET used_tokens = used_tokens + ? WHERE id = ?");
   Statement s(*db_, sql.c_str());
-  s.bind(1, r.time).bind(2, r.key_id).bind(3, r.key_name).bind(4, r.endpoint).bind(5, r.model);
-  s.bind(6, r.status).bind(7, r.error_code).bind(8, r.prompt_hash).bind(9, r.prompt_chars);
-  s.bind(10, r.prompt_tokens).bind(11, r.completion_tokens).bind(12, r.n).bind(13, r.max_tokens);
-  s.bind(14, r.logprobs).bind(15, r.echo).bind(16, r.stream).bind(17, r.temperature);
-  s.bind(18, r.latency_ms).bind(19, r.client).bind(20, r.user_agent).bind(21, r.watermark).bind(22, r.watermark_key);
-  s.bind(23, int64_t(r.prompt_simhash)).bind(24, int64_t(r.prompt_prefix)).bind(25, r.ref_chunk);
-  s.bind(26, r.prompt_text).bind(27, r.action);
-  s.run();
+  for (const AuditRow& r : rows) {
+    if (r.settled_tokens > 0) {
+      u.reset();
+      u.bind(1, r.settled_tokens).bind(2, r.key_id);
+      u.run();
+    }
+    s.reset();
+    s.bind(1, r.time).bind(2, r.key_id).bind(3, r.key_name).bind(4, r.endpoint).bind(5, r.model);
+    s.bind(6, r.status).bind(7, r.error_code).bind(8, r.prompt_hash).bind(9, r.prompt_chars);
+    s.bind(10, r.prompt_tokens).bind(11, r.completion_tokens).bind(12, r.n).bind(13, r.max_tokens);
+    s.bind(14, r.logprobs).bind(15, r.echo).bind(16, r.stream).bind(17, r.temperature);
+    s.bind(18, r.latency_ms).bind(19, r.client).bind(20, r.user_agent).bind(21, r.watermark).bind(22, r.watermark_key);
+    s.bind(23, int64_t(r.prompt_simhash)).bind(24, int64_t(r.prompt_prefix)).bind(25, r.ref_chunk);
+    s.bind(26, r.prompt_text).bind(27, r.action);
+    s.run();
+  }
   t.commit();
 }
 

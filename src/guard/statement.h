@@ -47,6 +47,12 @@ class Statement {
     while (step()) {
     }
   }
+  // Ready to run again with new bindings.
+  void reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+    code_ = SQLITE_OK;
+  }
   int error_code() const { return code_; }
 
   // Columns are numbered from 0.

@@ -103,6 +103,14 @@ class GptImpl : public ModelImpl {
   ModelOutput forward(const torch::Tensor& x) override;
   // x: (B, t) new ids at positions cache.length.. -> logits (B, t, V); appends them to the cache.
   torch::Tensor forward_cached(const torch::Tensor& x, KvCache& cache);
+  // Continuous batching (gpt_rows.cpp): one new token for each of B independent sequences.
+  // ids, positions: (B) int64; row b feeds ids[b] at position positions[b] (< max_seq_len) and
+  // attends to keys [0, positions[b]] of cache row b. `cache` holds C >= B rows per layer,
+  // (C, n_kv_heads, max_seq_len, head_dim) (cache.length is not used); rows [0, B) take the new
+  // keys and values. -> logits (B, V). A row's logits are bit-identical whatever the other rows
+  // hold: the linear layers run one row at a time (matrix-vector products) and attention always
+  // spans max_seq_len keys under a mask, so no kernel's order of summation depends on the batch.
+  torch::Tensor forward_rows(const torch::Tensor& ids, const torch::Tensor& positions, KvCache& cache);
   const GptOptions& options() const { return options_; }  // resolved: n_kv_heads, d_ff filled in
   int64_t head_dim() const { return options_.d_model() / options_.n_heads(); }
 

@@ -21,20 +21,33 @@ double steady_now() {
 
 // ---- admission ---------------------------------------------------------------------
 
-bool Admission::enter(double timeout) {
+bool Admission::enter(double timeout, int64_t rows) {
   std::unique_lock<std::mutex> lock(mutex_);
-  if (active_ >= workers_ && waiting_ >= queue_) return false;
+  const uint64_t ticket = next_ticket_;
+  auto fits = [&] { return serving_ == ticket && (rows_ + rows <= capacity_ || active_ == 0); };
+  if (!fits() && waiting_ >= queue_) return false;
+  ++next_ticket_;
   ++waiting_;
-  bool ok = cv_.wait_for(lock, std::chrono::duration<double>(timeout), [&] { return active_ < workers_; });
+  const bool ok = cv_.wait_for(lock, std::chrono::duration<double>(timeout), fits);
   --waiting_;
-  if (ok) ++active_;
+  if (ok) {
+    ++active_;
+    rows_ += rows;
+  }
+  // the next ticket's turn, whether this one entered or gave up (a ticket that gave up is
+  // skipped: tickets behind it are served once it has left the line)
+  if (ok) ++serving_;
+  else abandoned_.insert(ticket);
+  while (abandoned_.erase(serving_)) ++serving_;
+  cv_.notify_all();
   return ok;
 }
 
-void Admission::leave() {
+void Admission::leave(int64_t rows) {
   std::lock_guard<std::mutex> lock(mutex_);
   --active_;
-  cv_.notify_one();
+  rows_ -= rows;
+  cv_.notify_all();
 }
 
 std::pair<int64_t, int64_t> Admission::load() {
@@ -69,9 +82,10 @@ GuardChain::GuardChain(const ServeOptions& options)
       keys_(db_),
       limiter_(keys_),
       audit_(db_),
-      admission_(o_.workers, o_.queue),
+      admission_(o_.workers * o_.max_batch, o_.queue),
       in_force_(std::make_shared<ActionsInForce>()) {
-  if (o_.workers < 1 || o_.queue < 0) fail("serve: --workers must be >= 1 and --queue >= 0, got ", o_.workers, " and ", o_.queue);
+  if (o_.workers < 1 || o_.queue < 0 || o_.max_batch < 1)
+    fail("serve: --workers and --max-batch must be >= 1 and --queue >= 0, got ", o_.workers, ", ", o_.max_batch, " and ", o_.queue);
   start_guard();
   start_partner();
 }
@@ -137,15 +151,16 @@ void GuardChain::record(Call& call, int status, const std::string& code) {
   call.audit.error_code = code;
   call.audit.latency_ms = 1000 * (steady_now() - call.start);
   try {
-    audit_.append(call.audit);
+    audit_group_.append(call.audit);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "serve: audit row not written: %s\n", e.what());
   }
   ++answered_;
 }
 
-void GuardChain::admit(Call& call) {
-  if (!admission_.enter(o_.timeout)) {
+void GuardChain::admit(Call& call, int64_t rows) {
+  rows = std::max<int64_t>(1, rows);
+  if (!admission_.enter(o_.timeout, rows)) {
     auto [active, waiting] = admission_.load();
     ApiError e(503, "server_error", "overloaded",
                cat("The server is busy: ", active, " requests running and ", waiting, " waiting (limit ", o_.queue,
@@ -154,10 +169,11 @@ void GuardChain::admit(Call& call) {
     throw e;
   }
   call.admitted = true;
+  call.rows = rows;
 }
 
 void GuardChain::leave(Call& call) {
-  if (call.admitted) admission_.leave();
+  if (call.admitted) admission_.leave(call.rows);
   call.admitted = false;
 }
 

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "retort/actions.h"
@@ -19,25 +20,30 @@
 #include "retort/guard.h"
 #include "retort/serve.h"
 #include "retort/telemetry.h"
+#include "serve/audit_group.h"
 #include "serve/transport.h"
 
 namespace retort::serve {
 
 using nlohmann::json;
 
-// At most `workers` model executions at once and `queue` requests waiting for one; a request
-// that finds the queue full is refused at once (503), one that waits too long too.
+// At most `rows` rows in the models at once (workers x max_batch: a request's n choices, or its
+// inputs up to max_batch, are its rows) and `queue` requests waiting, first come first served; a
+// request that finds the queue full is refused at once (503), one that waits too long too. A
+// request with more rows than all enters when nothing else runs.
 class Admission {
  public:
-  Admission(int64_t workers, int64_t queue) : workers_(workers), queue_(queue) {}
-  bool enter(double timeout);
-  void leave();
-  std::pair<int64_t, int64_t> load();  // (running, waiting)
+  Admission(int64_t rows, int64_t queue) : capacity_(rows), queue_(queue) {}
+  bool enter(double timeout, int64_t rows);
+  void leave(int64_t rows);
+  std::pair<int64_t, int64_t> load();  // (requests running, waiting)
 
  private:
   std::mutex mutex_;
   std::condition_variable cv_;
-  int64_t workers_, queue_, active_ = 0, waiting_ = 0;
+  int64_t capacity_, queue_, rows_ = 0, active_ = 0, waiting_ = 0;
+  uint64_t next_ticket_ = 0, serving_ = 0;  // FIFO: tickets enter in order
+  std::set<uint64_t> abandoned_;             // tickets that gave up (timed out) before their turn
 };
 
 // One request on its way through the chain; shared with a streamed body that outlives the handler.
@@ -48,6 +54,7 @@ struct Call {
   HeaderList headers;  // x-ratelimit-*
   double start = 0;
   bool settled = false, recorded = false, streaming = false, admitted = false;
+  int64_t rows = 0;  // admitted rows (Admission)
   std::optional<ActionRow> action;  // the guard's action in force for the key (stage_actions.cpp)
 };
 
@@ -73,7 +80,7 @@ class GuardChain {
   void require_admin(const Call& call) const;
   void reserve(Call& call, int64_t tokens);  // 429 with Retry-After when a limit refuses
   void settle(Call& call, int64_t used);     // in memory now; durable with the audit row
-  void admit(Call& call);                    // 503 with Retry-After when the queue is full
+  void admit(Call& call, int64_t rows = 1);  // 503 with Retry-After when the queue is full
   void leave(Call& call);
   // Last link: drops an unsettled reservation, writes the audit row (with the settled usage,
   // in one transaction). Before the answer leaves; once per call.
@@ -115,6 +122,7 @@ class GuardChain {
   KeyStore keys_;
   RateLimiter limiter_;
   AuditLog audit_;
+  AuditGroup audit_group_{audit_};  // record() commits rows that arrive together in one transaction
   Admission admission_;
   std::atomic<int64_t> answered_{0};
   std::shared_ptr<ActionsInForce> in_force_;

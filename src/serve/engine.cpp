@@ -1,11 +1,14 @@
 // The serving engine (retort/serve.h): models loaded once, then generation with per-token
-// logprobs, echo, stop strings and n samples, and classification. No HTTP here.
+// logprobs, echo, stop strings and n samples (a gpt's requests batched: serve/batcher.h), and
+// classification (concurrent calls in one pass: serve/classify_batch.h). No HTTP here.
 #include <torch/torch.h>
 
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
 #include <limits>
+#include <map>
+#include <mutex>
 #include <random>
 
 #include "retort/dawn.h"
@@ -18,12 +21,26 @@
 #include "retort/teacher_source.h"
 #include "retort/tokenizer.h"
 #include "retort/watermark.h"
+#include "models/gpt.h"
+#include "serve/batcher.h"
+#include "serve/classify_batch.h"
 
 namespace retort {
+
+struct Engine::Batchers {
+  std::mutex mutex;
+  serve::BatchingOptions options;
+  std::map<const ServedModel*, std::unique_ptr<serve::GenerationBatcher>> of;
+};
+
+struct Engine::Classifiers {
+  std::map<const ServedModel*, std::unique_ptr<serve::ClassifyBatcher>> of;  // filled at start, read-only after
+};
 
 namespace {
 
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
+constexpr int64_t kInputsPerPass = 256;  // classify: the most inputs of waiting calls one forward pass takes
 
 // The id a model is served under: --model NAME=PATH, else the folder's name ("model" folders
 // inside runs take the run's name).
@@ -66,42 +83,18 @@ std::shared_ptr<ServedModel> load_served(const std::string& id, const std::strin
   return m;
 }
 
-// Top `k` of a row of log-probabilities, most likely first.
-std::vector<std::pair<int32_t, float>> top_of(const torch::Tensor& row, int64_t k) {
-  std::vector<std::pair<int32_t, float>> out;
-  if (k <= 0) return out;
-  auto [v, i] = row.topk(std::min<int64_t>(k, row.size(0)));
-  auto va = v.accessor<float, 1>();
-  auto ia = i.accessor<int64_t, 1>();
-  for (int64_t j = 0; j < v.size(0); ++j) out.emplace_back(int32_t(ia[j]), va[j]);
-  return out;
-}
-
-// The end of the longest prefix of s[begin, end) that does not split a UTF-8 character.
-size_t utf8_safe_end(const std::string& s, size_t begin, size_t end) {
-  // step back over at most 3 continuation bytes to the lead byte of the last character
-  size_t lead = end;
-  for (int back = 0; back < 4 && lead > begin; ++back) {
-    --lead;
-    unsigned char c = s[lead];
-    if ((c & 0xC0) != 0x80) {
-      size_t need = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 1;
-      return lead + need <= end ? end : lead;
-    }
-  }
-  return end;
-}
-
 }  // namespace
 
 Engine::Engine(const std::vector<std::pair<std::string, std::string>>& models, const std::string& device)
-    : device_(device) {
+    : device_(device), batchers_(std::make_shared<Batchers>()), classifiers_(std::make_shared<Classifiers>()) {
   if (models.empty()) fail("serve needs at least one model: --model [NAME=]PATH");
   for (const auto& [id, path] : models) {
     std::string name = id.empty() ? default_id(path) : id;
     for (const auto& m : models_)
       if (m->id == name) fail("two models are served as '", name, "': name them with --model NAME=PATH");
     models_.push_back(load_served(name, path, torch::Device(device)));
+    if (models_.back()->kind == "classifier")
+      classifiers_->of[models_.back().get()] = std::make_unique<serve::ClassifyBatcher>(*models_.back()->model, kInputsPerPass);
   }
 }
 
@@ -160,7 +153,7 @@ GenerationResult Engine::generate(const ServedModel& m, const GenerationRequest&
       torch::Tensor lsm = torch::log_softmax(logits, -1);
       res.prompt_logprobs.push_back({r.prompt[0], kNaN, {}});
       for (int64_t t = 1; t < P; ++t)
-        res.prompt_logprobs.push_back(r.prompt_logprobs ? TokenLogprob{r.prompt[t], lsm[t - 1][r.prompt[t]].item<float>(), top_of(lsm[t - 1], r.logprobs)}
+        res.prompt_logprobs.push_back(r.prompt_logprobs ? TokenLogprob{r.prompt[t], lsm[t - 1][r.prompt[t]].item<float>(), serve::top_of(lsm[t - 1], r.logprobs)}
                                                         : TokenLogprob{r.prompt[t], kNaN, {}});
     }
     last = logits[P - 1];
@@ -168,83 +161,75 @@ GenerationResult Engine::generate(const ServedModel& m, const GenerationRequest&
   if (sink && r.echo && !sink(-1, "", want_lp ? &res.prompt_logprobs : nullptr)) return res;
   if (r.max_tokens == 0) return res;
 
-  size_t longest_stop = 0;
-  for (const auto& s : r.stop) longest_stop = std::max(longest_stop, s.size());
-  std::vector<bool> finished(r.n, false);
-  std::vector<size_t> emitted(r.n, 0);  // bytes of text streamed per choice
-  std::vector<std::vector<TokenLogprob>> pending(r.n);
-  bool client_gone = false;
-
-  // After each step: record the chosen tokens, their logprobs, stop strings, stream.
-  auto consume = [&](const torch::Tensor& step_logits, const torch::Tensor& next) {
-    torch::Tensor lsm;
-    if (want_lp) lsm = torch::log_softmax(step_logits.to(torch::kCPU, torch::kFloat32), -1);
-    torch::Tensor ids = next.to(torch::kCPU);
-    bool all_done = true;
-    for (int64_t c = 0; c < r.n; ++c) {
-      if (finished[c]) continue;
-      GeneratedChoice& ch = res.choices[c];
-      const int32_t id = int32_t(ids[c].item<int64_t>());
-      ++res.completion_tokens;
-      const size_t token_start = ch.text.size();
-      ch.ids.push_back(id);
-      ch.text += m.strings->bytes(id);
-      if (want_lp) {
-        TokenLogprob e{id, lsm[c][id].item<float>(), top_of(lsm[c], r.logprobs)};
-        bool listed = false;
-        for (const auto& [tid, lp] : e.top) listed |= tid == id;
-        if (!listed) e.top.emplace_back(id, e.logprob);  // as OpenAI: the sampled token is always listed
-        ch.logprobs.push_back(e);
-        pending[c].push_back(e);
-      }
-      // a stop string ends the choice; the text (and the tokens) stop before it
-      size_t from = token_start >= longest_stop ? token_start - longest_stop + 1 : 0;
-      size_t cut = std::string::npos;
-      for (const auto& s : r.stop) {
-        size_t at = ch.text.find(s, from);
-        if (at != std::string::npos) cut = std::min(cut, at);
-      }
-      if (cut != std::string::npos) {
-        finished[c] = true;
-        ch.finish_reason = "stop";
-        ch.text.resize(cut);
-        size_t bytes = 0, keep = 0;
-        while (keep < ch.ids.size() && bytes < cut) bytes += m.strings->bytes(ch.ids[keep++]).size();
-        ch.ids.resize(keep);
-        if (want_lp) ch.logprobs.resize(std::min(ch.logprobs.size(), keep));
-      } else if (int64_t(ch.ids.size()) >= r.max_tokens) {
-        finished[c] = true;
-      }
-      if (sink && !client_gone) {
-        // hold back what could still become a stop string, and half a UTF-8 character
-        const size_t hold = std::min(ch.text.size(), longest_stop ? longest_stop - 1 : 0);
-        size_t end = finished[c] ? ch.text.size()
-                                 : utf8_safe_end(ch.text, emitted[c], std::max(emitted[c], ch.text.size() - hold));
-        std::string piece = ch.text.substr(emitted[c], end - emitted[c]);
-        emitted[c] = end;
-        if (!sink(c, piece, want_lp ? &pending[c] : nullptr)) client_gone = true;
-        pending[c].clear();
-      }
-      all_done &= finished[c];
-    }
-    return !all_done && !client_gone;
-  };
-
   SamplingOptions s;
   s.temperature = r.temperature;
   s.top_p = r.top_p;
   s.seed = r.seed;
   s.hook = hook_for(r);
-  if (r.max_tokens == 1) {
-    at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(s.seed);
-    // `last` is already marked (above); the hook only picks (gumbel)
-    torch::Tensor logits = last.unsqueeze(0).expand({r.n, last.size(0)}).contiguous();
-    consume(logits, sample_next(logits, s, gen, x.expand({r.n, P})));
-  } else {
-    torch::Tensor prompts = x.expand({r.n, P}).contiguous().to(device);
-    retort::generate(model, prompts, r.max_tokens, s, consume);
+  torch::Tensor seq = x.expand({r.n, P}).contiguous();  // (n, P) on the CPU
+  auto* gpt = dynamic_cast<GptImpl*>(&model);
+  if (r.max_tokens == 1 || gpt) {
+    // the first token here, from the prompt's logits; a gpt goes on in a batch (serve/batcher.h)
+    auto job = std::make_shared<serve::GenerationJob>(m, r, res, s, bool(sink));
+    job->generator = at::make_generator<at::CPUGeneratorImpl>(s.seed);
+    torch::Tensor logits;  // (n, V)
+    if (r.max_tokens == 1) {
+      // `last` is already marked (above); the hook only picks (gumbel)
+      logits = last.unsqueeze(0).expand({r.n, last.size(0)}).contiguous();
+    } else {
+      KvCache prompt;  // one row: the n choices share the prompt's keys and values
+      logits = gpt->forward_cached(x.to(device), prompt).select(1, -1).expand({r.n, -1});
+      logits = hooked_logits(logits, s, seq);
+      job->prompt_k = std::move(prompt.k);
+      job->prompt_v = std::move(prompt.v);
+    }
+    torch::Tensor next = sample_next(logits, s, job->generator, seq).to(torch::kCPU);
+    job->seq = torch::cat({seq, next.unsqueeze(1)}, 1);
+    std::vector<serve::StreamPiece> pieces;
+    const bool more = job->writer.consume(logits, next, sink ? &pieces : nullptr);
+    if (sink && !serve::deliver(pieces, sink)) return res;
+    if (more) batcher(m, *gpt).run(job, sink);
+    return res;
   }
+
+  // other language models (TorchScript): the library's generate, one request at a time
+  serve::ChoiceWriter writer(m, r, res);
+  bool client_gone = false;
+  retort::generate(model, seq.to(device), r.max_tokens, s, [&](const torch::Tensor& logits, const torch::Tensor& next) {
+    std::vector<serve::StreamPiece> pieces;
+    const bool more = writer.consume(logits, next, sink ? &pieces : nullptr);
+    client_gone = sink && !serve::deliver(pieces, sink);
+    return more && !client_gone;
+  });
   return res;
+}
+
+serve::GenerationBatcher& Engine::batcher(const ServedModel& m, GptImpl& model) const {
+  std::lock_guard<std::mutex> lock(batchers_->mutex);
+  auto& b = batchers_->of[&m];
+  if (!b) b = std::make_unique<serve::GenerationBatcher>(m, model, batchers_->options);
+  return *b;
+}
+
+void Engine::set_batching(int64_t max_batch, int64_t batches) {
+  if (max_batch < 1 || batches < 1) fail("serve: --max-batch and --workers must be >= 1, got ", max_batch, " and ", batches);
+  std::lock_guard<std::mutex> lock(batchers_->mutex);
+  if (!batchers_->of.empty()) fail("serve: set the batching before the first generation");
+  batchers_->options = {max_batch, batches};
+}
+
+int64_t Engine::max_batch() const { return batchers_->options.max_batch; }
+
+Engine::BatchStats Engine::batch_stats() const {
+  std::lock_guard<std::mutex> lock(batchers_->mutex);
+  BatchStats all;
+  for (const auto& [m, b] : batchers_->of) {
+    const BatchStats s = b->stats();
+    all.steps += s.steps;
+    all.rows += s.rows;
+    all.largest = std::max(all.largest, s.largest);
+  }
+  return all;
 }
 
 std::vector<std::vector<float>> Engine::classify(const ServedModel& m, const std::vector<std::vector<float>>& pixels,
@@ -265,9 +250,7 @@ std::vector<std::vector<float>> Engine::classify(const ServedModel& m, const std
       flat.push_back(float((p / 255.0 - m.mean) / m.std));
     }
   }
-  torch::NoGradGuard no_grad;
-  torch::Tensor x = torch::from_blob(flat.data(), {N, C, H, W}, torch::kFloat32).to(model_device(*m.model));
-  torch::Tensor p = torch::softmax(m.model->forward(x).logits.to(torch::kCPU, torch::kFloat32), -1).contiguous();
+  torch::Tensor p = classifiers_->of.at(&m)->probabilities(torch::from_blob(flat.data(), {N, C, H, W}, torch::kFloat32));
   std::vector<std::vector<float>> out(N);
   for (int64_t i = 0; i < N; ++i) out[i].assign(p[i].data_ptr<float>(), p[i].data_ptr<float>() + p.size(1));
   if (dawn_share() > 0)

@@ -16,7 +16,7 @@ void classify(ServeContext& c, const CallPtr& call, const http::Request& req, ht
   call->audit.prompt_tokens = call->audit.n = int64_t(cc.inputs.size());
   call->audit.logprobs = cc.top_k;
   c.chain.reserve(*call, int64_t(cc.inputs.size()));
-  c.chain.admit(*call);
+  c.chain.admit(*call, std::min<int64_t>(int64_t(cc.inputs.size()), c.options.max_batch));
   std::vector<std::pair<int64_t, int64_t>> marked;
   auto probs = c.engine.classify(m, cc.inputs, &marked);
   if (!marked.empty()) {  // DAWN: the marked inputs and their answers, durable before the answer leaves

@@ -79,7 +79,7 @@ void completions(ServeContext& c, const CallPtr& call, const http::Request& req,
   }
   c.engine.validate(m, cc.gen);
   c.chain.reserve(*call, a.prompt_tokens + cc.gen.max_tokens * cc.gen.n);
-  c.chain.admit(*call);
+  c.chain.admit(*call, cc.gen.n);  // its choices are rows of a batch
   Ids ids{new_id(chat ? "chatcmpl-" : "cmpl-"), int64_t(unix_now()), m.id};
   if (!cc.stream) {
     GenerationResult r = c.engine.generate(m, cc.gen);

@@ -31,9 +31,9 @@ http::TransportOptions transport_options(const ServeOptions& o) {
   t.idle_timeout = o.idle_timeout;
   t.max_connections = o.max_connections;
   t.max_connections_per_client = o.max_connections_per_client;
-  // Threads for every request that may wait for a model (workers + queue), and a few more for
-  // refusals, key management and model listings, which never wait.
-  t.threads = o.workers + o.queue + 8;
+  // Threads for every request that may be in a model (a batch row each: workers x max_batch) or
+  // wait for one (queue), and a few more for refusals, key management and model listings.
+  t.threads = o.workers * o.max_batch + o.queue + 8;
   t.backlog = std::max<int64_t>(256, 4 * t.threads);
   return t;
 }
@@ -57,6 +57,7 @@ struct Server::Impl {
   Impl(std::shared_ptr<Engine> e, ServeOptions opt)
       : engine(std::move(e)), o(std::move(opt)), chain(o), context{*engine, chain, o, steady_now()}, transport(transport_options(o)) {
     start_marking(*engine, o, chain.db());
+    engine->set_batching(o.max_batch, o.workers);
     for (RouteFamily add : kRouteFamilies) add(transport, context);
     transport.on_error([this](const http::Request& req, http::Response& res, const std::string& code, const std::string& message) {
       chain.transport_error(req, res, code, message);

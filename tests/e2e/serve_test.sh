@@ -9,7 +9,9 @@
 #   hostile    10,000 mutated requests over every route (JSON, bytes, HTTP framing, pipelining): no 5xx but
 #              503, no crash, healthy after; a second server on the same port refuses to start
 #   kill_usage kill -9 under concurrent load, three times: each key's used_tokens equals what its audit
-#              rows settled (prompt + completion tokens of the answered requests); the database is intact
+#              rows settled (prompt + completion tokens of the answered requests); the database is intact.
+#              Then kill -9 under batched completions and classify calls at 16 connections each (audit
+#              rows group-committed): every answer a client got has its row
 #   distill    a student distilled through the API (top-k logprobs) beats the same student on labels;
 #              the harvest is cached and resumes; text only works with another tokenizer; mismatches fail
 set -uo pipefail
@@ -350,6 +352,40 @@ print("answered rows", rows)
 PY
     check "round $round: the database is intact" test "$(rows 'pragma integrity_check')" = ok
   done
+  # batched completions and classify calls at once (their audit rows group-committed), then kill -9
+  "$RETORT" train --set data.train_subset=500 --set data.test_subset=100 --set run.dir="$WORK/runs" --set run.name=mlp \
+    --set model.hidden=16 --set train.epochs=1 >/dev/null 2>&1 || { echo "cannot train the classifier"; exit 1; }
+  /usr/bin/python3 - "$WORK/pixels.json" <<'PY'
+import gzip, json, sys
+raw = gzip.open("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz").read()[16:]
+json.dump([list(raw[i * 784:(i + 1) * 784]) for i in range(64)], open(sys.argv[1], "w"))
+PY
+  last=$(rows "select coalesce(max(id), 0) from audit")
+  serve --model kjv="$WORK/runs/lm" --model fashion="$WORK/runs/mlp" --workers 2
+  node "$BENCH/serve_load.mjs" --base "$BASE" --keys "$K1" --model kjv --requests 100000 --seconds 8 \
+    --concurrency 16 --max-tokens 8 >"$WORK/lm_load.json" 2>/dev/null &
+  lm_load=$!
+  node "$BENCH/serve_load.mjs" --base "$BASE" --keys "$K2" --endpoint classify --model fashion --pixels "$WORK/pixels.json" \
+    --requests 1000000 --seconds 8 --concurrency 16 >"$WORK/classify_load.json" 2>/dev/null &
+  classify_load=$!
+  sleep 4
+  kill -9 $SERVER_PID
+  wait $SERVER_PID 2>/dev/null
+  SERVER_PID=""
+  wait $lm_load $classify_load 2>/dev/null
+  check "kill -9 under batched load: every answered completion and classify call has its audit row" \
+    /usr/bin/python3 - "$DB" "$last" "$WORK/lm_load.json" "$WORK/classify_load.json" <<'PY'
+import json, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+for endpoint, f in (("/v1/completions", sys.argv[3]), ("/v1/classify", sys.argv[4])):
+    answered = json.load(open(f))["answered"]
+    rows = db.execute("select count(*) from audit where endpoint=? and status=200 and id > ?",
+                      (endpoint, int(sys.argv[2]))).fetchone()[0]
+    print(endpoint, "answered", answered, "rows", rows)
+    assert answered > 0, f"no {endpoint} request was answered before the kill"
+    assert rows >= answered, (endpoint, answered, rows)
+PY
+  check "the database is intact after it" test "$(rows 'pragma integrity_check')" = ok
   ;;
 
 *)

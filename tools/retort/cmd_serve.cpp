@@ -29,6 +29,9 @@ void register_serve(CLI::App& app) {
       "Every /v1 request needs 'Authorization: Bearer KEY' (`retort keys create`), passes the key's limits\n"
       "(requests and tokens per minute, total quota: 429 with Retry-After beyond them) and leaves one row in\n"
       "the audit log of --db, written before the answer is sent. A full queue answers 503 with Retry-After.\n"
+      "Batching: concurrent completions of a gpt run as one batch (--max-batch rows, --workers batches at once),\n"
+      "each request sampled with its own seed: the same tokens as alone. Concurrent /v1/classify calls share\n"
+      "a forward pass, and audit rows that arrive together are committed together (each before its answer).\n"
       "Hostile clients: JSON bodies nested deeper than 64 levels are refused (400) while parsing; a request's\n"
       "header must arrive within --header-timeout and its body within --body-timeout (408); a Content-Length\n"
       "above --max-body is refused at once (413); connections are capped per client address. Pipelined and\n"
@@ -59,7 +62,14 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--host", o.host, "address to listen on (0.0.0.0: every interface)")->capture_default_str();
   cmd->add_option("--port", o.port, "TCP port (0: any free port, printed at start)")->capture_default_str();
   cmd->add_option("--db", o.db, "SQLite database of keys, usage and the audit log (created if missing)")->capture_default_str();
-  cmd->add_option("--workers", o.workers, "model executions at once")->capture_default_str()->check(CLI::Range(1, 256));
+  cmd->add_option("--workers", o.workers, "model executions at once: batches of generation, each on its own thread")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  cmd->add_option("--max-batch", o.max_batch,
+                  "rows per generation batch (a request's n choices are n rows): concurrent completions of a gpt\n"
+                  "join a running batch between two tokens (continuous batching); 1: each request runs alone")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
   cmd->add_option("--queue", o.queue, "requests that may wait for a worker; beyond that 503 + Retry-After")
       ->capture_default_str()
       ->check(CLI::Range(0, 100000));
@@ -108,9 +118,10 @@ void register_serve(CLI::App& app) {
     for (const auto& m : engine->models())
       std::fprintf(stderr, "serve: %s (%s) from %s\n", m->id.c_str(), m->kind.c_str(), m->path.c_str());
     std::fprintf(stderr,
-                 "serve: listening on http://%s:%d/v1 (database %s, %lld workers of %d threads, queue %lld); Ctrl-C stops\n",
+                 "serve: listening on http://%s:%d/v1 (database %s, %lld workers of %d threads, batches of %lld rows, queue %lld); "
+                 "Ctrl-C stops\n",
                  o.host.c_str(), server.port(), o.db.c_str(), static_cast<long long>(o.workers), per_worker,
-                 static_cast<long long>(o.queue));
+                 static_cast<long long>(o.max_batch), static_cast<long long>(o.queue));
     std::printf("%d\n", server.port());  // the port alone on stdout, for scripts
     std::fflush(stdout);
     std::atomic<bool> ended{false};
@@ -121,6 +132,11 @@ void register_serve(CLI::App& app) {
     server.listen_after_bind();
     ended = true;
     watcher.join();
+    const Engine::BatchStats batches = engine->batch_stats();
+    if (batches.steps > 0)
+      std::fprintf(stderr, "serve: %lld generation steps in batches, %.1f rows each on average, %lld at most\n",
+                   static_cast<long long>(batches.steps), double(batches.rows) / double(batches.steps),
+                   static_cast<long long>(batches.largest));
     std::fprintf(stderr, "serve: stopped\n");
   });
 }
