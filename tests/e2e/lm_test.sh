@@ -20,12 +20,18 @@ demo)
   args=(--set text.train_tokens=30000 --set text.val_tokens=4000 --set text.seq_len=32 --set text.vocab_size=400
         --set run.dir=$WORK/runs --set teacher.model.d_model=64 --set teacher.model.layers=2
         --set teacher.train.epochs=2 --set model.d_model=32 --set model.layers=1 --set model.heads=2
-        --set distill.top_k=8)
+        --set distill.top_k=8 --set demo.seeds=2)
   check "demo lm runs" "$RETORT" demo lm "${args[@]}" >"$WORK/out1" 2>"$WORK/err1"
   R=$WORK/runs/demo-lm
   check "report.json keeps the contract" /usr/bin/python3 - "$R/report.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
+assert next(iter(r)) == "kept", list(r)[:3]  # what was kept opens the report
+kept = r["kept"]
+for key in ["headline", "teacher_bpb_kept", "gap_recovered", "gap_recovered_std", "size_ratio", "latency_ratio"]:
+    assert key in kept, key
+assert kept["seeds"] == 2 and 0 < kept["size_ratio"] <= 0.25 and kept["latency_ratio"] > 0, kept
+assert kept["headline"].startswith("The distilled student keeps"), kept["headline"]
 assert r["task"] == "kjv-lm", r["task"]
 assert r["tokenizer"].startswith("sentencepiece"), r["tokenizer"]
 t = r["teacher"]
@@ -37,6 +43,11 @@ for s in r["students"]:
     for k in ["params", "val_bpb", "agreement", "tokens_per_second"]: assert k in s, k
     assert 0 < s["val_bpb"] < 8 and 0 <= s["agreement"] <= 1, s
     assert s["params"] * 4 <= t["params"], (s["params"], t["params"])
+    assert len(s["seeds"]) == 2 and s["val_bpb_std"] >= 0, s
+# distill.init_from_teacher (the recipe's): the labels student started from the teacher, as a control
+if "controls" in r:
+    assert [c["name"] for c in r["controls"]] == ["baseline-init"], r["controls"]
+    assert "gap_recovered_by_init_alone" in kept, kept
 assert r["cache"]["top_k"] == 8
 # 8 ids (2 bytes) + 8 fp16 logprobs per token, plus meta.json
 assert 32 <= r["cache"]["bytes_per_token"] < 40, r["cache"]
@@ -45,6 +56,7 @@ PY
   check "report.html has plots and samples" bash -c "grep -q '<svg' '$R/report.html' && grep -q 'And God said' '$R/report.html'"
   check "table printed with the gap recovered" grep -q "gap recovered" "$WORK/out1"
   check "tokenizer saved with each model" test -f "$R/students/distilled/model/tokenizer.json"
+  check "the second seed in its own folder" test -f "$R/students/distilled-seed1/run.json"
   check "demo lm runs again" "$RETORT" demo lm "${args[@]}" >"$WORK/out2" 2>"$WORK/err2"
   check "second run reuses the teacher" test "$(json "$R/report.json" 'd["teacher"]["reused"]')" = "True"
   check "second run hits the top-k cache" test "$(json "$R/report.json" 'd["cache"]["hit"]')" = "True"
