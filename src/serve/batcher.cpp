@@ -177,10 +177,15 @@ void GenerationBatcher::step_loop(Lane& lane) {
       return false;
     };
     if (waiting()) work_.wait_for(lock, kDeliveryWait, [&] { return !waiting(); });
-    bool any_ready = false;
-    for (const auto& j : lane.jobs) any_ready |= j->delivered && !j->cancelled;
-    if (!any_ready) {  // every request waits for its client: nothing to step until one is back
-      work_.wait(lock);
+    bool any_ready = false, any_cancelled = false;
+    for (const auto& j : lane.jobs) {
+      any_ready |= j->delivered && !j->cancelled;
+      any_cancelled |= j->cancelled;
+    }
+    if (!any_ready) {
+      // every request waits for its client: nothing to step until one is back, leaves or a new one
+      // comes (what happened during the wait above is seen here: a new request, a client gone)
+      if (pending_.empty() && !any_cancelled) work_.wait(lock);
       continue;
     }
 
