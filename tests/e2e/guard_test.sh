@@ -171,7 +171,8 @@ import json,sys; d=[json.loads(l) for l in sys.stdin]; sys.exit(0 if len(d)==12 
   ;;
 
 dawn)
-  IMG=(--set run.dir="$WORK/runs" --set data.train_subset=3000 --set data.test_subset=500 --set model.hidden=128)
+  IMG=(--set run.dir="$WORK/runs" --set data.train_subset=3000 --set data.test_subset=500 --set model.hidden=128
+       --set train.optimizer=sgd --set train.lr=0.15)  # the recipe these short runs were written for
   check "train the teacher (an mlp on 3000 images)" "$RETORT" train "${IMG[@]}" --set train.epochs=3 \
     --set run.name=teacher >/dev/null 2>"$WORK/teacher.err"
   "$RETORT" guard keys rotate --db "$DB" >/dev/null 2>&1
