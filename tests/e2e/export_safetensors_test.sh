@@ -56,7 +56,8 @@ lm)
     generate --model "$WORK/cut" --prompt "And" --max-tokens 2
   ;;
 classifier)
-  SMALL=(--set data.train_subset=2000 --set data.test_subset=500 --set run.dir=$WORK/runs --set train.epochs=1)
+  SMALL=(--set data.train_subset=2000 --set data.test_subset=500 --set run.dir=$WORK/runs --set train.epochs=1
+         --set train.optimizer=sgd --set train.lr=0.15)  # 16 steps: a large step, not the 30-epoch AdamW default
   check "train an mlp" "$RETORT" train "${SMALL[@]}" --set run.name=mlp --set model.name=mlp --set model.hidden=32 \
     >/dev/null 2>&1
   check "train a cnn (batch norm buffers)" "$RETORT" train "${SMALL[@]}" --set run.name=cnn --set model.name=cnn \
