@@ -52,7 +52,8 @@ std::string headline(const Evidence& e) {
     s = cat("No evidence that ", e.suspect, " learned from marked answers: p = ", p_text(d.p_value), " over ",
             thousands(d.tokens_scored), " ", unit, " (", e.test.method, " test) is not below the threshold ",
             p_text(e.alpha), ".");
-  s += cat(" The control, ", e.reference, ", gives p = ", p_text(e.control.detection.p_value), " on the same test.");
+  s += cat(" The control, ", e.reference, ", gives p = ", p_text(e.control.detection.p_value), " on the same test");
+  s += e.baseline.empty() ? "." : cat(", both against the baseline ", e.baseline, ".");
   if (d.p_value < e.alpha && !e.usage.empty()) {
     int64_t tokens = 0;
     for (const MarkedUsage& u : e.usage) tokens += u.prompt_tokens + u.completion_tokens;
@@ -108,6 +109,7 @@ EvidenceFiles write_evidence(const fs::path& dir, const Evidence& e) {
                            {"alpha", e.alpha},
                            {"suspect", {{"model", e.suspect}, {"test", test_json(e.test)}}},
                            {"control", {{"model", e.reference}, {"test", test_json(e.control)}}},
+                           {"baseline", e.baseline.empty() ? nlohmann::json() : nlohmann::json(e.baseline)},
                            {"marked_answers_by_api_key", usage}};
   atomic_write_text(files.json, report.dump(2) + "\n");
 

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <iterator>
+#include <map>
 #include <set>
 
 #include "retort/error.h"
@@ -91,56 +93,95 @@ bool context_at(const int64_t* ids, int64_t t, int64_t h, std::vector<int64_t>& 
   return true;
 }
 
-// The suspect's green probability mass per distinct context (see radioactivity.h, top = 0).
-RadioactivityTest green_mass_test(ModelImpl& suspect, const torch::Tensor& tokens, const std::vector<Watermark>& marks,
-                                  int64_t seq_len, int64_t batch, int64_t max_positions) {
-  if (marks.empty()) fail("no watermark key to test against: add one with `retort guard keys rotate`");
-  struct Sum {
-    double mass = 0, var = 0;
-    int64_t n = 0;
-    std::set<std::vector<int64_t>> seen;
-    std::vector<std::pair<double, double>> growth;  // (contexts, z) every 64 contexts
-  };
-  std::vector<Sum> sums(marks.size());
+// Each distinct context's predicted distribution, averaged over its occurrences in the text, for
+// one h. Contexts beyond `limit` are not added (their occurrences still count as predictions).
+struct ContextMeans {
+  int64_t h = 1;
+  std::map<std::vector<int64_t>, std::pair<std::vector<double>, int64_t>> sums;  // context -> (sum of p, n)
+};
+
+// Teacher-forces `model` and adds its distributions to every ContextMeans in `means`, each holding
+// at most ~512 MB of sums (V doubles per context).
+int64_t add_context_means(ModelImpl& model, const torch::Tensor& tokens, int64_t seq_len, int64_t batch,
+                          int64_t max_positions, std::vector<ContextMeans>& means) {
   std::vector<int64_t> context;
-  const int64_t predictions = teacher_force(suspect, tokens, seq_len, batch, max_positions,
-                                            [&](const int64_t* ids, const torch::Tensor& logits, int64_t positions) {
+  return teacher_force(model, tokens, seq_len, batch, max_positions,
+                       [&](const int64_t* ids, const torch::Tensor& logits, int64_t positions) {
     const torch::Tensor probs = torch::softmax(logits.to(torch::kFloat64), -1).contiguous();  // (T, V)
     const int64_t V = probs.size(1);
+    const size_t limit = size_t(std::max<int64_t>(1, (int64_t(512) << 20) / (8 * V)));
     for (int64_t t = 0; t < positions; ++t) {
       const double* p = probs[t].data_ptr<double>();
-      for (size_t k = 0; k < marks.size(); ++k) {
-        Sum& s = sums[k];
-        if (!context_at(ids, t, marks[k].options().context, context) || !s.seen.insert(context).second)
-          continue;  // each context once
-        const double gamma = marks[k].options().gamma;
-        double green = 0, square = 0;
-        for (int64_t v = 0; v < V; ++v) {
-          square += p[v] * p[v];
-          if (marks[k].uniform(context.data(), v) < gamma) green += p[v];
+      for (ContextMeans& m : means) {
+        if (!context_at(ids, t, m.h, context)) continue;
+        auto it = m.sums.find(context);
+        if (it == m.sums.end()) {
+          if (m.sums.size() >= limit) continue;
+          it = m.sums.emplace(context, std::make_pair(std::vector<double>(size_t(V), 0.0), int64_t{0})).first;
         }
-        s.mass += green - gamma;
-        s.var += gamma * (1 - gamma) * square;
-        if (++s.n % 64 == 0) s.growth.emplace_back(double(s.n), s.mass / std::sqrt(s.var));
+        if (int64_t(it->second.first.size()) != V) fail("radioactivity: the models give ", it->second.first.size(), " and ", V, " ids");
+        for (int64_t v = 0; v < V; ++v) it->second.first[size_t(v)] += p[v];
+        ++it->second.second;
       }
     }
   });
+}
+
+// The suspect's green probability mass per distinct context, less the baseline's when there is one
+// (see radioactivity.h, top = 0).
+RadioactivityTest green_mass_test(ModelImpl& suspect, const std::vector<ModelImpl*>& baselines, const torch::Tensor& tokens,
+                                  const std::vector<Watermark>& marks, int64_t seq_len, int64_t batch,
+                                  int64_t max_positions) {
+  if (marks.empty()) fail("no watermark key to test against: add one with `retort guard keys rotate`");
+  std::set<int64_t> hs;
+  for (const Watermark& m : marks) hs.insert(m.options().context);
+  std::vector<ContextMeans> of_suspect, of_baseline;
+  for (int64_t h : hs) of_suspect.push_back({h, {}}), of_baseline.push_back({h, {}});
+  const int64_t predictions = add_context_means(suspect, tokens, seq_len, batch, max_positions, of_suspect);
+  for (ModelImpl* b : baselines) add_context_means(*b, tokens, seq_len, batch, max_positions, of_baseline);  // their mean
+  const bool baseline = !baselines.empty();
   RadioactivityTest out;
-  out.method = "open-model (green mass)";
+  out.method = baseline ? "open-model (green mass, paired)" : "open-model (green mass)";
   out.predictions = predictions;
+  std::vector<std::vector<std::pair<double, double>>> growth(marks.size());
   size_t best = 0;
+  std::vector<double> d;
   for (size_t k = 0; k < marks.size(); ++k) {
-    Detection d;
-    d.scheme = watermark_scheme_name(marks[k].options().scheme);
-    d.key_id = marks[k].key().id;
-    d.tokens_scored = sums[k].n;
-    d.score = sums[k].mass + marks[k].options().gamma * double(sums[k].n);
-    d.z = sums[k].var > 0 ? sums[k].mass / std::sqrt(sums[k].var) : 0;
-    d.p_value = sums[k].var > 0 ? 0.5 * std::erfc(d.z / std::sqrt(2.0)) : 1;
-    if (k == 0 || d.p_value < out.detection.p_value) out.detection = d, best = k;
+    const Watermark& mark = marks[k];
+    const double gamma = mark.options().gamma;
+    const size_t at = size_t(std::distance(hs.begin(), hs.find(mark.options().context)));
+    double sum = 0, var = 0;
+    int64_t n = 0;
+    for (const auto& [context, s] : of_suspect[at].sums) {
+      d.assign(s.first.size(), 0.0);
+      for (size_t v = 0; v < d.size(); ++v) d[v] = s.first[v] / double(s.second);
+      double expected = gamma;  // of the green mass of one distribution
+      if (baseline) {
+        auto b = of_baseline[at].sums.find(context);
+        if (b == of_baseline[at].sums.end() || b->second.first.size() != d.size()) continue;
+        for (size_t v = 0; v < d.size(); ++v) d[v] -= b->second.first[v] / double(b->second.second);
+        expected = 0;  // of a difference of two distributions
+      }
+      double green = 0, square = 0;
+      for (size_t v = 0; v < d.size(); ++v) {
+        square += d[v] * d[v];
+        if (mark.green(context.data(), int64_t(v))) green += d[v];
+      }
+      sum += green - expected;
+      var += gamma * (1 - gamma) * square;
+      if (++n % 64 == 0) growth[k].emplace_back(double(n), var > 0 ? sum / std::sqrt(var) : 0.0);
+    }
+    Detection det;
+    det.scheme = watermark_scheme_name(mark.options().scheme);
+    det.key_id = mark.key().id;
+    det.tokens_scored = n;
+    det.score = sum + (baseline ? 0.0 : gamma * double(n));  // green mass (paired: its excess over the baseline's)
+    det.z = var > 0 ? sum / std::sqrt(var) : 0;
+    det.p_value = var > 0 ? 0.5 * std::erfc(det.z / std::sqrt(2.0)) : 1;
+    if (k == 0 || det.p_value < out.detection.p_value) out.detection = det, best = k;
   }
   out.detection.p_value = std::min(1.0, out.detection.p_value * double(marks.size()));
-  for (const auto& [n, z] : sums[best].growth)
+  for (const auto& [n, z] : growth[best])
     out.growth.emplace_back(n, -std::log10(std::max(1e-300, std::min(1.0, 0.5 * std::erfc(z / std::sqrt(2.0)) *
                                                                          double(marks.size())))));
   return out;
@@ -150,9 +191,11 @@ RadioactivityTest green_mass_test(ModelImpl& suspect, const torch::Tensor& token
 
 RadioactivityTest radioactivity_open_model(ModelImpl& suspect, const torch::Tensor& tokens,
                                            const std::vector<Watermark>& marks, int64_t seq_len,
-                                           int64_t batch, int64_t max_positions, int64_t top) {
+                                           int64_t batch, int64_t max_positions, int64_t top,
+                                           const std::vector<ModelImpl*>& baselines) {
   if (top < 0) fail("radioactivity: top must be >= 0 (0: the green probability mass), got ", top);
-  if (top == 0) return green_mass_test(suspect, tokens, marks, seq_len, batch, max_positions);
+  if (!baselines.empty() && top != 0) fail("radioactivity: a baseline model is subtracted from the green mass (top = 0) only, not top ", top);
+  if (top == 0) return green_mass_test(suspect, baselines, tokens, marks, seq_len, batch, max_positions);
   std::vector<Pairs> pairs(marks.size());
   std::vector<int64_t> context;
   const int64_t predictions = teacher_force(suspect, tokens, seq_len, batch, max_positions,

@@ -79,6 +79,13 @@ for i in range(20):
     print(json.dumps({"text": " ".join(t[i * 60:(i + 1) * 60])}))'
 }
 
+# ps FILE: the smallest and the median p_value of guard detect's JSON lines
+ps() {
+  /usr/bin/python3 -c '
+import json,statistics,sys; ps=[json.loads(l)["p_value"] for l in open(sys.argv[1])]
+print("smallest %.3g, median %.3g" % (min(ps), statistics.median(ps)) if ps else "no lines")' "$1"
+}
+
 # fails WHAT TEXT COMMAND...: the command exits non-zero and its stderr holds TEXT
 fails() {
   local what=$1 text=$2; shift 2
@@ -100,17 +107,23 @@ kgw)
     bash -c "'$RETORT' guard detect --db '$DB' '$WORK/marked.jsonl' | /usr/bin/python3 -c '
 import json,sys; ps=[json.loads(l)[\"p_value\"] for l in sys.stdin]; sys.exit(0 if len(ps)==10 and max(ps)<1e-4 else 1)'"
   plain_texts >"$WORK/plain.jsonl"
-  check "KJV text no model wrote is not flagged at 0.001 (20 texts)" \
-    bash -c "'$RETORT' guard detect --db '$DB' '$WORK/plain.jsonl' | /usr/bin/python3 -c '
-import json,sys; ps=[json.loads(l)[\"p_value\"] for l in sys.stdin]; sys.exit(0 if len(ps)==20 and min(ps)>=1e-3 else 1)'"
+  # a fresh random key each run: one p below 1e-3 among 20 happens by chance (2% of runs), two (2e-4) or a
+  # median below 0.05 would not
+  "$RETORT" guard detect --db "$DB" "$WORK/plain.jsonl" >"$WORK/plain-detect.jsonl"
+  check "KJV text no model wrote is not flagged: of 20 texts at most one p < 1e-3, median >= 0.05 ($(ps "$WORK/plain-detect.jsonl"))" \
+    /usr/bin/python3 -c '
+import json,statistics,sys; ps=[json.loads(l)["p_value"] for l in open(sys.argv[1])]
+sys.exit(0 if len(ps)==20 and sum(p < 1e-3 for p in ps) <= 1 and statistics.median(ps) >= 0.05 else 1)' "$WORK/plain-detect.jsonl"
   edit "$WORK/marked.jsonl" 0.1 7 >"$WORK/edited10.jsonl"
   check "with 10% of characters replaced, marked answers are still found (median p < 1e-3)" \
     bash -c "'$RETORT' guard detect --db '$DB' '$WORK/edited10.jsonl' | /usr/bin/python3 -c '
 import json,sys,statistics; ps=[json.loads(l)[\"p_value\"] for l in sys.stdin]; sys.exit(0 if statistics.median(ps)<1e-3 else 1)'"
   edit "$WORK/plain.jsonl" 0.3 8 >"$WORK/edited_plain.jsonl"
-  check "edited unmarked text is still not flagged at 0.001" \
-    bash -c "'$RETORT' guard detect --db '$DB' '$WORK/edited_plain.jsonl' | /usr/bin/python3 -c '
-import json,sys; ps=[json.loads(l)[\"p_value\"] for l in sys.stdin]; sys.exit(0 if min(ps)>=1e-3 else 1)'"
+  "$RETORT" guard detect --db "$DB" "$WORK/edited_plain.jsonl" >"$WORK/edited-detect.jsonl"
+  check "edited unmarked text is still not flagged: at most one p < 1e-3, median >= 0.05 ($(ps "$WORK/edited-detect.jsonl"))" \
+    /usr/bin/python3 -c '
+import json,statistics,sys; ps=[json.loads(l)["p_value"] for l in open(sys.argv[1])]
+sys.exit(0 if len(ps)==20 and sum(p < 1e-3 for p in ps) <= 1 and statistics.median(ps) >= 0.05 else 1)' "$WORK/edited-detect.jsonl"
   complete "$PORT_kgw" 9 false 1 >"$WORK/whole.jsonl"
   complete "$PORT_kgw" 9 true 1 >"$WORK/streamed.jsonl"
   same_files "a streamed answer is the whole answer's text (same seed)" "$WORK/whole.jsonl" "$WORK/streamed.jsonl"
@@ -136,6 +149,17 @@ import json,sys; ps=[json.loads(l)[\"p_value\"] for l in sys.stdin]; sys.exit(0 
   "$RETORT" guard verify --db "$DB" --suspect "$WORK/runs/honest" "${LM[@]}" --out "$WORK/ev-honest" >/dev/null 2>&1
   h=$(json "$WORK/ev-honest/evidence.json" 'd["suspect"]["test"]["p_value"]')
   check "a student never shown marked text is not flagged (p = $h >= 1e-3)" below 1e-3 "$h"
+  check "guard verify against a baseline (the honest student's green mass subtracted)" "$RETORT" guard verify --db "$DB" \
+    --suspect "$WORK/runs/thief" --baseline "$WORK/runs/honest" "${LM[@]}" --out "$WORK/ev-paired" >/dev/null 2>&1
+  pp=$(json "$WORK/ev-paired/evidence.json" 'd["suspect"]["test"]["p_value"]')
+  pc=$(json "$WORK/ev-paired/evidence.json" 'd["control"]["test"]["p_value"]')
+  check "paired: the student carries the mark (p = $pp < 1e-4), the teacher less the baseline does not (p = $pc)" \
+    bash -c "python3 -c 'import sys; sys.exit(0 if $pp < 1e-4 and $pc >= 1e-3 else 1)'"
+  check "paired: the evidence names the method and the baseline" test \
+    "$(json "$WORK/ev-paired/evidence.json" 'd["suspect"]["test"]["method"] + "|" + d["baseline"]')" = \
+    "open-model (green mass, paired)|$WORK/runs/honest"
+  fails "a baseline that is the suspect is refused" "both a baseline and the suspect" "$RETORT" guard verify --db "$DB" \
+    --suspect "$WORK/runs/thief" --baseline "$WORK/runs/thief" "${LM[@]}" --out "$WORK/ev-bad"
   # black box: the thief served by someone else, asked through its API
   OTHER=$WORK/other.db
   THIEF_KEY=$("$RETORT" keys create --name us --db "$OTHER" 2>/dev/null)

@@ -260,5 +260,29 @@ TEST(Radioactivity, ASuspectThatLearnedTheGreenListsIsFoundAndCleanOnesGiveUnifo
   EXPECT_LE(radioactivity_black_box(prompts, prompts, {mark}).detection.tokens_scored, int64_t(prompts.size()));
 }
 
+TEST(Radioactivity, APairedTestAgainstABaselineSeesAShiftTheSuspectsOwnPreferencesHide) {
+  const int64_t V = 256;
+  Watermark mark(test_key(4), {WatermarkScheme::Kgw, 0.25, 2.0, 1});
+  torch::manual_seed(12);
+  torch::Tensor text = torch::randint(0, V, {8192}, torch::kInt64);
+  BigramModel baseline(V, nullptr, 0), faint(V, &mark, 0.05);  // the same preferences, + 0.05 on green logits
+  const RadioactivityTest alone = radioactivity_open_model(faint, text, {mark}, 64, 8, 0, 0);
+  const RadioactivityTest paired = radioactivity_open_model(faint, text, {mark}, 64, 8, 0, 0, {&baseline});
+  EXPECT_GT(alone.detection.p_value, 1e-3) << "z " << alone.detection.z;  // hidden by its own preferences
+  EXPECT_LT(paired.detection.p_value, 1e-6) << "z " << paired.detection.z;
+  EXPECT_EQ(paired.method, "open-model (green mass, paired)");
+  EXPECT_EQ(paired.detection.tokens_scored, V);  // every context, its occurrences averaged
+  // the baseline against itself: nothing left to score (variance 0, p = 1)
+  EXPECT_EQ(radioactivity_open_model(baseline, text, {mark}, 64, 8, 0, 0, {&baseline}).detection.p_value, 1.0);
+  // under 40 keys that marked nothing, the same pair gives p-values no smaller than uniform ones
+  std::vector<double> p;
+  for (uint8_t k = 0; k < 40; ++k)
+    p.push_back(radioactivity_open_model(faint, text, {Watermark(test_key(100 + k), mark.options())}, 64, 8, 0, 0,
+                                         {&baseline}).detection.p_value);
+  std::sort(p.begin(), p.end());
+  for (size_t i = 0; i < p.size(); ++i) EXPECT_GE(p[i], double(i) / p.size() - 0.25) << "rank " << i;
+  EXPECT_THROW(radioactivity_open_model(faint, text, {mark}, 64, 8, 0, 4, {&baseline}), Error);
+}
+
 }  // namespace
 }  // namespace retort

@@ -35,6 +35,7 @@ struct Args {
   std::string model;                // the marked model (its tokenizer); default: the newest marked one
   std::vector<std::string> inputs;  // detect: files, "-" for stdin
   std::string suspect, suspect_model, reference, texts, out;
+  std::vector<std::string> baselines;
   double alpha = 1e-6, temperature = 0.7;
   int64_t max_positions = 200000, top = 4, prompts = 200, new_tokens = 48;
   ConfigArgs config;
@@ -71,11 +72,18 @@ void check_vocabulary(const LoadedModel& suspect, const std::string& name, const
          marked_name, " (", marked.describe(), "): watermarks are tested on the marked model's token ids");
 }
 
+// baselines: their mean green mass is subtracted from the model's (all see the windows the
+// shortest context holds).
 RadioactivityTest open_model_test(const LoadedModel& m, const torch::Tensor& tokens, const std::vector<Watermark>& marks,
-                                  const Options& o, const Args& a) {
-  const int64_t context = m.spec.options.value("max_seq_len", o.text.seq_len);
-  return radioactivity_open_model(*m.model, tokens, marks, std::min(o.text.seq_len, context), o.data.eval_batch_size,
-                                  a.max_positions, a.top);
+                                  const Options& o, const Args& a, const std::vector<LoadedModel>& baselines = {}) {
+  int64_t seq_len = std::min(o.text.seq_len, m.spec.options.value("max_seq_len", o.text.seq_len));
+  std::vector<ModelImpl*> models;
+  for (const LoadedModel& b : baselines) {
+    seq_len = std::min(seq_len, b.spec.options.value("max_seq_len", o.text.seq_len));
+    models.push_back(b.model.get());
+  }
+  return radioactivity_open_model(*m.model, tokens, marks, seq_len, o.data.eval_batch_size, a.max_positions,
+                                  models.empty() ? a.top : 0, models);
 }
 
 // Prompts cut from the evaluation text: `count` windows of 32 ids, evenly spaced.
@@ -253,10 +261,20 @@ void verify(const Args& a) {
   } else {
     LoadedModel& m = suspect.local_model("retort guard verify --suspect");
     check_vocabulary(m, a.suspect, *dm.tokenizer, dm.model_path);
-    std::fprintf(stderr, "verify: teacher-forcing %s and the control %s on %lld tokens\n", a.suspect.c_str(),
-                 reference.c_str(), static_cast<long long>(tokens.numel()));
-    e.test = open_model_test(m, tokens, dm.marks, o, a);
-    e.control = open_model_test(ref, tokens, dm.marks, o, a);
+    std::vector<LoadedModel> base;
+    for (const std::string& b : a.baselines) {
+      if (b == reference || b == a.suspect)
+        fail("verify: ", b, " is both a baseline and the ", b == a.suspect ? "suspect" : "control (--reference)",
+             ": each is tested against the baselines, so they must be other models");
+      base.push_back(open_teacher(b).local_model("retort guard verify --baseline"));
+      check_vocabulary(base.back(), b, *dm.tokenizer, dm.model_path);
+      e.baseline += (e.baseline.empty() ? "" : ", ") + b;
+    }
+    std::fprintf(stderr, "verify: teacher-forcing %s and the control %s%s%s on %lld tokens\n", a.suspect.c_str(),
+                 reference.c_str(), base.empty() ? "" : " against the baselines ", e.baseline.c_str(),
+                 static_cast<long long>(tokens.numel()));
+    e.test = open_model_test(m, tokens, dm.marks, o, a, base);
+    e.control = open_model_test(ref, tokens, dm.marks, o, a, base);
   }
   e.usage = store.marked_usage(e.test.detection.key_id);
   report(a, e);
@@ -293,6 +311,7 @@ void register_guard(CLI::App& app) {
       "  retort guard keys rotate --db serve.db\n"
       "  retort guard detect --db serve.db texts.jsonl\n"
       "  retort guard verify --db serve.db --suspect runs/thief/model\n"
+      "  retort guard verify --db serve.db --suspect runs/thief/model --baseline runs/ours/model\n"
       "  retort guard verify --db serve.db --suspect openai:http://127.0.0.1:9090/v1 --suspect-model stolen\n"
       "  retort guard campaigns --db serve.db --config configs/guard.toml\n"
       "  retort guard act --db serve.db --key k-0042 --action block --reason \"confirmed harvest\"");
@@ -342,7 +361,9 @@ void register_guard(CLI::App& app) {
       "(text.* held-out text, or --texts) and its top predictions are scored against the green lists of\n"
       "the true contexts. Black box (openai:URL): it continues prompts cut from that text and what it\n"
       "writes is scored, n-grams of the prompts left out. The same test on a reference model (--reference,\n"
-      "by default the marked model itself, whose weights carry no mark) is the control.\n"
+      "by default the marked model itself, whose weights carry no mark) is the control. With --baseline\n"
+      "(models trained without your answers, ideally like the suspect) the open-model test is paired: their\n"
+      "mean green mass is subtracted context by context, which finds far smaller shares of marked data.\n"
       "Writes evidence.json and evidence.html (--out, default evidence/<suspect>): p-value, tokens\n"
       "scored, method, key, the control, and the API keys whose answers were marked with that key.\n"
       "Classifiers (a folder of an image model): DAWN's test, the suspect's classes on the inputs the server\n"
@@ -352,6 +373,10 @@ void register_guard(CLI::App& app) {
   ver->add_option("--suspect", a.suspect, "the model to test: a folder, .gguf, safetensors, or openai:URL")->required();
   ver->add_option("--suspect-model", a.suspect_model, "openai: suspects: the endpoint's model id");
   ver->add_option("--reference", a.reference, "the control model (default: the marked model)");
+  ver->add_option("--baseline", a.baselines,
+                  "open model: a model trained without our answers (ideally of the suspect's kind, on the same\n"
+                  "public text); repeatable. Their mean green mass is subtracted from the suspect's and the\n"
+                  "control's, context by context: a paired test that sees much smaller shifts (implies --top 0)");
   ver->add_option("--model", a.model, "the marked model (default: the newest one served marked)");
   ver->add_option("--texts", a.texts, "text or JSONL to teacher-force on / cut prompts from (default: text.* held out)");
   ver->add_option("--out", a.out, "folder for evidence.json and evidence.html");
