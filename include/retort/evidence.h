@@ -27,7 +27,7 @@ DatabaseMarks database_marks(const WatermarkStore& store, const std::string& db_
 
 struct Evidence {
   std::string suspect, reference;  // as named on the command line
-  std::string baseline;            // subtracted from both tests' green mass ("": none)
+  std::vector<std::string> baselines;  // their mean green mass is subtracted in both tests (paired)
   RadioactivityTest test, control;  // the suspect's and the reference model's
   double alpha = 1e-6;              // below this p-value the suspect counts as marked
   std::vector<MarkedUsage> usage;   // API keys that received answers marked under the key found

@@ -37,8 +37,12 @@ nlohmann::json test_json(const RadioactivityTest& t) {
           {"tokens_scored", d.tokens_scored}, {"score", d.score}, {"z", d.z}, {"p_value", d.p_value}};
 }
 
-// What a test scores: tokens of text, or (DAWN) the classifier inputs the server marked.
-std::string unit_of(const RadioactivityTest& t) { return t.method == "dawn" ? "marked inputs" : "scored tokens"; }
+// What a test scores: tokens of text, contexts (the green-mass tests) or (DAWN) the classifier inputs
+// the server marked.
+std::string unit_of(const RadioactivityTest& t) {
+  if (t.method == "dawn") return "marked inputs";
+  return t.method.find("green mass") != std::string::npos ? "contexts" : "scored tokens";
+}
 
 std::string headline(const Evidence& e) {
   const Detection& d = e.test.detection;
@@ -53,7 +57,11 @@ std::string headline(const Evidence& e) {
             thousands(d.tokens_scored), " ", unit, " (", e.test.method, " test) is not below the threshold ",
             p_text(e.alpha), ".");
   s += cat(" The control, ", e.reference, ", gives p = ", p_text(e.control.detection.p_value), " on the same test");
-  s += e.baseline.empty() ? "." : cat(", both against the baseline ", e.baseline, ".");
+  std::string named;
+  for (const std::string& b : e.baselines) named += (named.empty() ? "" : ", ") + b;
+  if (e.baselines.empty()) s += ".";
+  else if (e.baselines.size() == 1) s += cat(", both less the baseline ", named, ".");
+  else s += cat(", both less the mean of ", e.baselines.size(), " baselines (", named, ").");
   if (d.p_value < e.alpha && !e.usage.empty()) {
     int64_t tokens = 0;
     for (const MarkedUsage& u : e.usage) tokens += u.prompt_tokens + u.completion_tokens;
@@ -109,7 +117,7 @@ EvidenceFiles write_evidence(const fs::path& dir, const Evidence& e) {
                            {"alpha", e.alpha},
                            {"suspect", {{"model", e.suspect}, {"test", test_json(e.test)}}},
                            {"control", {{"model", e.reference}, {"test", test_json(e.control)}}},
-                           {"baseline", e.baseline.empty() ? nlohmann::json() : nlohmann::json(e.baseline)},
+                           {"baselines", e.baselines},
                            {"marked_answers_by_api_key", usage}};
   atomic_write_text(files.json, report.dump(2) + "\n");
 
@@ -120,8 +128,10 @@ EvidenceFiles write_evidence(const fs::path& dir, const Evidence& e) {
   };
   row(e.test, "suspect", e.suspect);
   row(e.control, "control", e.reference);
+  for (const std::string& b : e.baselines) table.push_back({b, "baseline", "subtracted", "-", "-", "-", "-"});
   Plot growth{"Evidence as it accumulates",
-              e.test.method == "dawn" ? "marked inputs scored" : "distinct (context, token) pairs scored", "-log10 p", {}};
+              unit_of(e.test) == "scored tokens" ? "distinct (context, token) pairs scored" : unit_of(e.test) + " scored",
+              "-log10 p", {}};
   growth.series.push_back({"suspect: " + e.suspect, e.test.growth, {}});
   growth.series.push_back({"control: " + e.reference, e.control.growth, {}});
   const double threshold = -std::log10(e.alpha);

@@ -156,7 +156,7 @@ sys.exit(0 if len(ps)==20 and sum(p < 1e-3 for p in ps) <= 1 and statistics.medi
   check "paired: the student carries the mark (p = $pp < 1e-4), the teacher less the baseline does not (p = $pc)" \
     bash -c "python3 -c 'import sys; sys.exit(0 if $pp < 1e-4 and $pc >= 1e-3 else 1)'"
   check "paired: the evidence names the method and the baseline" test \
-    "$(json "$WORK/ev-paired/evidence.json" 'd["suspect"]["test"]["method"] + "|" + d["baseline"]')" = \
+    "$(json "$WORK/ev-paired/evidence.json" 'd["suspect"]["test"]["method"] + "|" + ",".join(d["baselines"])')" = \
     "open-model (green mass, paired)|$WORK/runs/honest"
   fails "a baseline that is the suspect is refused" "both a baseline and the suspect" "$RETORT" guard verify --db "$DB" \
     --suspect "$WORK/runs/thief" --baseline "$WORK/runs/thief" "${LM[@]}" --out "$WORK/ev-bad"

@@ -268,10 +268,12 @@ void verify(const Args& a) {
              ": each is tested against the baselines, so they must be other models");
       base.push_back(open_teacher(b).local_model("retort guard verify --baseline"));
       check_vocabulary(base.back(), b, *dm.tokenizer, dm.model_path);
-      e.baseline += (e.baseline.empty() ? "" : ", ") + b;
+      e.baselines.push_back(b);
     }
+    std::string named;
+    for (const std::string& b : a.baselines) named += (named.empty() ? "" : ", ") + b;
     std::fprintf(stderr, "verify: teacher-forcing %s and the control %s%s%s on %lld tokens\n", a.suspect.c_str(),
-                 reference.c_str(), base.empty() ? "" : " against the baselines ", e.baseline.c_str(),
+                 reference.c_str(), base.empty() ? "" : " against the baselines ", named.c_str(),
                  static_cast<long long>(tokens.numel()));
     e.test = open_model_test(m, tokens, dm.marks, o, a, base);
     e.control = open_model_test(ref, tokens, dm.marks, o, a, base);
