@@ -11,15 +11,14 @@
 #include <vector>
 
 #include "common.h"
+#include "guard_dawn.h"
 #include "text_inputs.h"
 #include "retort/api_teacher.h"
-#include "retort/dawn.h"
 #include "retort/error.h"
 #include "retort/evidence.h"
 #include "retort/fs.h"
 #include "retort/generate.h"
 #include "retort/guard.h"
-#include "retort/normalisation.h"
 #include "retort/radioactivity.h"
 #include "retort/teacher_source.h"
 #include "retort/text_data.h"
@@ -159,61 +158,6 @@ void report(const Args& a, const Evidence& e) {
   VerificationStore(open_existing_db(a.db, to_create(a.db))).append(row);
   std::printf("%s\n", files.headline.c_str());
   std::printf("evidence: %s\nreport:   %s\n", files.json.c_str(), files.html.c_str());
-}
-
-bool is_classifier(const LoadedModel& m) { return !m.tokenizer && m.spec.name != "gpt"; }
-
-// A classifier's top class on each marked input (pixels 0..255, normalised as it was trained).
-std::vector<int64_t> classifier_predictions(const LoadedModel& m, const std::vector<DawnMark>& marks) {
-  const InputNormalisation norm = input_normalisation(m.dir);
-  const nlohmann::json& o = m.spec.options;
-  const int64_t C = o.value("in_channels", int64_t{1}), H = o.value("height", int64_t{28}), W = o.value("width", int64_t{28});
-  std::vector<int64_t> out;
-  torch::NoGradGuard no_grad;
-  m.model->eval();
-  for (size_t i = 0; i < marks.size(); i += 256) {
-    const size_t n = std::min<size_t>(256, marks.size() - i);
-    std::vector<float> flat;
-    for (size_t j = i; j < i + n; ++j) {
-      if (int64_t(marks[j].pixels.size()) != C * H * W)
-        fail("the suspect takes ", C, "x", H, "x", W, " inputs; the marked answers were to inputs of ", marks[j].pixels.size(),
-             " values (another kind of classifier)");
-      for (float p : marks[j].pixels) flat.push_back(float((p / 255.0 - norm.mean) / norm.std));
-    }
-    torch::Tensor x = torch::from_blob(flat.data(), {int64_t(n), C, H, W}, torch::kFloat32).clone();
-    torch::Tensor top = m.model->forward(x).logits.argmax(-1).contiguous();
-    out.insert(out.end(), top.data_ptr<int64_t>(), top.data_ptr<int64_t>() + n);
-  }
-  return out;
-}
-
-// DAWN: the suspect's answers on the inputs the server marked, against chance, for each key (the
-// smallest p-value times the number of keys with marks); the growth as inputs accumulate.
-RadioactivityTest dawn_verification(const WatermarkStore& store, const LoadedModel& m) {
-  RadioactivityTest best;
-  best.method = "dawn";
-  int64_t keys = 0;
-  std::vector<int64_t> predicted, answered;
-  int64_t classes = 0;
-  for (const StoredWatermarkKey& k : store.all()) {
-    const std::vector<DawnMark> marks = store.dawn_marks(k.key.id);
-    if (marks.empty()) continue;
-    ++keys;
-    std::vector<int64_t> p = classifier_predictions(m, marks), q;
-    for (const DawnMark& d : marks) q.push_back(d.answered);
-    const Detection d = dawn_test(k.key.id, p, q, marks[0].classes);
-    if (keys == 1 || d.p_value < best.detection.p_value) best.detection = d, predicted = p, answered = q, classes = marks[0].classes;
-  }
-  if (keys == 0) fail("no classifier answer in the guard database was marked (DAWN): nothing to test a classifier against");
-  best.predictions = best.detection.tokens_scored;
-  best.detection.p_value = std::min(1.0, best.detection.p_value * double(keys));
-  for (int step = 1; step <= 20; ++step) {
-    const size_t take = std::max<size_t>(1, predicted.size() * size_t(step) / 20);
-    const Detection d = dawn_test(best.detection.key_id, std::vector<int64_t>(predicted.begin(), predicted.begin() + long(take)),
-                                  std::vector<int64_t>(answered.begin(), answered.begin() + long(take)), classes);
-    best.growth.emplace_back(double(take), -std::log10(std::max(1e-300, std::min(1.0, d.p_value * double(keys)))));
-  }
-  return best;
 }
 
 // A classifier suspect: DAWN's test, the control on the served classifier (or --reference).
