@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: demo test test-asan fuzz build configure setup bench bench-lm bench-scale bench-serve bench-api bench-watermark bench-radioactivity bench-hostile bench-detect clean
+.PHONY: demo test test-asan fuzz build configure setup bench bench-lm bench-scale bench-serve bench-api bench-watermark bench-radioactivity bench-dawn bench-hostile bench-detect clean
 
 setup:
 	@scripts/setup
@@ -68,6 +68,10 @@ bench-watermark: build
 # Radioactivity: students distilled through a marked server at 100/10/5% marked data, 48 nulls (~1 h).
 bench-radioactivity: build
 	/usr/bin/python3 bench/radioactivity_table.py --retort $(BUILD)/retort
+
+# DAWN: MLP students distilled through a classifier served with a 5% marked share, 60 null tests (~65 min).
+bench-dawn: build
+	/usr/bin/python3 bench/dawn_table.py --retort $(BUILD)/retort
 
 # 100,000 mutated requests over every route of retort serve: statuses, memory before and after (~8 min).
 bench-hostile: build
