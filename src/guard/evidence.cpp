@@ -38,9 +38,9 @@ nlohmann::json test_json(const RadioactivityTest& t) {
 }
 
 // What a test scores: tokens of text, contexts (the green-mass tests) or (DAWN) the classifier inputs
-// the server marked.
+// the server marked on which the suspect's class is not the served model's top class.
 std::string unit_of(const RadioactivityTest& t) {
-  if (t.method == "dawn") return "marked inputs";
+  if (t.method == "dawn") return "marked inputs off the served top class";
   return t.method.find("green mass") != std::string::npos ? "contexts" : "scored tokens";
 }
 

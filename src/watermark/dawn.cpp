@@ -29,14 +29,18 @@ int64_t dawn_class(const WatermarkKey& key, double share, const std::vector<floa
 }
 
 Detection dawn_test(const std::string& key_id, const std::vector<int64_t>& predicted, const std::vector<int64_t>& answered,
-                    int64_t classes) {
-  if (predicted.size() != answered.size()) fail("dawn: ", predicted.size(), " predictions for ", answered.size(), " answers");
+                    const std::vector<int64_t>& served_top, int64_t classes) {
+  if (predicted.size() != answered.size() || served_top.size() != answered.size())
+    fail("dawn: ", predicted.size(), " predictions and ", served_top.size(), " top classes for ", answered.size(), " answers");
   if (classes < 2) fail("dawn: a classifier has at least 2 classes, got ", classes);
   Detection d;
   d.scheme = "dawn";
   d.key_id = key_id;
-  d.tokens_scored = int64_t(answered.size());
-  for (size_t i = 0; i < answered.size(); ++i) d.score += predicted[i] == answered[i];
+  for (size_t i = 0; i < answered.size(); ++i) {
+    if (predicted[i] == served_top[i] || answered[i] == served_top[i]) continue;
+    ++d.tokens_scored;
+    d.score += predicted[i] == answered[i];
+  }
   const double p = 1.0 / double(classes - 1), n = double(d.tokens_scored);
   if (d.tokens_scored == 0) return d;
   d.z = (d.score - n * p) / std::sqrt(n * p * (1 - p));

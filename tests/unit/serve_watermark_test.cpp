@@ -6,9 +6,11 @@
 #include <httplib.h>
 #include <sqlite3.h>
 
+#include <random>
 #include <set>
 
 #include "retort/generate.h"
+#include "retort/dawn.h"
 #include "retort/radioactivity.h"
 #include "retort/serve.h"
 #include "retort/watermark.h"
@@ -282,6 +284,51 @@ TEST(Radioactivity, APairedTestAgainstABaselineSeesAShiftTheSuspectsOwnPreferenc
   std::sort(p.begin(), p.end());
   for (size_t i = 0; i < p.size(); ++i) EXPECT_GE(p[i], double(i) / p.size() - 0.25) << "rank " << i;
   EXPECT_THROW(radioactivity_open_model(faint, text, {mark}, 64, 8, 0, 4, {&baseline}), Error);
+}
+
+TEST(Dawn, AnAccurateCleanClassifierGivesUniformPValuesAndOneThatLearnedTheAnswersIsFound) {
+  // 3,000 marked inputs of a 10-class server: top class t, keyed wrong answer. A clean suspect
+  // names t 90% of the time and otherwise confuses it with a neighbour; on all inputs it would
+  // agree with the answers far below 1/9 (a blind test), where it differs from t exactly at 1/9.
+  const int64_t C = 10, n = 3000;
+  std::mt19937_64 rng(3);
+  std::vector<std::vector<float>> inputs(n, std::vector<float>(16));
+  std::vector<int64_t> top(n);
+  for (int64_t i = 0; i < n; ++i) {
+    for (float& p : inputs[size_t(i)]) p = float(rng() % 256);
+    top[size_t(i)] = int64_t(rng() % C);
+  }
+  auto clean = [&](int64_t i, std::mt19937_64& r) {
+    return r() % 10 < 9 ? top[size_t(i)] : (top[size_t(i)] + 1 + int64_t(r() % 2)) % C;
+  };
+  std::vector<double> p;
+  for (uint8_t k = 0; k < 40; ++k) {
+    const WatermarkKey key = test_key(50 + k);
+    std::vector<int64_t> predicted, answered, served;
+    std::mt19937_64 r(k);
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t a = dawn_class(key, 1.0, inputs[size_t(i)], top[size_t(i)], C);  // share 1: every input marked
+      ASSERT_NE(a, top[size_t(i)]);
+      predicted.push_back(clean(i, r)), answered.push_back(a), served.push_back(top[size_t(i)]);
+    }
+    const Detection d = dawn_test(key.id, predicted, answered, served, C);
+    EXPECT_GT(d.tokens_scored, 200);
+    EXPECT_LT(d.tokens_scored, 400);  // the ~10% where it differs from the top class
+    p.push_back(d.p_value);
+  }
+  std::sort(p.begin(), p.end());
+  for (size_t i = 0; i < p.size(); ++i) EXPECT_GE(p[i], double(i) / p.size() - 0.25) << "rank " << i;
+  EXPECT_LT(p[p.size() / 2], 0.9);  // not conservative: the median of uniform p-values is 0.5
+  // a suspect that learned a fifth of the answers (and is otherwise the clean one)
+  const WatermarkKey key = test_key(49);
+  std::vector<int64_t> predicted, answered, served;
+  std::mt19937_64 r(1);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t a = dawn_class(key, 1.0, inputs[size_t(i)], top[size_t(i)], C);
+    predicted.push_back(r() % 5 == 0 ? a : clean(i, r)), answered.push_back(a), served.push_back(top[size_t(i)]);
+  }
+  EXPECT_LT(dawn_test(key.id, predicted, answered, served, C).p_value, 1e-6);
+  EXPECT_THROW(dawn_test(key.id, predicted, answered, {}, C), Error);
 }
 
 }  // namespace

@@ -5,12 +5,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <vector>
 
 #include "retort/dawn.h"
 #include "retort/error.h"
 #include "retort/normalisation.h"
+#include "retort/teacher_source.h"
 
 namespace retort::cli {
 
@@ -42,31 +44,60 @@ std::vector<int64_t> classifier_predictions(const LoadedModel& m, const std::vec
   return out;
 }
 
+// The served model's top class on each marked input: the class its answer left out. The model
+// is the one the serving records name for the key and the mark's model id (the newest start).
+std::vector<int64_t> served_tops(const WatermarkStore& store, const std::string& key_id, const std::vector<DawnMark>& marks,
+                                 std::map<std::string, LoadedModel>& opened) {
+  std::vector<int64_t> out(marks.size(), -1);
+  std::map<std::string, std::vector<size_t>> by_model;
+  for (size_t i = 0; i < marks.size(); ++i) by_model[marks[i].model].push_back(i);
+  const std::vector<ServingRecord> records = store.serving();
+  for (const auto& [model, rows] : by_model) {
+    std::string path;
+    for (const ServingRecord& r : records)
+      if (path.empty() && r.key_id == key_id && r.model == model && r.tokenizer.empty()) path = r.path;
+    if (path.empty())
+      fail("the guard database has DAWN marks of model '", model, "' under key ", key_id,
+           " but no record of where that model was served from: its top classes are needed to test a suspect");
+    auto it = opened.find(path);
+    if (it == opened.end())
+      it = opened.emplace(path, open_teacher(path).local_model("retort guard verify (the marked classifier's top classes)")).first;
+    std::vector<DawnMark> some;
+    for (size_t i : rows) some.push_back(marks[i]);
+    const std::vector<int64_t> top = classifier_predictions(it->second, some);
+    for (size_t j = 0; j < rows.size(); ++j) out[rows[j]] = top[j];
+  }
+  return out;
+}
+
 }  // namespace
 
 RadioactivityTest dawn_verification(const WatermarkStore& store, const LoadedModel& m) {
   RadioactivityTest best;
   best.method = "dawn";
   int64_t keys = 0;
-  std::vector<int64_t> predicted, answered;
+  std::vector<int64_t> predicted, answered, tops;
   int64_t classes = 0;
+  std::map<std::string, LoadedModel> opened;
   for (const StoredWatermarkKey& k : store.all()) {
     const std::vector<DawnMark> marks = store.dawn_marks(k.key.id);
     if (marks.empty()) continue;
     ++keys;
-    std::vector<int64_t> p = classifier_predictions(m, marks), q;
+    std::vector<int64_t> p = classifier_predictions(m, marks), q, t = served_tops(store, k.key.id, marks, opened);
     for (const DawnMark& d : marks) q.push_back(d.answered);
-    const Detection d = dawn_test(k.key.id, p, q, marks[0].classes);
-    if (keys == 1 || d.p_value < best.detection.p_value) best.detection = d, predicted = p, answered = q, classes = marks[0].classes;
+    const Detection d = dawn_test(k.key.id, p, q, t, marks[0].classes);
+    if (keys == 1 || d.p_value < best.detection.p_value)
+      best.detection = d, best.predictions = int64_t(marks.size()), predicted = p, answered = q, tops = t,
+      classes = marks[0].classes;
   }
   if (keys == 0) fail("no classifier answer in the guard database was marked (DAWN): nothing to test a classifier against");
-  best.predictions = best.detection.tokens_scored;
   best.detection.p_value = std::min(1.0, best.detection.p_value * double(keys));
   for (int step = 1; step <= 20; ++step) {
-    const size_t take = std::max<size_t>(1, predicted.size() * size_t(step) / 20);
-    const Detection d = dawn_test(best.detection.key_id, std::vector<int64_t>(predicted.begin(), predicted.begin() + long(take)),
-                                  std::vector<int64_t>(answered.begin(), answered.begin() + long(take)), classes);
-    best.growth.emplace_back(double(take), -std::log10(std::max(1e-300, std::min(1.0, d.p_value * double(keys)))));
+    const long take = long(std::max<size_t>(1, predicted.size() * size_t(step) / 20));
+    const Detection d = dawn_test(best.detection.key_id, std::vector<int64_t>(predicted.begin(), predicted.begin() + take),
+                                  std::vector<int64_t>(answered.begin(), answered.begin() + take),
+                                  std::vector<int64_t>(tops.begin(), tops.begin() + take), classes);
+    best.growth.emplace_back(double(d.tokens_scored), -std::log10(std::max(1e-300, std::min(1.0, d.p_value * double(keys)))));
   }
   return best;
 }
