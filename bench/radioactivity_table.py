@@ -18,9 +18,11 @@ tokens of the KJV training split for --epochs epochs, one seed, through the API:
     student learns the plain KJV labels (its last position, not in the window, keeps the unmarked top-20).
 Each student is tested by `retort guard verify --db serve.db --suspect STUDENT --config configs/kjv-lm.toml`
 (open model: teacher-forced on the held-out KJV text), once with --top 4 (the default: its 4 most likely
-tokens at each position scored against the green lists, exact binomial) and once with --top 0 (its
-probability mass on the green list per distinct context, normal tail); the control of that command is
-the marked teacher itself.
+tokens at each position scored against the green lists, exact binomial), once with --top 0 (its
+probability mass on the green list per distinct context, averaged over the context's occurrences,
+normal tail; the control of these two is the marked teacher itself) and once paired: --baseline for
+each of the first --baselines labels-only students, whose mean green mass is subtracted context by
+context (the control: the next labels-only student, against the same baselines).
 Nulls: students trained without marked data (labels only, --seeds seeds; top-20 and text only from the
 unmarked server) verified against the marking key; and --other-keys keys that never marked anything (a guard
 database each, one `retort serve` start recording the serving), each verified once, on every student in turn
@@ -29,7 +31,8 @@ their scored (context, prediction) pairs, and so most of the key's luck on them;
 are independent. The p-values of each set: a KS test against uniform, the false-positive rate at 0.01.
 Prints Markdown tables on stdout; details on stderr and in --work.
 Usage: /usr/bin/python3 bench/radioactivity_table.py [--retort build/retort] [--teacher runs/demo-lm/teacher]
-       [--tokens 262144] [--epochs 4] [--seeds 6] [--other-keys 40] [--work bench/out/radioactivity]   (make bench-radioactivity)
+       [--tokens 262144] [--epochs 8] [--seeds 6] [--baselines 4] [--other-keys 40] [--work bench/out/radioactivity]
+       (make bench-radioactivity)
 The teacher is that of bench/watermark_table.py (trained into bench/out/kjv-teacher when missing).
 """
 import argparse
@@ -53,7 +56,6 @@ ROOT = wt.ROOT
 PORTS = {"marked": 18094, "plain": 18095}  # fixed: the API harvest caches are keyed by URL, a rerun reuses them
 PROXY_PORTS = {0.1: 18096, 0.05: 18097}
 SHARES = [1.0, 0.1, 0.05]
-STATISTICS = [4, 0]  # guard verify --top: 4 (the default) and 0 (green probability mass)
 
 
 # ---- the mixing proxy for top-k harvests ----------------------------------------------------------
@@ -133,8 +135,11 @@ def student_sets(a, name, seed):
 
 
 def distill(a, name, source, sets, seed=1, key="", cache=None):
-    """One student; skipped when its run.json is there (--fresh-students redoes them)."""
+    """One student; skipped when its run.json is there (--fresh-students redoes them), or when --only
+    names others."""
     done = os.path.join(a.runs, name, "run.json")
+    if a.only and name not in a.only:
+        return None
     if os.path.exists(os.path.join(a.runs, name, "model", "model.json")) and not a.fresh_students:
         return json.load(open(done))  # trained (run.json alone is written when a run starts)
     cmd = [a.retort, "distill", "--config", os.path.join(ROOT, "configs/kjv-lm-kd.toml"), "--fresh",
@@ -157,7 +162,13 @@ def distill(a, name, source, sets, seed=1, key="", cache=None):
 def verify(a, db, name, reference=None, top=4):
     out = os.path.join(a.runs, "evidence", f"{name}@{os.path.basename(db)}-top{top}")
     cmd = [a.retort, "guard", "verify", "--db", db, "--suspect", os.path.join(a.runs, name, "model"),
-           "--config", os.path.join(ROOT, "configs/kjv-lm.toml"), "--out", out, "--top", str(top)]
+           "--config", os.path.join(ROOT, "configs/kjv-lm.toml"), "--out", out]
+    if top == "paired":  # the labels-only baseline students' mean green mass is subtracted
+        for b in baselines(a):
+            cmd += ["--baseline", os.path.join(a.runs, b, "model")]
+        reference = reference or os.path.join(a.runs, f"labels-s{a.baselines + 1}", "model")
+    else:
+        cmd += ["--top", str(top)]
     if reference:
         cmd += ["--reference", reference]
     os.makedirs(os.path.dirname(out), exist_ok=True)
@@ -165,12 +176,27 @@ def verify(a, db, name, reference=None, top=4):
     return json.load(open(os.path.join(out, "evidence.json")))
 
 
-def both(a, db, name, reference=None):
-    """The open-model test's two statistics: top 4 (exact binomial over distinct (context, prediction)
-    pairs) and top 0 (green probability mass per distinct context, normal tail)."""
+def baselines(a):
+    """The labels-only students the paired test subtracts: seeds 1 .. --baselines."""
+    return [f"labels-s{s}" for s in range(1, a.baselines + 1)]
+
+
+def both(a, db, name, reference=None, paired_name=None):
+    """The open-model test's three statistics: top 4 (exact binomial over distinct (context, prediction)
+    pairs), top 0 (green probability mass per distinct context, normal tail) and the paired one (top 0
+    less the baselines' mean green mass, context by context) on paired_name (default: name; a baseline
+    cannot be its own suspect: then that statistic is left out). The paired test's control is the first
+    labels-only student after the baselines that is not the suspect."""
     out = {}
-    for top in STATISTICS:
-        e = verify(a, db, name, reference, top)
+    for top in a.statistics:
+        who, ref = name, reference
+        if top == "paired":
+            who = paired_name or name
+            if who in baselines(a):
+                continue
+            ref = next(os.path.join(a.runs, f"labels-s{j}", "model") for j in range(a.baselines + 1, a.seeds + 1)
+                       if f"labels-s{j}" != who)
+        e = verify(a, db, who, ref, top)
         t = e["suspect"]["test"]
         out[top] = {"scored": t["tokens_scored"], "score": t["score"], "z": t["z"], "p": t["p_value"],
                     "control_p": e["control"]["test"]["p_value"]}
@@ -238,14 +264,20 @@ def main():
     ap.add_argument("--d-model", type=int, default=64)
     ap.add_argument("--layers", type=int, default=1)
     ap.add_argument("--heads", type=int, default=2)
-    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--top-k", type=int, default=20)
-    ap.add_argument("--seeds", type=int, default=6, help="labels-only control students")
+    ap.add_argument("--seeds", type=int, default=6, help="labels-only students (the first --baselines are the paired test's baselines)")
+    ap.add_argument("--baselines", type=int, default=4, help="labels-only students subtracted in the paired test")
     ap.add_argument("--other-keys", type=int, default=40, help="keys that marked nothing: one null test each, on the students in turn")
     ap.add_argument("--work", default=os.path.join(ROOT, "bench/out/radioactivity"))
     ap.add_argument("--fresh-students", action="store_true", help="retrain students already trained")
+    ap.add_argument("--only", default="", help="train only these students (comma-separated names); the tests then skip "
+                    "students that are not trained")
+    ap.add_argument("--statistics", default="4,0,paired", help="which tests: 4 (top 4), 0 (green mass), paired")
     a = ap.parse_args()
+    a.only = [n for n in a.only.split(",") if n]
+    a.statistics = [x if x == "paired" else int(x) for x in a.statistics.split(",") if x]
     t_start = time.time()
     a.retort, a.work = os.path.abspath(a.retort), os.path.abspath(a.work)
     a.runs = os.path.join(a.work, f"runs-{a.d_model}x{a.layers}-e{a.epochs}-t{a.tokens}")  # harvests are shared
@@ -324,6 +356,13 @@ def main():
         plain.stop()
         marked.stop()
 
+    def trained(name):
+        return os.path.exists(os.path.join(a.runs, name, "model", "model.json"))
+    for name in [n for n, *_ in marked_runs + controls if not trained(n)]:
+        wt.log(f"{name} is not trained (--only): not tested")
+    marked_runs = [r for r in marked_runs if trained(r[0])]
+    controls = [c for c in controls if trained(c[0])]
+
     # the test itself, and the same test under the marking key on every student that saw no marked data
     for name, kind, share, how in marked_runs:
         t0 = time.time()
@@ -339,51 +378,70 @@ def main():
     # keys that marked nothing, one null test each (a database each, one marked start records the serving):
     # tests under one key share most of their scored pairs, tests under different keys are independent
     students = [c for c in controls] + [(n, f"{k}, {100 * s:.1f}% marked") for n, k, s, _ in marked_runs]
+    unpaired = [s for s in students if s[0] not in baselines(a)]  # the paired test's suspects
     for k in range(a.other_keys):
         odb = os.path.join(a.work, f"other{k}.db")
         if not os.path.exists(odb):
             okey = wt.new_db(a.retort, odb)
             wt.Server(a.retort, teacher, odb, okey, sets=["serve.watermark=kgw"]).stop()
         name, why = students[k % len(students)]
-        nulls.append({"suspect": name, "why": why, "key": f"other{k}", "test": both(a, odb, name, ref)})
+        pname, pwhy = unpaired[k % len(unpaired)]
+        nulls.append({"suspect": name, "why": why, "paired_suspect": pwhy, "key": f"other{k}",
+                      "test": both(a, odb, name, ref, pname)})
         wt.log(f"null {name} (key other{k}): {json.dumps(nulls[-1]['test'])}")
     json.dump({"rows": rows, "same_key": same_key, "nulls": nulls}, open(os.path.join(a.runs, "results.json"), "w"), indent=1)
 
-    t4, t0_ = STATISTICS
+    names = {4: "top 4", 0: "top 0", "paired": "paired"}
+    stats = a.statistics
+    base = ", ".join(baselines(a))
     out = [f"Students: gpt {a.d_model}x{a.layers}, {a.epochs} epoch(s) over {a.tokens:,} training tokens. Open-model test "
-           f"on the held-out KJV text: top {t4} (exact binomial over distinct (context, prediction) pairs) and top 0 "
-           f"(green probability mass per distinct context, normal tail)", "",
-           f"| student learns from | marked share of training text | how | val bits/byte (KJV) | top {t4}: pairs | "
-           f"green share | z | p | top 0: contexts | z | p | control (marked teacher): p, top {t4} / top 0 |",
-           "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           f"on the held-out KJV text: top 4 (exact binomial over distinct (context, prediction) pairs), top 0 "
+           f"(green probability mass per distinct context, averaged over its occurrences, normal tail) and paired (top 0 "
+           f"less the mean of the baselines {base}; its control: a later labels-only student). Shown: "
+           f"{', '.join(names[t] for t in stats)}", "",
+           "| student learns from | marked share of training text | how | val bits/byte (KJV) | "
+           + " | ".join(f"{names[t]}: scored | z | p | control p" for t in stats) + " |",
+           "|---|---:|---|---:|" + "---:|---:|---:|---:|" * len(stats)]
+
+    def cells(t, top, scored=False, control=False):
+        if top not in t:
+            return " | ".join(["-"] * (2 + scored + control))
+        x = t[top]
+        c = [f"{x['scored']:,}"] if scored else []
+        c += [f"{x['z']:.2f}", fmt_p(x["p"])]
+        return " | ".join(c + ([fmt_p(x["control_p"])] if control else []))
     for r in rows:
-        x, y = r["test"][t4], r["test"][t0_]
-        out.append(f"| {r['kind']} | {100 * r['share']:.1f}% | {r['how']} | {r['bpb']:.4f} | {x['scored']:,} | "
-                   f"{x['score'] / max(1, x['scored']):.4f} | {x['z']:.2f} | {fmt_p(x['p'])} | {y['scored']:,} | "
-                   f"{y['z']:.2f} | {fmt_p(y['p'])} | {fmt_p(x['control_p'])} / {fmt_p(y['control_p'])} |")
+        out.append(f"| {r['kind']} | {100 * r['share']:.1f}% | {r['how']} | {r['bpb']:.4f} | "
+                   + " | ".join(cells(r["test"], t, True, True) for t in stats) + " |")
 
     def summary(tests, top):
-        ps = [t["test"][top]["p"] for t in tests]
+        ps = [t["test"][top]["p"] for t in tests if top in t["test"]]
+        zs = [t["test"][top]["z"] for t in tests if top in t["test"]]
+        if not ps:
+            return f"| {names[top]} | 0 | - | - | - | - | - | - |"
         d, kp = ks_uniform(ps)
-        return (f"top {top}: KS against uniform D = {d:.3f} (5% critical value 1.36/sqrt({len(ps)}) = "
-                f"{1.36 / math.sqrt(len(ps)):.3f}), p = {kp:.2g}; false positives at alpha = 0.01: "
-                f"{sum(p < 0.01 for p in ps)}/{len(ps)}, at 0.05: {sum(p < 0.05 for p in ps)}/{len(ps)}; "
-                f"smallest p {min(ps):.3g}")
-    head = [f"| key | suspect | top {t4}: pairs | z | p | top 0: contexts | z | p |",
-            "|---|---|---:|---:|---:|---:|---:|---:|"]
+        sd = math.sqrt(sum((z - sum(zs) / len(zs)) ** 2 for z in zs) / max(1, len(zs) - 1))
+        return (f"| {names[top]} | {len(ps)} | {d:.3f} ({1.36 / math.sqrt(len(ps)):.3f}) | {kp:.2g} | "
+                f"{sum(p < 0.01 for p in ps)}/{len(ps)} | {sum(p < 0.05 for p in ps)}/{len(ps)} | {min(ps):.3g} | "
+                f"{sum(zs) / len(zs):.2f} ± {sd:.2f} |")
+    head = ["| key | suspect | " + " | ".join(f"{names[t]}: z | p" for t in stats if t != "paired")
+            + (" | paired: suspect | z | p" if "paired" in stats else "") + " |",
+            "|---|---|" + "---:|---:|" * len([t for t in stats if t != "paired"]) + ("---|---:|---:|" if "paired" in stats else "")]
+    sums = ["| statistic | n | KS D (5% critical 1.36/sqrt(n)) | KS p | p < 0.01 | p < 0.05 | smallest p | z: mean ± sd |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+
+    def null_row(key, n, paired_who):
+        t = n["test"]
+        c = [cells(t, x) for x in stats if x != "paired"]
+        if "paired" in stats:
+            c += [paired_who if "paired" in t else "-", cells(t, "paired")]
+        return f"| {key} | {n['why']} | " + " | ".join(c) + " |"
     out += ["", f"Nulls under {a.other_keys} keys that marked nothing (one test per key):", ""] + head
-    for n in nulls:
-        x, y = n["test"][t4], n["test"][t0_]
-        out.append(f"| {n['key']} | {n['why']} | {x['scored']:,} | {x['z']:.2f} | {fmt_p(x['p'])} | {y['scored']:,} | "
-                   f"{y['z']:.2f} | {fmt_p(y['p'])} |")
-    out += ["", summary(nulls, t4), "", summary(nulls, t0_), "",
-            "Students without marked data under the marking key (one key: these tests share most of their pairs):", ""]
-    out += head
-    for n in same_key:
-        x, y = n["test"][t4], n["test"][t0_]
-        out.append(f"| marking key | {n['why']} | {x['scored']:,} | {x['z']:.2f} | {fmt_p(x['p'])} | {y['scored']:,} | "
-                   f"{y['z']:.2f} | {fmt_p(y['p'])} |")
-    out += ["", summary(same_key, t4), "", summary(same_key, t0_)]
+    out += [null_row(n["key"], n, n["paired_suspect"]) for n in nulls]
+    out += [""] + sums + [summary(nulls, t) for t in stats]
+    out += ["", "Students without marked data under the marking key (one key: these tests share most of their pairs):", ""]
+    out += head + [null_row("marking key", n, n["why"]) for n in same_key]
+    out += [""] + sums + [summary(same_key, t) for t in stats]
     print("\n".join(out))
     wt.log(f"total {time.time() - t_start:.0f} s")
 
