@@ -20,8 +20,9 @@ the recipes of RECIPES below (sgd5: 5 epochs of SGD at lr 0.15; adamw30: the con
   - controls (--controls RECIPE:N,...): N labels-only students (`retort train`, seeds 0..N-1) and N students
     distilled (alpha 1) through the unmarked server, per recipe.
 Every student is tested by `retort guard verify --db marked.db --suspect RUN` (DAWN: the suspect's top class on
-every marked input against the class the server answered; one-sided exact binomial at 1/(classes - 1));
-evidence.json gives the marked inputs scored (tokens_scored), the agreements (score), z and p.
+the marked inputs where it is not the served model's top class, against the class the server answered;
+one-sided exact binomial at 1/(classes - 1)); evidence.json gives the marked inputs (predictions), those
+scored (tokens_scored), the agreements (score), z and p.
 Other keys (--other-keys K): K databases of their own (WORK/keys/), each with a fresh watermark key and one
 marked `retort serve` of the teacher that classifies all 70,000 images (through this script's client, so that
 each key marks what a harvest would); each key then tests one control (going round them) with guard verify.
@@ -34,19 +35,19 @@ The figures:
     test image lowers the served accuracy by one image when the teacher had it right, and raises it by one when
     the teacher had it wrong and the answered class happens to be the true label.
   - thieves: test accuracy (run.json); marked inputs scored; agreement with the answered wrong classes (score /
-    scored; chance in retort's test is 1/9), also split into the marked training images (the student was
+    marked inputs; chance in the test is 1/9 of the inputs it scores), also split into the marked training images (the student was
     taught the wrong class) and the marked test images (it never saw them); z and p of guard verify.
   - controls: a one-sample Kolmogorov-Smirnov test of their p-values against uniform (two-sided D and its
     asymptotic p, with Stephens' small-sample correction) and the one-sided D+ = max(i/n - p_(i)) (large when
     p-values are too small, i.e. anti-conservative; p = exp(-2 n D+^2)); the counts below 0.01 and 0.05; the
     smallest p.
-  - the conditional test (this script's, not retort's): DAWN's wrong class is uniform over the classes other
-    than the teacher's top one, so a student that never saw the marks agrees with it with probability exactly
-    1/(classes - 1) on the inputs where its own top class differs from the teacher's, and never elsewhere. The
-    binomial on those inputs alone is exact under that null; retort's test counts the others as chances too,
-    which makes it conservative for an accurate student (see BENCHMARKS.md). Top classes come from a scratch
-    `retort serve` of the teacher and every student without a watermark (WORK/predict.db). For the KS test its
-    p-values are randomised within the tied atom (P(X > s) + U P(X = s), U from a fixed seed).
+  - the conditional test, computed here from the script's own predictions as a cross-check of guard verify's
+    (the same test since f437d45; before it, guard verify counted every marked input and was conservative):
+    DAWN's wrong class is uniform over the classes other than the teacher's top one, so a student that never
+    saw the marks agrees with it with probability exactly 1/(classes - 1) on the inputs where its own top class
+    differs from the teacher's, and never elsewhere. Top classes come from a scratch `retort serve` of the
+    teacher and every student without a watermark (WORK/predict.db). For the KS test its p-values are
+    randomised within the tied atom (P(X > s) + U P(X = s), U from a fixed seed).
 Prints Markdown tables on stdout; details on stderr and in --work. Finished runs, verifications and key
 databases are reused.
 Usage: /usr/bin/python3 bench/dawn_table.py [--retort build/retort] [--teacher bench/out/tree/teacher]
