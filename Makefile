@@ -65,7 +65,7 @@ bench-api: build
 bench-watermark: build
 	/usr/bin/python3 bench/watermark_table.py --retort $(BUILD)/retort
 
-# Radioactivity: students distilled through a marked server at 100/10/5% marked data, 48 nulls (~1 h).
+# Radioactivity: students (8 epochs) distilled through a marked server at 100/10/5% marked data, 3 tests, 48 nulls (~2 h).
 bench-radioactivity: build
 	/usr/bin/python3 bench/radioactivity_table.py --retort $(BUILD)/retort
 
