@@ -166,7 +166,6 @@ def verify(a, db, name, reference=None, top=4):
     if top == "paired":  # the labels-only baseline students' mean green mass is subtracted
         for b in baselines(a):
             cmd += ["--baseline", os.path.join(a.runs, b, "model")]
-        reference = reference or os.path.join(a.runs, f"labels-s{a.baselines + 1}", "model")
     else:
         cmd += ["--top", str(top)]
     if reference:
@@ -186,7 +185,7 @@ def both(a, db, name, reference=None, paired_name=None):
     pairs), top 0 (green probability mass per distinct context, normal tail) and the paired one (top 0
     less the baselines' mean green mass, context by context) on paired_name (default: name; a baseline
     cannot be its own suspect: then that statistic is left out). The paired test's control is the first
-    labels-only student after the baselines that is not the suspect."""
+    labels-only student after the baselines that is not the suspect (none: the marked teacher)."""
     out = {}
     for top in a.statistics:
         who, ref = name, reference
@@ -194,8 +193,8 @@ def both(a, db, name, reference=None, paired_name=None):
             who = paired_name or name
             if who in baselines(a):
                 continue
-            ref = next(os.path.join(a.runs, f"labels-s{j}", "model") for j in range(a.baselines + 1, a.seeds + 1)
-                       if f"labels-s{j}" != who)
+            ref = next((os.path.join(a.runs, f"labels-s{j}", "model") for j in range(a.baselines + 1, a.seeds + 1)
+                        if f"labels-s{j}" != who), None)  # None: guard verify's default control, the marked teacher
         e = verify(a, db, who, ref, top)
         t = e["suspect"]["test"]
         out[top] = {"scored": t["tokens_scored"], "score": t["score"], "z": t["z"], "p": t["p_value"],
