@@ -313,7 +313,8 @@ void register_guard(CLI::App& app) {
       "Writes evidence.json and evidence.html (--out, default evidence/<suspect>): p-value, tokens\n"
       "scored, method, key, the control, and the API keys whose answers were marked with that key.\n"
       "Classifiers (a folder of an image model): DAWN's test, the suspect's classes on the inputs the server\n"
-      "answered with a keyed wrong class against chance (binomial, 1 / (classes - 1) each).");
+      "answered with a keyed wrong class, where its class is not the served model's top class, against\n"
+      "chance (binomial, 1 / (classes - 1) each; the served model is reopened for its top classes).");
   add_db(ver);
   add_config_args(ver, a.config);
   ver->add_option("--suspect", a.suspect, "the model to test: a folder, .gguf, safetensors, or openai:URL")->required();
