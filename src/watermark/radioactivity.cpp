@@ -93,6 +93,9 @@ bool context_at(const int64_t* ids, int64_t t, int64_t h, std::vector<int64_t>& 
   return true;
 }
 
+// P(Z >= z) for a standard normal Z.
+double normal_upper_tail(double z) { return 0.5 * std::erfc(z / std::sqrt(2.0)); }
+
 // Each distinct context's predicted distribution, averaged over its occurrences in the text, for
 // one h. Contexts beyond `limit` are not added (their occurrences still count as predictions).
 struct ContextMeans {
@@ -177,13 +180,12 @@ RadioactivityTest green_mass_test(ModelImpl& suspect, const std::vector<ModelImp
     det.tokens_scored = n;
     det.score = sum + (baseline ? 0.0 : gamma * double(n));  // green mass (paired: its excess over the baseline's)
     det.z = var > 0 ? sum / std::sqrt(var) : 0;
-    det.p_value = var > 0 ? 0.5 * std::erfc(det.z / std::sqrt(2.0)) : 1;
+    det.p_value = var > 0 ? normal_upper_tail(det.z) : 1;
     if (k == 0 || det.p_value < out.detection.p_value) out.detection = det, best = k;
   }
   out.detection.p_value = std::min(1.0, out.detection.p_value * double(marks.size()));
   for (const auto& [n, z] : growth[best])
-    out.growth.emplace_back(n, -std::log10(std::max(1e-300, std::min(1.0, 0.5 * std::erfc(z / std::sqrt(2.0)) *
-                                                                         double(marks.size())))));
+    out.growth.emplace_back(n, -std::log10(std::max(1e-300, std::min(1.0, normal_upper_tail(z) * double(marks.size())))));
   return out;
 }
 

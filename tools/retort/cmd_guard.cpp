@@ -214,10 +214,8 @@ void verify(const Args& a) {
       check_vocabulary(base.back(), b, *dm.tokenizer, dm.model_path);
       e.baselines.push_back(b);
     }
-    std::string named;
-    for (const std::string& b : a.baselines) named += (named.empty() ? "" : ", ") + b;
-    std::fprintf(stderr, "verify: teacher-forcing %s and the control %s%s%s on %lld tokens\n", a.suspect.c_str(),
-                 reference.c_str(), base.empty() ? "" : " against the baselines ", named.c_str(),
+    std::fprintf(stderr, "verify: teacher-forcing %s and the control %s%s on %lld tokens\n", a.suspect.c_str(),
+                 reference.c_str(), base.empty() ? "" : cat(" against ", base.size(), " baseline(s)").c_str(),
                  static_cast<long long>(tokens.numel()));
     e.test = open_model_test(m, tokens, dm.marks, o, a, base);
     e.control = open_model_test(ref, tokens, dm.marks, o, a, base);
